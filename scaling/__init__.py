@@ -1,0 +1,2 @@
+"""scaling: a scaling-law research toolkit."""
+__version__ = "0.1.0"

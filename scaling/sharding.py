@@ -1,0 +1,96 @@
+"""Logical axis names → mesh axes: the one table of rules.
+
+Model code annotates parameters and activations with *logical* axis names
+("batch", "length", "embed", "mlp", "heads", "kv", "vocab", "layers") and never names a
+mesh axis. The trainer activates a mesh and a rule table with `use_rules`; outside that
+context `constrain` is a no-op, so the model runs unchanged on one device.
+
+A mesh axis may appear only once in a PartitionSpec; when two logical axes of one array
+map to the same mesh axis (parameters shard "embed" over "fsdp" while activations shard
+"batch" over it), the first dimension keeps it and later ones are replicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "model")
+
+# logical axis -> mesh axis (or tuple of mesh axes, or None = replicated)
+DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
+    ("batch", ("data", "fsdp")),
+    ("length", None),
+    ("embed", "fsdp"),
+    ("mlp", "model"),
+    ("heads", "model"),
+    ("kv", None),
+    ("head_dim", None),
+    ("vocab", "model"),
+    ("layers", None),
+    ("norm", None),
+)
+
+LogicalSpec = Sequence[str | None]
+
+_state = threading.local()
+
+
+def logical_to_mesh(logical: LogicalSpec | None, rules=DEFAULT_RULES, mesh: Mesh | None = None) -> PartitionSpec:
+    """Map a tuple of logical axis names to a PartitionSpec under `rules`.
+
+    Mesh axes of size 1 (when `mesh` is given) and mesh axes already used by an earlier
+    dimension are dropped, so every result is a valid spec for that mesh.
+    """
+    if logical is None:
+        return PartitionSpec()
+    table = dict(rules)
+    used: set[str] = set()
+    out = []
+    for name in logical:
+        if name is None:
+            out.append(None)
+            continue
+        if name not in table:
+            raise ValueError(f"logical axis {name!r} has no sharding rule; known: {sorted(table)}")
+        target = table[name]
+        axes = (target,) if isinstance(target, str) else tuple(target or ())
+        keep = tuple(
+            a for a in axes if a not in used and (mesh is None or mesh.shape.get(a, 1) > 1)
+        )
+        used.update(keep)
+        out.append(None if not keep else keep[0] if len(keep) == 1 else keep)
+    return PartitionSpec(*out)
+
+
+@contextlib.contextmanager
+def use_rules(mesh: Mesh, rules=DEFAULT_RULES) -> Iterator[None]:
+    """Activate `mesh` and `rules` for `constrain` calls traced inside this context."""
+    prev = getattr(_state, "active", None)
+    _state.active = (mesh, tuple(rules))
+    try:
+        yield
+    finally:
+        _state.active = prev
+
+
+def active() -> tuple[Mesh, tuple] | None:
+    return getattr(_state, "active", None)
+
+
+def constrain(x: jax.Array, logical: LogicalSpec) -> jax.Array:
+    """Sharding constraint on an activation by logical axis names (no-op without rules)."""
+    current = active()
+    if current is None:
+        return x
+    mesh, rules = current
+    spec = logical_to_mesh(logical, rules, mesh)
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
+def named_sharding(mesh: Mesh, logical: LogicalSpec | None, rules=DEFAULT_RULES) -> NamedSharding:
+    return NamedSharding(mesh, logical_to_mesh(logical, rules, mesh))
