@@ -1,0 +1,134 @@
+"""The width x depth family rule: one frozen, validated `ModelConfig`.
+
+Every shape follows from `width` and `depth` (plus the data's `vocab_size` and
+`seq_len`): heads = width / head_dim, MLP hidden = 4 * width (GELU) or about
+8/3 * width rounded up to a multiple of 64 (SwiGLU), so a sweep over (width, depth)
+is a sweep over one family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+MLP_KINDS = ("gelu", "swiglu")
+DTYPES = ("float32", "bfloat16")
+PARAMETERIZATIONS = ("sp", "mup")
+ATTENTION_IMPLS = ("xla", "einsum")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A decoder-only Transformer of the family.
+
+    width, depth: model dimension and number of blocks (the family's two axes).
+    vocab_size, seq_len: from the data (bytes + document separator = 257 by default).
+    head_dim: per-head dimension; heads = width // head_dim.
+    num_kv_heads: grouped-query attention (None: as many as query heads); must divide heads.
+    mlp: "gelu" (hidden 4*width) or "swiglu" (hidden ~8/3*width, multiple of 64).
+    tied_embeddings: readout shares the token-embedding matrix.
+    compute_dtype: "float32" or "bfloat16" for matmuls; parameters stay `param_dtype`.
+    parameterization: "sp" (standard) or "mup" (maximal update, relative to base_width).
+    base_width: muP's reference width (muP equals SP there, up to the attention scale).
+    init_std: std of embeddings (and of every weight under SP at any width; see
+        `scaling.model.parameterization`).
+    rope_theta: rotary base frequency.
+    norm_eps: RMSNorm epsilon.
+    scan_layers: stack blocks along a leading "layers" axis and run them with
+        `jax.lax.scan` (faster compile at depth) instead of an unrolled loop (see PERF.md).
+    attention: "xla" (`jax.nn.dot_product_attention`) or "einsum" (hand-written).
+    """
+
+    width: int
+    depth: int
+    vocab_size: int = 257
+    seq_len: int = 256
+    head_dim: int = 64
+    num_kv_heads: int | None = None
+    mlp: str = "gelu"
+    tied_embeddings: bool = False
+    compute_dtype: str = "float32"
+    param_dtype: str = "float32"
+    parameterization: str = "sp"
+    base_width: int = 128
+    init_std: float = 0.02
+    rope_theta: float = 10_000.0
+    norm_eps: float = 1e-6
+    scan_layers: bool = False
+    attention: str = "xla"
+
+    def __post_init__(self) -> None:
+        for name in ("width", "depth", "vocab_size", "seq_len", "head_dim", "base_width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}={value!r} must be an integer")
+            if value < 1:
+                raise ValueError(f"{name}={value} must be >= 1")
+        if self.width % self.head_dim:
+            raise ValueError(f"width={self.width} must be a multiple of head_dim={self.head_dim}")
+        if self.num_kv_heads is not None:
+            kv = self.num_kv_heads
+            if isinstance(kv, bool) or not isinstance(kv, int) or kv < 1:
+                raise ValueError(f"num_kv_heads={kv!r} must be a positive integer or None")
+            if self.heads % kv:
+                raise ValueError(f"num_kv_heads={kv} must divide heads={self.heads} (width/head_dim)")
+        _check_choice("mlp", self.mlp, MLP_KINDS)
+        _check_choice("compute_dtype", self.compute_dtype, DTYPES)
+        _check_choice("param_dtype", self.param_dtype, ("float32",))
+        _check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
+        _check_choice("attention", self.attention, ATTENTION_IMPLS)
+        for name in ("tied_embeddings", "scan_layers"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
+        for name in ("init_std", "rope_theta", "norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name}={value!r} must be a positive number")
+
+    # ---- derived shapes -------------------------------------------------------------
+    @property
+    def heads(self) -> int:
+        return self.width // self.head_dim
+
+    @property
+    def kv_heads(self) -> int:
+        return self.heads if self.num_kv_heads is None else self.num_kv_heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        if self.mlp == "gelu":
+            return 4 * self.width
+        return -(-(8 * self.width) // (3 * 64)) * 64  # ceil(8/3 * width) to a multiple of 64
+
+    @property
+    def width_mult(self) -> float:
+        """width / base_width: muP's scaling ratio."""
+        return self.width / self.base_width
+
+    # ---- plain-data round trip ------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a plain mapping (e.g. a TOML `[model]` table); unknown keys are errors."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(known)}"
+                raise ValueError(f"unknown model config key {key!r}{hint}")
+        missing = [k for k in ("width", "depth") if k not in data]
+        if missing:
+            raise ValueError(f"model config is missing required key(s): {', '.join(missing)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")

@@ -1,0 +1,88 @@
+"""The decoder-only causal language model of the family (Flax NNX)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scaling.model import parameterization as pz
+from scaling.model.config import ModelConfig
+from scaling.model.layers import ACT, F32, Block, RMSNorm, param, rope_table
+from scaling.sharding import constrain
+
+
+class Transformer(nnx.Module):
+    """`Transformer(cfg, rngs=nnx.Rngs(seed))`; `model(tokens int32[B, T]) -> float32[B, T, vocab]`.
+
+    Token embedding → `depth` pre-norm blocks (RMSNorm, rotary causal attention, MLP)
+    → final RMSNorm → readout (the embedding matrix itself when `tied_embeddings`).
+    With `cfg.scan_layers` the blocks' parameters carry a leading "layers" axis and run
+    under `jax.lax.scan`; otherwise they are an `nnx.List` unrolled in Python.
+    `model(tokens, return_activations=True)` returns `(logits, activations)` with
+    activations "embedding", "block_0" … "block_{depth-1}" and "logits".
+    """
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.embedding = param(rngs, (cfg.vocab_size, cfg.width), ("vocab", "embed"), pz.init_std(cfg, "embedding"))
+        if cfg.scan_layers:
+            self.blocks = _stacked_blocks(cfg, rngs)
+        else:
+            self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.depth)])
+        self.final_norm = RMSNorm(cfg, rngs=rngs)
+        if not cfg.tied_embeddings:
+            self.readout = param(rngs, (cfg.width, cfg.vocab_size), ("embed", "vocab"), pz.init_std(cfg, "readout"))
+
+    def __call__(self, tokens: jax.Array, *, return_activations: bool = False):
+        cfg = self.cfg
+        dt = jnp.dtype(cfg.compute_dtype)
+        t = tokens.shape[1]
+        if t > cfg.seq_len:
+            raise ValueError(f"sequence length {t} exceeds seq_len={cfg.seq_len}")
+        cos, sin = (jnp.asarray(a[:t]) for a in rope_table(cfg.seq_len, cfg.head_dim, float(cfg.rope_theta)))
+        acts: dict[str, jax.Array] = {}
+
+        x = constrain(jnp.take(self.embedding[...], tokens, axis=0).astype(dt), ACT)
+        if return_activations:
+            acts["embedding"] = x
+        if cfg.scan_layers:
+            graphdef, state = nnx.split(self.blocks)
+
+            def body(h, layer_state):
+                h = nnx.merge(graphdef, layer_state)(h, cos, sin)
+                return h, (h if return_activations else None)
+
+            x, ys = jax.lax.scan(body, x, state)
+            if return_activations:
+                acts.update({f"block_{i}": ys[i] for i in range(cfg.depth)})
+        else:
+            for i, block in enumerate(self.blocks):
+                x = block(x, cos, sin)
+                if return_activations:
+                    acts[f"block_{i}"] = x
+
+        h = self.final_norm(x)
+        if cfg.tied_embeddings:
+            logits = jnp.einsum("btd,vd->btv", h, self.embedding[...].astype(dt), preferred_element_type=F32)
+        else:
+            logits = jnp.einsum("btd,dv->btv", h, self.readout[...].astype(dt), preferred_element_type=F32)
+        mult = pz.output_multiplier(cfg)
+        if mult != 1.0:
+            logits = logits * mult
+        logits = constrain(logits, ("batch", "length", "vocab"))
+        if return_activations:
+            acts["logits"] = logits
+            return logits, acts
+        return logits
+
+
+def _stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
+    """`depth` blocks whose parameters are stacked on a leading "layers" axis."""
+
+    @nnx.split_rngs(splits=cfg.depth)
+    @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def make(r: nnx.Rngs) -> Block:
+        return Block(cfg, rngs=r)
+
+    return make(rngs)
