@@ -1,0 +1,383 @@
+"""Approach 2 of Hoffmann et al. (2022): IsoFLOP profiles.
+
+Runs that share a compute budget C form one IsoFLOP profile. Along each profile a
+parabola of loss in x = ln N is fitted by least squares; its vertex gives the
+compute-optimal size N*(C), the loss there L*(C), and D*(C) = C / (k·N*) with
+k = FLOPs per parameter per token (the rows' median flops / (params·tokens), else 6).
+Bootstrap intervals resample the points within each budget (a fixed seed makes them
+deterministic). Finally N_opt(C) = G·C^a and D_opt(C) = H·C^b are fitted by log-log
+regression of the vertices; their intervals refit the per-budget bootstrap draws.
+
+A profile warns (``IsoFlopProfile.warnings``) when its parabola opens downwards (no
+minimum) or when the minimum lies outside the sizes tried (extrapolated); such
+profiles are left out of the power-law fits unless ``keep_flagged=True``.
+
+``isoflop_loss_at(profile, N)`` reads the loss at an unobserved size along one budget
+(parabola, or a spline from ``interpolate.py``) with a bootstrap interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .allocation import PowerLawFit, fit_power_law
+from .interpolate import METHODS, MIN_POINTS, interpolate_curve
+
+__all__ = [
+    "IsoFlopProfile",
+    "IsoFlopResult",
+    "group_budgets",
+    "isoflop_profile",
+    "isoflop_analysis",
+    "isoflop_loss_at",
+]
+
+
+def group_budgets(flops, rtol: float = 0.1) -> np.ndarray:
+    """Label rows that share a compute budget: sorted FLOPs are cut wherever one value
+    exceeds its predecessor by more than ``rtol`` (relative). Returns integer labels
+    (0, 1, ... in increasing budget) aligned with ``flops``."""
+    f = np.asarray(flops, dtype=float)
+    if np.any(~np.isfinite(f)) or np.any(f <= 0):
+        raise ValueError("flops must be finite and positive to group rows into IsoFLOP budgets")
+    order = np.argsort(f, kind="stable")
+    fs = f[order]
+    new = np.r_[False, fs[1:] > fs[:-1] * (1 + rtol)]
+    labels = np.empty(len(f), dtype=int)
+    labels[order] = np.cumsum(new)
+    return labels
+
+
+def _design(x: np.ndarray) -> np.ndarray:
+    return np.stack([np.ones_like(x), x, x * x], axis=-1)
+
+
+def _fit_parabolas(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares (c0, c1, c2) of y = c0 + c1 x + c2 x² along the last axis.
+
+    x, y: (..., n). Rows with fewer than 3 distinct x values give NaN. x should be
+    centred and scaled (the normal equations are then well conditioned).
+    """
+    X = _design(x)
+    XtX = np.einsum("...ni,...nj->...ij", X, X)
+    Xty = np.einsum("...ni,...n->...i", X, y)
+    distinct = 1 + np.sum(np.diff(np.sort(x, axis=-1), axis=-1) > 1e-12, axis=-1)
+    ok = distinct >= 3
+    XtX = np.where(ok[..., None, None], XtX, np.eye(3))
+    coef = np.linalg.solve(XtX, Xty[..., None])[..., 0]
+    return np.where(ok[..., None], coef, np.nan)
+
+
+@dataclass(frozen=True)
+class IsoFlopProfile:
+    """One IsoFLOP budget: its points, the fitted parabola and its minimum.
+
+    The parabola is loss = c0 + c1·z + c2·z² in z = (ln N - x_center) / x_scale.
+    ``n_opt``/``loss_opt`` are NaN when the parabola opens downwards.
+    """
+
+    budget: float
+    params: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray
+    flops_per_param_token: float
+    coef: np.ndarray
+    x_center: float
+    x_scale: float
+    n_opt: float
+    loss_opt: float
+    d_opt: float
+    n_opt_ci: tuple[float, float]
+    loss_opt_ci: tuple[float, float]
+    d_opt_ci: tuple[float, float]
+    ci: float
+    coef_draws: np.ndarray = field(repr=False)  # (n_boot, 3), NaN rows: degenerate resamples
+    n_opt_draws: np.ndarray = field(repr=False)  # (n_boot,), NaN: no minimum in that draw
+    seed: int = 0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def convex(self) -> bool:
+        return bool(self.coef[2] > 0)
+
+    @property
+    def interior(self) -> bool:
+        return bool(np.isfinite(self.n_opt) and self.params.min() <= self.n_opt <= self.params.max())
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.warnings)
+
+    def parabola(self, params) -> np.ndarray:
+        """The fitted parabola's loss at sizes ``params``."""
+        z = (np.log(np.asarray(params, dtype=float)) - self.x_center) / self.x_scale
+        return self.coef[0] + self.coef[1] * z + self.coef[2] * z * z
+
+
+def _vertex(coef: np.ndarray, x_center: float, x_scale: float):
+    c0, c1, c2 = coef[..., 0], coef[..., 1], coef[..., 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(c2 > 0, -c1 / (2 * c2), np.nan)
+    return np.exp(x_center + x_scale * z), c0 + c1 * z + c2 * z * z
+
+
+def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
+    d = draws[np.isfinite(draws)]
+    if len(d) == 0:
+        return (np.nan, np.nan)
+    q = 50 * (1 - ci)
+    lo, hi = np.percentile(d, [q, 100 - q])
+    return float(lo), float(hi)
+
+
+def isoflop_profile(
+    params,
+    loss,
+    budget: float,
+    *,
+    tokens=None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> IsoFlopProfile:
+    """Fit one IsoFLOP profile: a parabola of loss in ln N, its minimum and intervals.
+
+    params, loss: the runs' sizes and final losses at this budget (>= 3 distinct sizes).
+    tokens: their training tokens (gives FLOPs per parameter-token; default 6).
+    """
+    N = np.asarray(params, dtype=float)
+    L = np.asarray(loss, dtype=float)
+    if N.ndim != 1 or N.shape != L.shape:
+        raise ValueError(f"params and loss must be 1-D of one length; got {N.shape} and {L.shape}")
+    if np.any(~np.isfinite(N)) or np.any(N <= 0) or np.any(~np.isfinite(L)):
+        raise ValueError(f"budget {budget:.4g}: params must be finite and positive and loss finite")
+    if len(np.unique(N)) < 3:
+        raise ValueError(f"budget {budget:.4g}: a parabola needs at least 3 distinct sizes; got {len(np.unique(N))}")
+    if tokens is not None:
+        D = np.asarray(tokens, dtype=float)
+        k = float(np.median(budget / (N * D)))
+    else:
+        k = 6.0
+        D = budget / (k * N)
+    x = np.log(N)
+    xc, xs = float(x.mean()), float(x.std())
+    z = (x - xc) / xs
+    coef = _fit_parabolas(z, L)
+    n_opt, l_opt = _vertex(coef, xc, xs)
+
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(N), size=(n_boot, len(N)))
+    coef_draws = _fit_parabolas(z[idx], L[idx])
+    n_draws, l_draws = _vertex(coef_draws, xc, xs)
+
+    warns = []
+    if not coef[2] > 0:
+        warns.append(f"budget {budget:.4g}: the parabola opens downwards (curvature {coef[2]:.3g}); no minimum")
+    elif not (N.min() <= n_opt <= N.max()):
+        warns.append(
+            f"budget {budget:.4g}: the minimum N*={n_opt:.4g} lies outside the sizes tried "
+            f"[{N.min():.4g}, {N.max():.4g}] (extrapolated)"
+        )
+    return IsoFlopProfile(
+        budget=float(budget),
+        params=N,
+        tokens=D,
+        loss=L,
+        flops_per_param_token=k,
+        coef=coef,
+        x_center=xc,
+        x_scale=xs,
+        n_opt=float(n_opt),
+        loss_opt=float(l_opt),
+        d_opt=float(budget / (k * n_opt)),
+        n_opt_ci=_interval(n_draws, ci),
+        loss_opt_ci=_interval(l_draws, ci),
+        d_opt_ci=tuple(budget / (k * v) for v in _interval(n_draws, ci)[::-1]),
+        ci=ci,
+        coef_draws=coef_draws,
+        n_opt_draws=n_draws,
+        seed=seed,
+        warnings=tuple(warns),
+    )
+
+
+@dataclass(frozen=True)
+class IsoFlopResult:
+    """All IsoFLOP profiles and the allocation power laws fitted to their minima."""
+
+    profiles: tuple[IsoFlopProfile, ...]
+    n_opt: PowerLawFit  # N_opt(C) = G·C^a
+    d_opt: PowerLawFit  # D_opt(C) = H·C^b
+    used: tuple[float, ...]  # budgets entering the power-law fits
+    warnings: tuple[str, ...]
+
+    @property
+    def a(self) -> float:
+        return self.n_opt.exponent
+
+    @property
+    def b(self) -> float:
+        return self.d_opt.exponent
+
+    def table(self) -> pd.DataFrame:
+        """One row per budget: the minimum, its interval and the flags."""
+        rows = []
+        for p in self.profiles:
+            rows.append(
+                dict(
+                    budget=p.budget,
+                    n_points=len(p.params),
+                    n_opt=p.n_opt,
+                    n_opt_lo=p.n_opt_ci[0],
+                    n_opt_hi=p.n_opt_ci[1],
+                    d_opt=p.d_opt,
+                    d_opt_lo=p.d_opt_ci[0],
+                    d_opt_hi=p.d_opt_ci[1],
+                    loss_opt=p.loss_opt,
+                    loss_opt_lo=p.loss_opt_ci[0],
+                    loss_opt_hi=p.loss_opt_ci[1],
+                    convex=p.convex,
+                    interior=p.interior,
+                    used=p.budget in self.used,
+                    warning="; ".join(p.warnings),
+                )
+            )
+        return pd.DataFrame(rows)
+
+
+def isoflop_analysis(
+    df: pd.DataFrame,
+    *,
+    budget: str | None = None,
+    rtol: float = 0.1,
+    params_col: str = "params",
+    loss_col: str = "loss",
+    flops_col: str = "flops",
+    tokens_col: str | None = "tokens",
+    min_points: int = 3,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    keep_flagged: bool = False,
+) -> IsoFlopResult:
+    """Approach 2 on a table of finished runs (one row per run).
+
+    budget: the column naming each row's IsoFLOP budget (its values are the budgets C);
+        None groups rows by ``flops_col`` within relative tolerance ``rtol``
+        (``group_budgets``) and takes each group's geometric-mean FLOPs as C.
+    tokens_col: used for FLOPs per parameter-token (None or absent: 6).
+    min_points: budgets with fewer distinct sizes are skipped (with a warning).
+    keep_flagged: also fit the power laws through flagged profiles.
+    """
+    need = [params_col, loss_col] + ([budget] if budget else [flops_col])
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"isoflop_analysis: missing column(s) {missing}; the table has {list(df.columns)}")
+    if budget is not None:
+        keys = df[budget].to_numpy(dtype=float)
+        groups = {float(c): np.flatnonzero(keys == c) for c in np.unique(keys)}
+    else:
+        flops = df[flops_col].to_numpy(dtype=float)
+        labels = group_budgets(flops, rtol)
+        groups = {}
+        for lab in np.unique(labels):
+            rows = np.flatnonzero(labels == lab)
+            groups[float(np.exp(np.mean(np.log(flops[rows]))))] = rows
+    has_tokens = tokens_col is not None and tokens_col in df.columns
+    profiles, warns = [], []
+    for i, (c, rows) in enumerate(sorted(groups.items())):
+        sub = df.iloc[rows]
+        n_distinct = sub[params_col].nunique()
+        if n_distinct < max(3, min_points):
+            warns.append(f"budget {c:.4g}: skipped, only {n_distinct} distinct sizes (need {max(3, min_points)})")
+            continue
+        p = isoflop_profile(
+            sub[params_col].to_numpy(float),
+            sub[loss_col].to_numpy(float),
+            c,
+            tokens=sub[tokens_col].to_numpy(float) if has_tokens else None,
+            n_boot=n_boot,
+            ci=ci,
+            seed=seed + i,
+        )
+        profiles.append(p)
+        warns.extend(p.warnings)
+    used = [p for p in profiles if keep_flagged or not p.flagged]
+    if len(used) < 2:
+        raise ValueError(
+            f"isoflop_analysis: need at least 2 usable IsoFLOP budgets for the power laws; got {len(used)}"
+            + (f" ({'; '.join(warns)})" if warns else "")
+        )
+    C = np.array([p.budget for p in used])
+    k = np.array([p.flops_per_param_token for p in used])
+    n_star = np.array([p.n_opt for p in used])
+    n_draws = np.stack([p.n_opt_draws for p in used], axis=1)  # (n_boot, budgets)
+    d_draws = C / (k * n_draws)
+    return IsoFlopResult(
+        profiles=tuple(profiles),
+        n_opt=fit_power_law(C, n_star, n_draws, ci=ci),
+        d_opt=fit_power_law(C, C / (k * n_star), d_draws, ci=ci),
+        used=tuple(float(c) for c in C),
+        warnings=tuple(warns),
+    )
+
+
+def isoflop_loss_at(
+    profile: IsoFlopProfile,
+    params,
+    *,
+    method: str = "parabola",
+    n_boot: int = 200,
+    extrapolate: bool = False,
+):
+    """Loss along one IsoFLOP budget at unobserved sizes, with a bootstrap interval.
+
+    method: ``'parabola'`` (the profile's fit; the interval comes from its stored draws)
+        or an ``interpolate.py`` method name (``'cubic'``, ``'pchip'``, ``'smoothing'``,
+        ``'linear'``; loss vs N in log-log; the interval refits it on ``n_boot``
+        resamples of the budget's points, seeded by the profile's seed).
+    Returns (loss, lo, hi), arrays shaped like ``params`` (floats for a scalar).
+    """
+    q = np.asarray(params, dtype=float)
+    lo_n, hi_n = profile.params.min(), profile.params.max()
+    if not extrapolate and (np.any(q < lo_n * (1 - 1e-9)) or np.any(q > hi_n * (1 + 1e-9))):
+        bad = q[(q < lo_n * (1 - 1e-9)) | (q > hi_n * (1 + 1e-9))].ravel()[0]
+        raise ValueError(
+            f"N={bad:.6g} is outside the sizes tried [{lo_n:.6g}, {hi_n:.6g}] at budget "
+            f"{profile.budget:.4g}; pass extrapolate=True to extrapolate"
+        )
+    z = (np.log(q.ravel()) - profile.x_center) / profile.x_scale
+    Z = np.stack([np.ones_like(z), z, z * z], axis=0)
+    if method == "parabola":
+        value = profile.coef @ Z
+        draws = profile.coef_draws @ Z  # (n_boot, m)
+    elif method in METHODS:
+        f = interpolate_curve(profile.params, profile.loss, method=method, extrapolate=extrapolate)
+        value = np.atleast_1d(f(q.ravel()))
+        rng = np.random.default_rng(profile.seed)
+        n = len(profile.params)
+        need = MIN_POINTS[method] or 3  # polynomial: the default degree 2
+        draws = []
+        for _ in range(n_boot):
+            idx = rng.integers(0, n, size=n)
+            Nb = profile.params[idx]
+            # a resample must still span the queried sizes (no silent extrapolation)
+            if len(np.unique(Nb)) < need or (not extrapolate and (Nb.min() > q.min() or Nb.max() < q.max())):
+                continue
+            fb = interpolate_curve(Nb, profile.loss[idx], method=method, extrapolate=True)
+            draws.append(np.atleast_1d(fb(q.ravel())))
+        draws = np.array(draws) if draws else np.full((1, len(z)), np.nan)
+    else:
+        raise ValueError(f"unknown method {method!r}; use 'parabola' or one of {sorted(METHODS)}")
+    pct = 50 * (1 - profile.ci)
+    ok = np.all(np.isfinite(draws), axis=1)
+    if ok.any():
+        lo, hi = np.percentile(draws[ok], [pct, 100 - pct], axis=0)
+    else:
+        lo = hi = np.full(len(z), np.nan)
+    shape = q.shape
+    out = tuple(np.asarray(a, dtype=float).reshape(shape) for a in (value, lo, hi))
+    return tuple(float(a) for a in out) if q.ndim == 0 else out

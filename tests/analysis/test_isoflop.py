@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from scaling.analysis.isoflop import group_budgets, isoflop_analysis, isoflop_loss_at, isoflop_profile
+from scaling.analysis.synthetic import TEST_LAW, chinchilla_loss, chinchilla_optimum, isoflop_runs
+
+A_TRUE = TEST_LAW["beta"] / (TEST_LAW["alpha"] + TEST_LAW["beta"])
+B_TRUE = TEST_LAW["alpha"] / (TEST_LAW["alpha"] + TEST_LAW["beta"])
+BUDGETS = np.logspace(18, 22, 9)
+
+
+def test_recovers_allocation_exponents_with_intervals():
+    df = isoflop_runs(BUDGETS, noise=0.005, seed=1)
+    r = isoflop_analysis(df, budget="budget", n_boot=500)
+    assert not r.warnings and len(r.used) == len(BUDGETS)
+    lo, hi = r.n_opt.exponent_ci
+    assert lo < A_TRUE < hi and hi - lo < 0.1
+    lo, hi = r.d_opt.exponent_ci
+    assert lo < B_TRUE < hi
+    assert r.a == pytest.approx(A_TRUE, abs=0.02) and r.b == pytest.approx(B_TRUE, abs=0.02)
+    # the minima themselves: within a few percent of the law's optimum
+    t = r.table()
+    n_true, d_true = chinchilla_optimum(t.budget.to_numpy(), **TEST_LAW)
+    np.testing.assert_allclose(t.n_opt, n_true, rtol=0.08)
+    np.testing.assert_allclose(t.d_opt, d_true, rtol=0.08)
+    assert np.all((t.n_opt_lo <= t.n_opt) & (t.n_opt <= t.n_opt_hi))
+    # N_opt(C) prediction and its interval at a budget in range
+    C = 1e20
+    n_lo, n_hi = r.n_opt.interval(C)
+    assert n_lo[0] < r.n_opt(C) < n_hi[0]
+    assert r.n_opt(C) == pytest.approx(chinchilla_optimum(C, **TEST_LAW)[0], rel=0.05)
+
+
+def test_budgets_detected_from_flops_match_the_named_column():
+    df = isoflop_runs(BUDGETS, noise=0.005, seed=2)
+    jitter = np.exp(0.02 * np.random.default_rng(0).uniform(-1, 1, len(df)))
+    df["flops"] = df["flops"] * jitter  # runs rarely hit a budget exactly
+    labels = group_budgets(df["flops"], rtol=0.1)
+    assert len(np.unique(labels)) == len(BUDGETS)
+    assert all(df.groupby(labels)["budget"].nunique() == 1)
+    auto = isoflop_analysis(df.drop(columns="budget"), n_boot=100)
+    named = isoflop_analysis(df, budget="budget", n_boot=100)
+    assert auto.a == pytest.approx(named.a, abs=0.01)
+    np.testing.assert_allclose([p.budget for p in auto.profiles], BUDGETS, rtol=0.02)
+
+
+def test_bootstrap_is_deterministic_for_a_seed():
+    df = isoflop_runs(BUDGETS[:4], noise=0.01, seed=3)
+    r1 = isoflop_analysis(df, budget="budget", n_boot=200, seed=7)
+    r2 = isoflop_analysis(df, budget="budget", n_boot=200, seed=7)
+    r3 = isoflop_analysis(df, budget="budget", n_boot=200, seed=8)
+    assert r1.n_opt.exponent_ci == r2.n_opt.exponent_ci
+    assert r1.n_opt.exponent_ci != r3.n_opt.exponent_ci
+
+
+def test_flags_a_minimum_outside_the_sizes_and_a_downward_parabola():
+    C = 1e20
+    n_opt, _ = chinchilla_optimum(C, **TEST_LAW)
+    N = n_opt * np.logspace(0.3, 1.3, 6)  # every size above the optimum
+    p = isoflop_profile(N, chinchilla_loss(N, C / (6 * N), **TEST_LAW), C, n_boot=50)
+    assert not p.interior and p.flagged
+    assert "outside the sizes tried" in p.warnings[0]
+    N = np.logspace(8, 9, 5)
+    q = isoflop_profile(N, 3.0 - 0.1 * (np.log(N) - np.log(N).mean()) ** 2, C, n_boot=50)
+    assert not q.convex and np.isnan(q.n_opt) and "opens downwards" in q.warnings[0]
+    # flagged budgets stay out of the power laws by default
+    df = isoflop_runs(BUDGETS[:4], seed=4)
+    bad = df[df.budget == BUDGETS[0]].index
+    df.loc[bad, "loss"] = 3.0 - 0.01 * (np.log(df.loc[bad, "params"]) - 19) ** 2
+    r = isoflop_analysis(df, budget="budget", n_boot=50)
+    assert BUDGETS[0] not in r.used and len(r.used) == 3 and any("opens downwards" in w for w in r.warnings)
+
+
+def test_loss_at_an_unobserved_size_along_a_budget():
+    df = isoflop_runs([1e20], sizes=11, noise=0.003, seed=5)
+    p = isoflop_profile(df.params, df.loss, 1e20, tokens=df.tokens, n_boot=300)
+    N = np.sqrt(p.params[3] * p.params[4])  # between two sizes tried
+    truth = chinchilla_loss(N, 1e20 / (6 * N), **TEST_LAW)
+    for method in ("parabola", "cubic", "smoothing"):
+        value, lo, hi = isoflop_loss_at(p, N, method=method)
+        assert lo <= value <= hi
+        assert value == pytest.approx(truth, rel=0.01), method
+    values, lo, hi = isoflop_loss_at(p, [p.params[1], N])
+    assert values.shape == lo.shape == (2,)
+    with pytest.raises(ValueError, match=r"N=1e\+13 is outside the sizes tried"):
+        isoflop_loss_at(p, 1e13)
+    with pytest.raises(ValueError, match="need at least 2 usable"):
+        isoflop_analysis(df, budget="budget")
