@@ -1,0 +1,147 @@
+"""The sweep-level files of a results directory: sweep.toml, manifest.json, the plan's run list."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from scaling.sweep.plan import Plan
+from scaling.sweep.store import ResultsStore, read_json, write_atomic, write_json
+
+PACKAGES = ("scaling", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy", "pandas")
+
+
+def write_sweep_files(store: ResultsStore, plan: Plan, *, record_environment: bool = True) -> None:
+    """sweep.toml, manifest.json, runs/plan.json and every planned run's run.json.
+
+    Idempotent, and the same from every worker of one sweep. runs/plan.json names the
+    runs the tables show: runs of an earlier plan stay on disk (a later plan that needs
+    them again reuses them) but leave the tables.
+    """
+    write_atomic(store.root / "sweep.toml", to_toml(plan.config.to_dict()))
+    for run in plan.runs:
+        store.write_run(run.record())
+    write_json(store.runs_dir / "plan.json", {"run_ids": [r.run_id for r in plan.runs]})
+    write_json(store.root / "manifest.json", manifest(plan, record_environment=record_environment, previous=store.root / "manifest.json"))
+
+
+def manifest(plan: Plan, *, record_environment: bool = True, previous: Path | None = None) -> dict[str, Any]:
+    cfg = plan.config
+    out: dict[str, Any] = {
+        "sweep": {
+            "name": cfg.sweep.name,
+            "kind": cfg.sweep.kind,
+            "runs": len(plan.runs),
+            "budgets": list(cfg.sweep.budgets),
+            "flops_total": plan.total_flops,
+            "flops_independent_runs": plan.independent_flops,
+            "flop_convention": cfg.sweep.flop_convention,
+        },
+        "seeds": list(cfg.sweep.seeds),
+        "data_seed": cfg.base.get("data", {}).get("seed", 0),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git": git_state(),
+    }
+    if record_environment:
+        out["data"] = data_manifest(cfg.base.get("data", {}))
+        from scaling.runtime import describe_devices
+
+        out["devices"] = describe_devices()
+    created = None
+    if previous is not None and previous.exists():
+        try:
+            created = read_json(previous).get("created_at")
+        except (OSError, ValueError):
+            created = None
+    out["created_at"] = created or _now()
+    out["updated_at"] = _now()
+    return out
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state() -> dict[str, Any]:
+    """The commit of the checkout `scaling` was imported from (None outside git)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def data_manifest(data_section: dict[str, Any]) -> dict[str, Any]:
+    """The corpus manifest's identity (builds or opens the token cache, as training would)."""
+    from scaling.data import DataConfig, corpus_manifest
+
+    cfg = DataConfig.from_dict(dict(data_section))
+    m = corpus_manifest(cfg)
+    keep = ("manifest_hash", "corpus_hash", "tokenizer", "vocab_size", "source")
+    return {"config": cfg.to_dict(), **{k: m[k] for k in keep if k in m}}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# ---- a small TOML writer (tomllib only reads) -----------------------------------------
+def to_toml(data: dict[str, Any]) -> str:
+    """Tables of scalars, lists and inline tables, as TOML that tomllib reads back equal."""
+    lines: list[str] = []
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for k, v in scalars.items():
+        lines.append(f"{_key(k)} = {_value(v)}")
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            continue
+        if lines:
+            lines.append("")
+        lines.append(f"[{_key(name)}]")
+        for k, v in table.items():
+            if v is None:
+                continue
+            lines.append(f"{_key(k)} = {_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items() if x is not None) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} value {v!r} as TOML")

@@ -1,0 +1,409 @@
+"""Planning: compute budgets → a list of runs, with no training.
+
+Three kinds of plan (``[sweep].kind``):
+
+* ``isoflop`` (Chinchilla Approach 2): for each budget C, ``points_per_budget`` model
+  sizes spaced evenly in log N around the expected optimum N*(C) (where tokens per
+  parameter equals ``tokens_per_param``), as far out on both sides as the
+  tokens-per-parameter range allows; each run trains D = C / flops_per_token(N) tokens.
+* ``horizons`` (Approach 1): every size of the family trained once, to its longest
+  horizon D = C / flops_per_token(N) over the budgets whose tokens per parameter fall
+  in range, evaluated and checkpointed at each shorter horizon on the way.
+* ``wsd`` (cooldown branches): the sizes an IsoFLOP plan would pick, but each size
+  trains one constant-LR trunk, and every budget that gives the size an in-range
+  tokens per parameter gets a short cooldown branched from the trunk's checkpoint at
+  the step where its decay starts. The plan's FLOPs
+  (trunks + cooldowns) are reported next to those of the equivalent independent runs.
+
+Every run gets a stable id: a hash of its resolved trainer config (a branch's config
+names its trunk's id and the step it starts from).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaling.model.accounting import flops_per_token, params_nonembedding, params_total
+from scaling.model.config import ModelConfig
+from scaling.sweep import trainer_config as tc
+from scaling.sweep.config import SweepConfig
+from scaling.train.schedules import warmup_steps
+
+ID_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class Size:
+    """One (width, depth) member of the family, with its accounting."""
+
+    width: int
+    depth: int
+    model: ModelConfig
+    params: int  # the N tokens-per-parameter is measured against (sweep.param_count)
+    flops_per_token: float
+
+    @property
+    def heads(self) -> int:
+        return self.model.heads
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    order: int
+    plan_kind: str  # "isoflop" | "horizon" | "trunk" | "branch"
+    width: int
+    depth: int
+    heads: int
+    params_nonembedding: int
+    params_total: int
+    flops_per_token: float
+    budget: float | None  # the plan's C (None for a WSD trunk)
+    tokens: float  # planned D; for isoflop runs exactly C / flops_per_token
+    steps: int
+    batch_size: int
+    seq_len: int
+    lr: float
+    warmup_steps: int
+    seed: int
+    schedule: str
+    parameterization: str
+    flop_convention: str
+    tokens_per_param: float
+    group: str  # runs of one group go to one worker, in order (a trunk and its branches)
+    parent_run_id: str | None = None
+    init_step: int | None = None  # the trunk step a branch starts from
+    eval_tokens: tuple[float, ...] = ()  # horizons evaluated on the way (Approach 1)
+    train_config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of the steps actually scheduled (a branch counts its trunk prefix too)."""
+        return self.steps * self.batch_size * self.seq_len * self.flops_per_token
+
+    @property
+    def own_flops(self) -> float:
+        """FLOPs this run itself spends (a branch only its cooldown)."""
+        start = self.init_step or 0
+        return (self.steps - start) * self.batch_size * self.seq_len * self.flops_per_token
+
+    def record(self) -> dict[str, Any]:
+        """The plain-data form stored as runs/<run_id>/run.json."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["eval_tokens"] = list(self.eval_tokens)
+        out["train_config"] = _plain(self.train_config)
+        out["flops"] = self.flops
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: SweepConfig
+    runs: tuple[PlannedRun, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total_flops(self) -> float:
+        return sum(r.own_flops for r in self.runs)
+
+    @property
+    def independent_flops(self) -> float:
+        """FLOPs of the same evaluated runs trained independently from scratch."""
+        return sum(r.flops for r in self.runs if r.plan_kind != "trunk")
+
+    @property
+    def budgets(self) -> tuple[float, ...]:
+        return self.config.sweep.budgets
+
+
+def run_id(train_config: Mapping[str, Any]) -> str:
+    """A stable id: the first 12 hex digits of SHA-1 over the canonical JSON config."""
+    text = json.dumps(_plain(train_config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:ID_LENGTH]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---- sizes --------------------------------------------------------------------------
+def family_sizes(cfg: SweepConfig) -> list[Size]:
+    """Every (width, depth) of the family as a validated model, sorted by N."""
+    base = tc.base_model_dict(cfg.base)
+    sizes = []
+    for width, depth in cfg.family.pairs():
+        try:
+            model = ModelConfig.from_dict({**base, "width": width, "depth": depth})
+        except ValueError as err:
+            raise ValueError(f"family member (width={width}, depth={depth}) is not a valid model: {err}") from None
+        n = params_nonembedding(model) if cfg.sweep.param_count == "nonembedding" else params_total(model)
+        sizes.append(Size(width, depth, model, n, flops_per_token(model, cfg.sweep.flop_convention)))
+    sizes.sort(key=lambda s: (s.params, s.width))
+    for a, b in zip(sizes, sizes[1:]):
+        if a.params == b.params:
+            raise ValueError(
+                f"family members (width={a.width}, depth={a.depth}) and (width={b.width}, depth={b.depth}) "
+                f"have the same N={a.params}: the IsoFLOP axis would repeat a point"
+            )
+    return sizes
+
+
+def _log_tpp(size: Size, budget: float) -> float:
+    return math.log(budget / size.flops_per_token / size.params)
+
+
+def optimal_log_n(sizes: list[Size], budget: float, tokens_per_param: float) -> float:
+    """ln N* where D/N = tokens_per_param along budget C, interpolating the family's
+    ln(D/N) against ln N piecewise-linearly (slope -2, the 6N law, beyond its ends)."""
+    xs = [math.log(s.params) for s in sizes]
+    ys = [_log_tpp(s, budget) for s in sizes]
+    target = math.log(tokens_per_param)
+    if target >= ys[0]:
+        return xs[0] - (target - ys[0]) / 2
+    if target <= ys[-1]:
+        return xs[-1] + (ys[-1] - target) / 2
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if y0 >= target >= y1:
+            return x0 + (x1 - x0) * (y0 - target) / (y0 - y1) if y0 != y1 else x0
+    raise AssertionError("tokens per parameter is not decreasing in N")
+
+
+def isoflop_sizes(cfg: SweepConfig, sizes: list[Size], budget: float) -> tuple[list[Size], list[str]]:
+    """The sizes for one IsoFLOP budget, and notes about the choice.
+
+    Targets are ``points_per_budget`` values of ln N spaced evenly over
+    [ln N* - h, ln N* + h], where h is the largest half-width that keeps the
+    tokens per parameter of both ends inside ``tokens_per_param_range`` (under the 6N
+    law, D/N ∝ N^-2); each target snaps to the nearest in-range family member.
+    """
+    s = cfg.sweep
+    lo, hi = s.tokens_per_param_range
+    k = s.points_per_budget
+    in_range = [z for z in sizes if lo <= math.exp(_log_tpp(z, budget)) <= hi]
+    if not in_range:
+        n_star = math.exp(optimal_log_n(sizes, budget, s.tokens_per_param))
+        raise ValueError(
+            f"budget {budget:.3g} FLOPs: no family member trains {lo:g}-{hi:g} tokens per parameter "
+            f"(the family spans N = {sizes[0].params:,}-{sizes[-1].params:,}; this budget's optimum "
+            f"is near N = {n_star:,.0f}); widen the family or change the budget"
+        )
+    x_star = optimal_log_n(sizes, budget, s.tokens_per_param)
+    half = 0.5 * min(math.log(s.tokens_per_param / lo), math.log(hi / s.tokens_per_param))
+    targets = [x_star] if k == 1 else [x_star - half + 2 * half * i / (k - 1) for i in range(k)]
+    chosen: list[Size] = []
+    for t in targets:
+        best = min(in_range, key=lambda z: (abs(math.log(z.params) - t), z.params))
+        if best not in chosen:
+            chosen.append(best)
+    # Targets that snapped to the same member: fill with the unused in-range members
+    # nearest the optimum, so a budget still gets k points when the family has them.
+    spare = sorted((z for z in in_range if z not in chosen), key=lambda z: abs(math.log(z.params) - x_star))
+    while len(chosen) < k and spare:
+        chosen.append(spare.pop(0))
+    chosen.sort(key=lambda z: z.params)
+    notes = []
+    if len(chosen) < k:
+        notes.append(
+            f"budget {budget:.3g}: only {len(chosen)} family member(s) fall in the tokens-per-parameter "
+            f"range [{lo:g}, {hi:g}] ({k} asked); add widths to the family"
+        )
+    if len(chosen) < min(3, k):
+        raise ValueError(notes[-1] + "; an IsoFLOP parabola needs at least 3")
+    return chosen, notes
+
+
+# ---- plans --------------------------------------------------------------------------
+def plan_sweep(cfg: SweepConfig) -> Plan:
+    """Resolve a sweep config into its runs (pure: no files, no devices)."""
+    sizes = family_sizes(cfg)
+    builder = {"isoflop": _plan_isoflop, "horizons": _plan_horizons, "wsd": _plan_wsd}[cfg.sweep.kind]
+    runs, notes = builder(cfg, sizes)
+    seen: dict[str, PlannedRun] = {}
+    for r in runs:
+        if r.run_id in seen:
+            o = seen[r.run_id]
+            raise ValueError(
+                f"duplicate run {r.run_id}: (width={r.width}, depth={r.depth}, budget={r.budget or 0:.3g}) "
+                f"resolves to the same config as (width={o.width}, depth={o.depth}, budget={o.budget or 0:.3g}), "
+                f"{r.steps} steps each; space the budgets further apart"
+            )
+        seen[r.run_id] = r
+    return Plan(cfg, tuple(runs), tuple(notes))
+
+
+BRANCH_PARENT = "run:"  # a branch's train.init_from names its trunk as "run:<run_id>" until run time
+
+
+class _Builder:
+    """Shared per-run arithmetic: steps, batch size, learning rate, warmup, config, id."""
+
+    def __init__(self, cfg: SweepConfig):
+        self.cfg = cfg
+        self.base_batch = tc.base_batch_size(cfg.base)
+        self.base_lr = tc.base_lr(cfg.base)
+        self.order = 0
+
+    def batch_size(self, budget: float | None) -> int:
+        h = self.cfg.hparams
+        if h.batch_size == "fixed" or budget is None:
+            return self.base_batch
+        raw = self.base_batch * (budget / h.batch_reference_flops) ** h.batch_exponent
+        return max(h.batch_multiple, h.batch_multiple * round(raw / h.batch_multiple))
+
+    def lr(self, size: Size) -> float:
+        h = self.cfg.hparams
+        if h.lr == "width_power":
+            base_width = h.lr_base_width or size.model.base_width
+            return self.base_lr * (base_width / size.width) ** h.lr_exponent
+        return self.base_lr  # "constant", and "mup" (the model's multipliers transfer it)
+
+    def steps(self, size: Size, tokens: float, batch: int, budget: float) -> int:
+        per_step = batch * size.model.seq_len
+        steps = round(tokens / per_step)
+        if steps < 1:
+            raise ValueError(
+                f"budget {budget:.3g} FLOPs is too small for (width={size.width}, depth={size.depth}): it buys "
+                f"{tokens:,.0f} tokens, fewer than one batch ({batch} x {size.model.seq_len} = {per_step:,} tokens)"
+            )
+        return steps
+
+    def run(self, size: Size, *, plan_kind: str, budget: float | None, tokens: float, steps: int, batch: int,
+            seed: int, group: str | None = None, schedule: Mapping[str, Any] | None = None,
+            save_steps=(), eval_tokens=(), parent: PlannedRun | None = None,
+            init_step: int | None = None) -> PlannedRun:  # fmt: skip
+        lr = self.lr(size)
+        s = self.cfg.sweep
+        train_config = tc.run_config(
+            self.cfg.base, width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
+            flop_convention=s.flop_convention, schedule=schedule, save_steps=save_steps,
+            init_from=(BRANCH_PARENT + parent.run_id, init_step) if parent else None,
+        )  # fmt: skip
+        rid = run_id(tc.identity(train_config))
+        sched = tc.schedule_config(self.cfg.base, schedule)
+        self.order += 1
+        return PlannedRun(
+            run_id=rid,
+            order=self.order,
+            plan_kind=plan_kind,
+            width=size.width,
+            depth=size.depth,
+            heads=size.heads,
+            params_nonembedding=params_nonembedding(size.model),
+            params_total=params_total(size.model),
+            flops_per_token=size.flops_per_token,
+            budget=budget,
+            tokens=tokens,
+            steps=steps,
+            batch_size=batch,
+            seq_len=size.model.seq_len,
+            lr=lr,
+            warmup_steps=warmup_steps(sched, steps),
+            seed=seed,
+            schedule=sched.kind if sched.kind != "wsd" else f"wsd-{sched.decay_shape}",
+            parameterization=size.model.parameterization,
+            flop_convention=s.flop_convention,
+            tokens_per_param=tokens / size.params,
+            group=group or rid,
+            parent_run_id=parent.run_id if parent else None,
+            init_step=init_step,
+            eval_tokens=tuple(eval_tokens),
+            train_config=train_config,
+        )
+
+
+def _plan_isoflop(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    b = _Builder(cfg)
+    runs, notes = [], []
+    for budget in cfg.sweep.budgets:
+        chosen, n = isoflop_sizes(cfg, sizes, budget)
+        notes += n
+        batch = b.batch_size(budget)
+        for size in chosen:
+            tokens = budget / size.flops_per_token
+            steps = b.steps(size, tokens, batch, budget)
+            for seed in cfg.sweep.seeds:
+                runs.append(b.run(size, plan_kind="isoflop", budget=budget, tokens=tokens, steps=steps,
+                                  batch=batch, seed=seed))  # fmt: skip
+    return runs, notes
+
+
+def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    b = _Builder(cfg)
+    lo, hi = cfg.sweep.tokens_per_param_range
+    runs, notes, left_out = [], [], []
+    for size in sizes:
+        horizons = [c for c in cfg.sweep.budgets if lo <= c / size.flops_per_token / size.params <= hi]
+        if not horizons:
+            left_out.append(f"({size.width}, {size.depth})")
+            continue
+        longest = max(horizons)
+        batch = b.batch_size(longest)
+        tokens = longest / size.flops_per_token
+        steps = b.steps(size, tokens, batch, longest)
+        horizon_steps = [b.steps(size, c / size.flops_per_token, batch, c) for c in horizons]
+        for seed in cfg.sweep.seeds:
+            runs.append(b.run(size, plan_kind="horizon", budget=longest, tokens=tokens, steps=steps, batch=batch,
+                              seed=seed, save_steps=horizon_steps[:-1],
+                              eval_tokens=[c / size.flops_per_token for c in horizons]))  # fmt: skip
+    if not runs:
+        raise ValueError(f"no family member has a budget giving {lo:g}-{hi:g} tokens per parameter")
+    if left_out:
+        notes.append(f"left out, as no budget gives them {lo:g}-{hi:g} tokens per parameter: (width, depth) = "
+                     + ", ".join(left_out))  # fmt: skip
+    return runs, notes
+
+
+def _plan_wsd(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    if cfg.hparams.batch_size != "fixed":
+        raise ValueError("a WSD plan shares one trunk across budgets, so hparams.batch_size must be 'fixed'")
+    b = _Builder(cfg)
+    frac = cfg.wsd.cooldown_fraction
+    batch = b.batch_size(None)
+    notes: list[str] = []
+    lo, hi = cfg.sweep.tokens_per_param_range
+    chosen: set[Size] = set()
+    for budget in cfg.sweep.budgets:
+        picked, n = isoflop_sizes(cfg, sizes, budget)
+        notes += n
+        chosen.update(picked)
+    # A trunk serves every budget that gives its size an in-range tokens per parameter:
+    # extra IsoFLOP points for the price of a cooldown each.
+    per_size: dict[Size, list[tuple[float, int]]] = {}
+    for size in chosen:
+        for budget in cfg.sweep.budgets:
+            if lo <= budget / size.flops_per_token / size.params <= hi:
+                steps = b.steps(size, budget / size.flops_per_token, batch, budget)
+                per_size.setdefault(size, []).append((budget, steps))
+    runs = []
+    for size in sorted(per_size, key=lambda z: z.params):
+        branches = per_size[size]
+        starts = [max(1, round(steps * (1 - frac))) for _, steps in branches]
+        # One warmup, in steps, for the trunk and all its branches (the shortest branch's).
+        warmup = tc.warmup_steps(cfg.base, min(s for _, s in branches))
+        if warmup >= min(starts):
+            raise ValueError(
+                f"(width={size.width}, depth={size.depth}): the warmup of {warmup} steps does not end before "
+                f"the first cooldown starts (step {min(starts)}); shorten schedule.warmup"
+            )
+        trunk_steps = max(starts)
+        for seed in cfg.sweep.seeds:
+            trunk = b.run(size, plan_kind="trunk", budget=None, tokens=trunk_steps * batch * size.model.seq_len,
+                          steps=trunk_steps, batch=batch, seed=seed, schedule={"kind": "constant", "warmup": warmup},
+                          save_steps=sorted(set(starts) - {trunk_steps}))  # fmt: skip
+            runs.append(trunk)
+            for (budget, steps), start in zip(branches, starts):
+                schedule = {"kind": "wsd", "warmup": warmup, "decay_fraction": (steps - start) / steps,
+                            "decay_shape": cfg.wsd.decay_shape}  # fmt: skip
+                runs.append(b.run(size, plan_kind="branch", budget=budget, tokens=budget / size.flops_per_token,
+                                  steps=steps, batch=batch, seed=seed, group=trunk.group, schedule=schedule,
+                                  parent=trunk, init_step=start))  # fmt: skip
+    return runs, notes

@@ -1,0 +1,323 @@
+"""Train a plan's runs into one results directory: resumable, partitioned, fault-tolerant.
+
+* Idempotent: a run whose status is done (or diverged) is skipped; one interrupted
+  mid-way is trained again on the same directory, and the trainer resumes it from its
+  last checkpoint. A failed run is retried on the next invocation. A failed or diverged
+  run never stops the sweep.
+* Partitioned: ``num_workers`` independent workers (e.g. a SLURM array) split the plan's
+  groups (a run, or a WSD trunk with its branches) by a deterministic longest-first
+  assignment; all write to one directory. Each run is trained under its own lock file,
+  so even overlapping workers never train a run twice, and the tables are rebuilt from
+  per-run files under a directory lock (see `scaling.sweep.store`).
+* Multi-host: on a pod slice every host runs the same command and the hosts train one
+  run at a time together. Process 0 alone decides (skip or train) and writes the store;
+  its decision is broadcast so the hosts stay in step.
+
+The train function is a parameter: ``train_fn(config: dict, run_dir: Path) -> result``,
+where ``config`` is the run's resolved trainer config as plain data and ``result`` has
+(as attributes or keys) ``status`` and optionally ``eval_loss``, ``steps``, ``tokens``,
+``flops``, ``wall_time_s``, ``error``. The default is `scaling.train.train`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scaling.sweep.plan import BRANCH_PARENT, Plan, PlannedRun
+from scaling.sweep.store import ResultsStore
+
+TrainFn = Callable[[dict, Path], Any]
+TERMINAL = ("done", "diverged")
+
+
+# ---- hosts ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hosts:
+    """The processes of one multi-host job (1 of 1 on a single machine)."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def is_writer(self) -> bool:
+        return self.index == 0
+
+    def agree(self, value: int) -> int:
+        """Process 0's `value`, on every process."""
+        if self.count == 1:
+            return value
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+    @classmethod
+    def from_jax(cls) -> Hosts:
+        import jax
+
+        return cls(jax.process_index(), jax.process_count())
+
+
+# ---- partitioning --------------------------------------------------------------------
+def worker_from_env(num_workers: int | None, worker_index: int | None) -> tuple[int, int]:
+    """(num_workers, worker_index), defaulting to a SLURM array's variables, else (1, 0)."""
+    env = os.environ
+    if num_workers is None:
+        num_workers = int(env.get("SLURM_ARRAY_TASK_COUNT", 1))
+    if worker_index is None:
+        if "SLURM_ARRAY_TASK_ID" in env:
+            worker_index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+        else:
+            worker_index = 0
+    if num_workers < 1:
+        raise ValueError(f"--num-workers={num_workers} must be >= 1")
+    if not 0 <= worker_index < num_workers:
+        raise ValueError(f"--worker-index={worker_index} must be in [0, {num_workers - 1}] for --num-workers={num_workers}")
+    return num_workers, worker_index
+
+
+def partition(runs: Iterable[PlannedRun], num_workers: int, worker_index: int) -> list[PlannedRun]:
+    """This worker's runs, in plan order. Groups (a run, or a trunk and its branches) go
+    whole to one worker; the heaviest groups are placed first, each on the least-loaded
+    worker (ties: lowest index), which is deterministic and balances FLOPs."""
+    runs = list(runs)
+    groups: dict[str, list[PlannedRun]] = {}
+    for r in runs:
+        groups.setdefault(r.group, []).append(r)
+    load = [0.0] * num_workers
+    owner: dict[str, int] = {}
+    for g in sorted(groups, key=lambda g: (-sum(r.own_flops for r in groups[g]), g)):
+        w = min(range(num_workers), key=lambda i: (load[i], i))
+        owner[g] = w
+        load[w] += sum(r.own_flops for r in groups[g])
+    return [r for r in runs if owner[r.group] == worker_index]
+
+
+# ---- results -------------------------------------------------------------------------
+def _get(result: Any, *names: str) -> Any:
+    for name in names:
+        value = result.get(name) if isinstance(result, dict) else getattr(result, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _number(value: Any) -> float | int | None:
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    return value
+
+
+def result_record(result: Any) -> dict[str, Any]:
+    """A trainer result (object or dict) as the fields of a run's status.json."""
+    status = _get(result, "status") or "done"
+    if status not in ("done", "diverged", "failed"):
+        raise ValueError(f"train function returned status {status!r}; expected done, diverged or failed")
+    record = {
+        "status": status,
+        "eval_loss": _number(_get(result, "eval_loss", "final_eval_loss")),
+        "steps": _number(_get(result, "steps")),
+        "tokens": _number(_get(result, "tokens")),
+        "flops": _number(_get(result, "flops")),
+        "wall_time_s": _number(_get(result, "wall_time_s", "wall_time")),
+        "error": _get(result, "error", "message"),
+    }
+    loss = record["eval_loss"]
+    if status == "done" and loss is not None and not math.isfinite(loss):
+        record["status"] = "diverged"
+        record["error"] = record["error"] or f"final eval loss is {loss}"
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def default_train_fn(config: dict, run_dir: Path) -> Any:
+    """`scaling.train.train` on the run's config (the real trainer)."""
+    from scaling.sweep.trainer_config import build
+    from scaling.train import train
+
+    return train(build(config), run_dir)
+
+
+# ---- the sweep -----------------------------------------------------------------------
+@dataclass
+class SweepReport:
+    """What one invocation did: per run of this worker, the action and final status."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.rows if r["status"] == status)
+
+    @property
+    def trained(self) -> int:
+        return sum(1 for r in self.rows if r["action"] == "trained")
+
+
+def run_sweep(
+    plan: Plan,
+    out_dir: str | os.PathLike,
+    *,
+    train_fn: TrainFn | None = None,
+    num_workers: int = 1,
+    worker_index: int = 0,
+    hosts: Hosts = Hosts(),
+    retry_failed: bool = True,
+    progress: bool = True,
+    record_environment: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> SweepReport:
+    """Train this worker's share of `plan` into `out_dir` (see the module docstring)."""
+    train_fn = train_fn or default_train_fn
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    store = ResultsStore(out_dir)
+    if hosts.is_writer:
+        from scaling.sweep.manifest import write_sweep_files
+
+        store.create()
+        write_sweep_files(store, plan, record_environment=record_environment)
+    mine = partition(plan.runs, num_workers, worker_index)
+    report = SweepReport(store.root)
+    bar = _SweepBar(mine, enabled=progress and hosts.is_writer)
+    try:
+        for run in mine:
+            row = _run_one(run, store, train_fn, hosts, retry_failed, log)
+            report.rows.append(row)
+            bar.advance(run, row)
+            if hosts.is_writer and row["action"] != "skipped":
+                store.consolidate()
+    finally:
+        bar.close()
+        if hosts.is_writer:
+            store.consolidate()
+    return report
+
+
+# decisions broadcast from process 0
+_TRAIN, _SKIP, _BUSY, _BLOCKED = 0, 1, 2, 3
+
+
+def _run_one(run: PlannedRun, store: ResultsStore, train_fn: TrainFn, hosts: Hosts, retry_failed: bool, log) -> dict:
+    row = {"run_id": run.run_id, "width": run.width, "depth": run.depth, "budget": run.budget}
+    decision, why = _SKIP, ""
+    if hosts.is_writer:
+        decision, why = _decide(run, store, retry_failed)
+    decision = hosts.agree(decision)
+    if decision == _SKIP:
+        return {**row, "action": "skipped", **_final(store, run, hosts)}
+    if decision == _BUSY:
+        log(f"[sweep] {run.run_id}: being trained by another process; skipped here")
+        return {**row, "action": "busy", "status": "running"}
+    if decision == _BLOCKED:
+        if hosts.is_writer:
+            store.write_status(run.run_id, "failed", error=why)
+        log(f"[sweep] {run.run_id}: {why}")
+        return {**row, "action": "blocked", "status": "failed", "error": why}
+
+    run_dir = store.run_dir(run.run_id)
+    with store.claim(run.run_id) if hosts.is_writer else _nothing() as held:
+        if hosts.agree(int(bool(held)) if hosts.is_writer else 1) == 0:
+            return {**row, "action": "busy", "status": "running"}
+        if hosts.is_writer and store.read_status(run.run_id)["status"] in TERMINAL:  # finished meanwhile
+            decision = _SKIP
+        if hosts.agree(decision) == _SKIP:
+            return {**row, "action": "skipped", **_final(store, run, hosts)}
+        if hosts.is_writer:
+            store.write_status(run.run_id, "running", host=socket.gethostname(), pid=os.getpid(),
+                               started_at=time.time())  # fmt: skip
+        log(f"[sweep] training {run.run_id}: width={run.width} depth={run.depth} "
+            f"tokens={run.tokens:.3g} budget={run.budget or 0:.3g} ({run.plan_kind})")  # fmt: skip
+        t0 = time.time()
+        try:
+            record = result_record(train_fn(_resolved_config(run, store), run_dir))
+        except KeyboardInterrupt:
+            raise  # stays "running"; a rerun finds it unclaimed (pending) and resumes it
+        except Exception as err:  # noqa: BLE001 - any error fails this run, never the sweep
+            record = {"status": "failed", "error": f"{type(err).__name__}: {err}".strip()}
+            if hosts.is_writer:
+                (run_dir / "error.txt").write_text(traceback.format_exc())
+            log(f"[sweep] {run.run_id} failed: {record['error']}")
+        record.setdefault("wall_time_s", time.time() - t0)
+        if hosts.is_writer:
+            store.write_status(run.run_id, **record)
+    return {**row, "action": "trained", **record}
+
+
+def _decide(run: PlannedRun, store: ResultsStore, retry_failed: bool) -> tuple[int, str]:
+    status = store.effective_status(run.run_id)["status"]
+    if status in TERMINAL or (status == "failed" and not retry_failed):
+        return _SKIP, ""
+    if status == "running":
+        return _BUSY, ""
+    if run.parent_run_id:
+        parent = store.read_status(run.parent_run_id)["status"]
+        if parent != "done":
+            return _BLOCKED, f"its WSD trunk {run.parent_run_id} is {parent}, so the branch cannot start"
+    return _TRAIN, ""
+
+
+def _final(store: ResultsStore, run: PlannedRun, hosts: Hosts) -> dict:
+    if not hosts.is_writer:
+        return {"status": "done"}
+    return dict(store.read_status(run.run_id))
+
+
+def _resolved_config(run: PlannedRun, store: ResultsStore) -> dict:
+    """The run's trainer config with a branch's trunk reference made a real path."""
+    config = {k: dict(v) for k, v in run.train_config.items()}
+    init = config.get("train", {}).get("init_from")
+    if init and isinstance(init[0], str) and init[0].startswith(BRANCH_PARENT):
+        parent = init[0][len(BRANCH_PARENT) :]
+        config["train"]["init_from"] = [str(store.run_dir(parent).resolve()), init[1]]
+    return config
+
+
+class _nothing:
+    def __enter__(self):
+        return True
+
+    def __exit__(self, *exc):
+        return False
+
+
+# ---- progress ------------------------------------------------------------------------
+class _SweepBar:
+    """A tqdm bar over this worker's FLOPs, with runs done / total and ETA."""
+
+    def __init__(self, runs: list[PlannedRun], enabled: bool):
+        self.total_runs = len(runs)
+        self.done_runs = 0
+        self.bar = None
+        if enabled and runs:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=sum(r.own_flops for r in runs), unit="FLOP", unit_scale=True, desc="sweep",
+                            position=0, dynamic_ncols=True, file=sys.stderr,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3g}/{total:.3g} FLOPs "
+                                       "[{elapsed}<{remaining}] {postfix}")  # fmt: skip
+            self.bar.set_postfix_str(f"runs 0/{self.total_runs}")
+
+    def advance(self, run: PlannedRun, row: dict) -> None:
+        self.done_runs += 1
+        if self.bar is None:
+            return
+        self.bar.set_postfix_str(f"runs {self.done_runs}/{self.total_runs}", refresh=False)
+        if row["action"] == "trained":
+            self.bar.update(run.own_flops)
+        else:  # work done earlier or elsewhere: out of the total, so the rate and ETA stay honest
+            self.bar.total -= run.own_flops
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

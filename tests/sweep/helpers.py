@@ -1,0 +1,118 @@
+"""Shared pieces of the sweep tests: a small sweep config and fake train functions.
+
+Importable by subprocesses (the concurrent-worker test puts this folder on sys.path).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+SMALL_SWEEP = """
+[sweep]
+name = "test"
+kind = "{kind}"
+budgets = {budgets}
+points_per_budget = 4
+tokens_per_param = 20
+tokens_per_param_range = [5, 80]
+flop_convention = "6N"
+
+[family]
+widths = {{ start = 16, stop = 160, step = 8 }}
+depth = 2
+
+[model]
+head_dim = 8
+seq_len = 32
+
+[optimizer]
+lr = 0.01
+
+[schedule]
+kind = "cosine"
+warmup = 0.1
+
+[train]
+global_batch_size = 4
+eval_every = 50
+"""
+
+
+def write_config(tmp_path: Path, kind: str = "isoflop", budgets: str = "[1e11, 3e11, 1e12]", extra: str = "") -> Path:
+    path = tmp_path / f"{kind}.toml"
+    path.write_text(SMALL_SWEEP.format(kind=kind, budgets=budgets) + extra)
+    return path
+
+
+def fake_train(config: dict, run_dir: Path, *, calls_log: Path | None = None, sleep: float = 0.0) -> dict:
+    """Pretend to train: write metrics.jsonl like the trainer, return a done result.
+
+    The loss falls with width, like a real sweep, so every value is distinct.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if calls_log is not None:
+        with open(calls_log, "a") as f:
+            f.write(run_dir.name + "\n")
+    if sleep:
+        time.sleep(sleep)
+    steps = config["train"]["steps"]
+    tokens_per_step = config["train"]["global_batch_size"] * config["model"]["seq_len"]
+    width = config["model"]["width"]
+    rows = []
+    for step in sorted({max(1, steps // 2), steps}):
+        loss = 2.0 + 10.0 / width + 1.0 / math.sqrt(step)
+        rows.append({"step": step, "tokens": step * tokens_per_step, "flops": 6.0 * step * tokens_per_step,
+                     "train_loss": loss + 0.01, "eval_loss": loss, "lr": 0.01})
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    return {"status": "done", "eval_loss": rows[-1]["eval_loss"], "steps": steps,
+            "tokens": steps * tokens_per_step, "flops": rows[-1]["flops"], "wall_time_s": 0.01}
+
+
+class CountingTrain:
+    """A fake train function that counts its calls per run, with scripted outcomes."""
+
+    def __init__(self, fail: set[str] = frozenset(), diverge: set[str] = frozenset(), interrupt: set[str] = frozenset()):
+        self.calls: list[str] = []
+        self.fail, self.diverge, self.interrupt = set(fail), set(diverge), set(interrupt)
+
+    def __call__(self, config: dict, run_dir: Path):
+        rid = Path(run_dir).name
+        self.calls.append(rid)
+        if rid in self.interrupt:
+            self.interrupt.discard(rid)
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            (Path(run_dir) / "metrics.jsonl").write_text(json.dumps({"step": 1, "tokens": 1, "flops": 1.0,
+                                                                       "train_loss": 9.0, "eval_loss": 9.0, "lr": 0.0}) + "\n")
+            raise KeyboardInterrupt
+        if rid in self.fail:
+            raise RuntimeError("out of memory (scripted)")
+        if rid in self.diverge:
+            return {"status": "diverged", "eval_loss": float("nan"), "steps": 3, "error": "loss is nan at step 3"}
+        return fake_train(config, run_dir)
+
+
+def worker_main(config_path: str, out: str, num_workers: int, worker_index: int, calls_log: str, sleep: float) -> None:
+    """Entry point of one worker process in the concurrency test."""
+    from functools import partial
+
+    from scaling.sweep import load_sweep_config, plan_sweep, run_sweep
+
+    plan = plan_sweep(load_sweep_config(config_path))
+    run_sweep(plan, out, train_fn=partial(fake_train, calls_log=Path(calls_log), sleep=sleep),
+              num_workers=num_workers, worker_index=worker_index, progress=False, record_environment=False,
+              log=lambda m: None)
+
+
+if __name__ == "__main__":  # pragma: no cover - used by subprocesses
+    import sys
+
+    a = sys.argv[1:]
+    worker_main(a[0], a[1], int(a[2]), int(a[3]), a[4], float(a[5]))
+    os._exit(0)

@@ -1,0 +1,198 @@
+"""The runner and the results store, with fake (fast) train functions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+from helpers import CountingTrain, fake_train, write_config
+
+from scaling.sweep import CURVE_COLUMNS, RUN_COLUMNS, ResultsStore, load_sweep_config, partition, plan_sweep, run_sweep
+from scaling.sweep.runner import worker_from_env
+
+HERE = Path(__file__).parent
+
+
+def _plan(tmp_path, kind="isoflop"):
+    return plan_sweep(load_sweep_config(write_config(tmp_path, kind)))
+
+
+def _sweep(plan, out, train_fn, **kw):
+    return run_sweep(plan, out, train_fn=train_fn, progress=False, record_environment=False, log=lambda m: None, **kw)
+
+
+def _read(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_store_schema_and_contents(tmp_path):
+    plan = _plan(tmp_path)
+    out = tmp_path / "out"
+    report = _sweep(plan, out, CountingTrain())
+    assert report.trained == len(plan.runs)
+    assert sorted(p.name for p in out.iterdir()) == [".gitignore", "curves.csv", "manifest.json", "runs", "runs.csv", "sweep.toml"]
+    assert (out / ".gitignore").read_text().strip().endswith("runs/")
+    with open(out / "runs.csv", newline="") as f:
+        assert tuple(next(csv.reader(f))) == RUN_COLUMNS
+    with open(out / "curves.csv", newline="") as f:
+        assert tuple(next(csv.reader(f))) == CURVE_COLUMNS
+    rows = _read(out / "runs.csv")
+    assert [r["run_id"] for r in rows] == [r.run_id for r in plan.runs]
+    for row, run in zip(rows, plan.runs):
+        assert row["status"] == "done" and row["error"] == ""
+        assert int(row["width"]) == run.width and float(row["budget"]) == run.budget
+        assert int(row["tokens"]) == run.steps * 4 * 32  # what was trained, from the result
+        assert row["flop_convention"] == "6N" and row["schedule"] == "cosine"
+        assert float(row["eval_loss"]) > 2
+    curves = _read(out / "curves.csv")
+    assert len(curves) == 2 * len(plan.runs)
+    assert {c["run_id"] for c in curves} == {r.run_id for r in plan.runs}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seeds"] == [0] and manifest["sweep"]["runs"] == len(plan.runs)
+    assert manifest["packages"]["jax"] and "commit" in manifest["git"]
+    # the analysis package reads the directory directly
+    pd = pytest.importorskip("pandas")
+    df = pd.read_csv(out / "runs.csv")
+    assert len(df) == len(plan.runs) and df["eval_loss"].notna().all()
+
+
+def test_rerun_skips_done_runs(tmp_path):
+    plan = _plan(tmp_path)
+    out = tmp_path / "out"
+    first = CountingTrain()
+    _sweep(plan, out, first)
+    assert sorted(first.calls) == sorted(r.run_id for r in plan.runs)
+    before = (out / "runs.csv").read_text()
+    again = CountingTrain()
+    report = _sweep(plan, out, again)
+    assert again.calls == [] and report.trained == 0
+    assert (out / "runs.csv").read_text() == before
+    assert ResultsStore(out).consolidate() == (len(plan.runs), 2 * len(plan.runs))  # re-runnable
+    assert (out / "runs.csv").read_text() == before
+
+
+def test_failed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
+    plan = _plan(tmp_path)
+    out = tmp_path / "out"
+    bad, nan = plan.runs[0].run_id, plan.runs[1].run_id
+    train = CountingTrain(fail={bad}, diverge={nan})
+    report = _sweep(plan, out, train)
+    assert len(train.calls) == len(plan.runs)
+    rows = {r["run_id"]: r for r in _read(out / "runs.csv")}
+    assert rows[bad]["status"] == "failed" and "RuntimeError: out of memory" in rows[bad]["error"]
+    assert "RuntimeError" in (out / "runs" / bad / "error.txt").read_text()
+    assert rows[nan]["status"] == "diverged" and "nan" in rows[nan]["error"]
+    assert report.count("done") == len(plan.runs) - 2
+    # a rerun retries the failed run only; a diverged run is final
+    retry = CountingTrain()
+    _sweep(plan, out, retry)
+    assert retry.calls == [bad]
+    rows = {r["run_id"]: r for r in _read(out / "runs.csv")}
+    assert rows[bad]["status"] == "done" and rows[nan]["status"] == "diverged"
+
+
+def test_interrupted_run_resumes_in_its_directory(tmp_path):
+    plan = _plan(tmp_path)
+    out = tmp_path / "out"
+    victim = plan.runs[2].run_id
+    train = CountingTrain(interrupt={victim})
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(plan, out, train)
+    store = ResultsStore(out)
+    assert store.read_status(victim)["status"] == "running"
+    assert store.effective_status(victim)["status"] == "pending"  # nobody holds it
+    rows = {r["run_id"]: r["status"] for r in _read(out / "runs.csv")}
+    assert rows[victim] == "pending" and list(rows.values()).count("done") == 2
+    resumed = CountingTrain()
+    _sweep(plan, out, resumed)
+    assert resumed.calls[0] == victim and len(resumed.calls) == len(plan.runs) - 2
+    rows = {r["run_id"]: r["status"] for r in _read(out / "runs.csv")}
+    assert set(rows.values()) == {"done"}
+    # the trainer's output of the interrupted attempt is still in the run's directory
+    assert '"train_loss": 9.0' in (out / "runs" / victim / "metrics.jsonl").read_text()
+
+
+def test_wsd_branch_starts_from_its_trunk(tmp_path):
+    plan = _plan(tmp_path, "wsd")
+    out = tmp_path / "out"
+    seen = {}
+
+    def train(config, run_dir):
+        seen[Path(run_dir).name] = config["train"]["init_from"]
+        return fake_train(config, run_dir)
+
+    _sweep(plan, out, train)
+    for r in plan.runs:
+        if r.plan_kind == "branch":
+            assert seen[r.run_id] == [str((out / "runs" / r.parent_run_id).resolve()), r.init_step]
+    # a failed trunk fails its branches (named), without training them
+    trunk = next(r for r in plan.runs if r.plan_kind == "trunk")
+    out2 = tmp_path / "out2"
+    train2 = CountingTrain(fail={trunk.run_id})
+    _sweep(plan, out2, train2)
+    rows = {r["run_id"]: r for r in _read(out2 / "runs.csv")}
+    for r in plan.runs:
+        if r.parent_run_id == trunk.run_id:
+            assert r.run_id not in train2.calls
+            assert rows[r.run_id]["status"] == "failed" and trunk.run_id in rows[r.run_id]["error"]
+
+
+def test_partition_covers_every_run_once(tmp_path):
+    plan = _plan(tmp_path, "wsd")
+    parts = [partition(plan.runs, 3, i) for i in range(3)]
+    ids = [r.run_id for p in parts for r in p]
+    assert sorted(ids) == sorted(r.run_id for r in plan.runs)
+    for p in parts:
+        assert p  # balanced enough that every worker has work
+        for r in p:
+            if r.parent_run_id:
+                assert r.parent_run_id in {x.run_id for x in p}  # a branch goes with its trunk
+                assert [x.run_id for x in p].index(r.parent_run_id) < [x.run_id for x in p].index(r.run_id)
+
+
+def test_worker_defaults_from_slurm(monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    monkeypatch.delenv("SLURM_ARRAY_TASK_MIN", raising=False)
+    assert worker_from_env(None, None) == (4, 2)
+    assert worker_from_env(2, 1) == (2, 1)
+    with pytest.raises(ValueError, match="--worker-index=4"):
+        worker_from_env(4, 4)
+
+
+def test_unwritable_results_directory(tmp_path):
+    plan = _plan(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(PermissionError, match="not writable"):
+        _sweep(plan, blocker / "out", CountingTrain())
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("num_workers", [2, 1], ids=["partitioned", "overlapping"])
+def test_concurrent_workers_write_each_run_once(tmp_path, num_workers):
+    """Two real processes on one directory: partitioned (2 workers) or both claiming
+    every run (1 worker each): every run is trained once and listed once."""
+    config = write_config(tmp_path)
+    plan = plan_sweep(load_sweep_config(config))
+    out, calls = tmp_path / "out", tmp_path / "calls.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE / "helpers.py"), str(config), str(out), str(num_workers),
+                          str(i % num_workers), str(calls), "0.05"], env=env)  # fmt: skip
+        for i in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    trained = calls.read_text().split()
+    assert sorted(trained) == sorted(r.run_id for r in plan.runs)  # each exactly once
+    rows = _read(out / "runs.csv")
+    assert sorted(r["run_id"] for r in rows) == sorted(r.run_id for r in plan.runs)
+    assert {r["status"] for r in rows} == {"done"}
+    assert len(_read(out / "curves.csv")) == 2 * len(plan.runs)
