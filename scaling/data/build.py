@@ -139,10 +139,11 @@ def _write_cache(final: Path, split: Split, cfg: DataConfig, spec: dict, chash: 
             "format_version": FORMAT_VERSION,
             "tokenizer": tok.identity(),
             "tokenizer_spec": spec,
-            "vocab_size": tok.vocab_size,
+            # The model's vocab: a BPE may stop short of the requested size on a small corpus.
+            "vocab_size": cfg.bpe_vocab_size if cfg.tokenizer == "bpe" else tok.vocab_size,
             "validation_fraction": cfg.validation_fraction,
             "split_method": split.method,
-            "file_count": len(split.train) + len(split.validation),
+            "file_count": split.file_count,
             **counts,
             "bytes_per_token": val_units / max(counts["tokens"]["validation"], 1),
             "corpus_hash": chash,

@@ -29,7 +29,8 @@ class Split:
 
     train: list[Doc]
     validation: list[Doc]
-    method: str
+    method: str  # "hash", "tail" (the stream's end, for few documents) or "explicit"
+    file_count: int  # source documents (files, rows); a tail split may cut one in two
 
 
 @dataclass
@@ -55,7 +56,7 @@ def split_documents(docs: list[Doc], fraction: float, key: Callable[[Doc], str] 
     train = [d for d in docs if hash_fraction(key(d)) >= fraction]
     validation = [d for d in docs if hash_fraction(key(d)) < fraction]
     if train and validation:
-        return Split(train, validation, "hash")
+        return Split(train, validation, "hash", len(docs))
     return _split_tail(docs, fraction)
 
 
@@ -75,7 +76,7 @@ def _split_tail(docs: list[Doc], fraction: float) -> Split:
             train.append((f"{name}[:{k}]", data[:k]))
             validation.append((f"{name}[{k}:]", data[k:]))
         seen += len(data)
-    return Split(train, validation, "tail")
+    return Split(train, validation, "tail", len(docs))
 
 
 # ---------------------------------------------------------------- files
@@ -175,7 +176,7 @@ def text_source(cfg: DataConfig) -> Source:
         if sum(len(d) for _, d in train) == 0:
             raise ValueError(f"the corpus is empty: every file named by DataConfig.paths={list(cfg.paths)} is empty")
         if val_names:
-            return Split(train, _read(root, val_names), "explicit")
+            return Split(train, _read(root, val_names), "explicit", len(train_names) + len(val_names))
         return split_documents(train, cfg.validation_fraction)
 
     return Source(
@@ -244,7 +245,8 @@ def hf_source(cfg: DataConfig) -> Source:
         if not any(d for _, d in train):
             raise ValueError(f"the corpus is empty: hf dataset {cfg.hf_dataset!r} split {cfg.hf_split!r} has no text")
         if val_ds is not None:
-            return Split(train, _hf_docs(val_ds, cfg, cfg.hf_validation_split), "explicit")
+            validation = _hf_docs(val_ds, cfg, cfg.hf_validation_split)
+            return Split(train, validation, "explicit", len(train) + len(validation))
         # Split by content, so duplicates land together and reordering the dataset changes nothing.
         return split_documents(train, cfg.validation_fraction, key=lambda d: hashlib.sha1(d[1]).hexdigest())
 
