@@ -1,0 +1,56 @@
+"""`scaling train --config FILE.toml [--set section.key=value ...] --out DIR`
+
+Trains one model (see scaling.train). Rerunning the same command on the same DIR resumes
+from the last complete checkpoint, or reports that the run already finished.
+
+Multi-host: on a TPU slice or under SLURM (several tasks) every process runs this same
+command and JAX finds its peers; elsewhere pass --coordinator HOST:PORT --num-processes N
+--process-id I (or SCALING_COORDINATOR / SCALING_NUM_PROCESSES / SCALING_PROCESS_ID).
+
+Exit status: 0 done, 3 diverged, 1 failed, 75 preempted (SIGTERM; rerun to resume), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3, "preempted": 75}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train one model (resumable)", description=__doc__,
+                              formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="TOML config file (or a run dir's config.json)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (a TOML literal: 3e-3, true, \"text\", [1, 2]); repeatable")
+    p.add_argument("--out", required=True, help="run directory (created; rerun to resume)")
+    p.add_argument("--coordinator", help="HOST:PORT of process 0, for multi-process runs")
+    p.add_argument("--num-processes", type=int, help="number of processes (with --coordinator)")
+    p.add_argument("--process-id", type=int, help="this process's index (with --coordinator)")
+    p.add_argument("--local-devices", type=int,
+                   help="CPU devices for this process (testing multi-device code on a CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scaling.train.config import load_config
+
+    overrides = list(args.overrides) + (["train.progress=false"] if args.no_progress else [])
+    cfg = load_config(args.config, overrides)  # bad config fails before JAX starts
+
+    from scaling.train.distributed import initialize
+
+    initialize(args.coordinator, args.num_processes, args.process_id, args.local_devices)
+
+    from scaling.runtime import enable_compilation_cache
+    from scaling.train import train
+
+    enable_compilation_cache()
+    result = train(cfg, args.out)
+    import jax
+
+    if jax.process_index() == 0:
+        print(json.dumps(result.to_dict()), file=sys.stdout)
+    return EXIT_CODES.get(result.status, 1)

@@ -1,0 +1,147 @@
+"""The compiled functions of a run: sharded init, train step, eval step.
+
+`program(...)` builds them once per (model config, optimizer settings, microbatches, mesh,
+rules) and caches them, so several runs in one process (a sweep) share compilations
+wherever shapes agree: the learning rate is an argument, not a constant.
+
+Train step: `(params, opt_state, tokens[B, T+1], lr) -> (params, opt_state, metrics)`,
+jitted with explicit in/out shardings, params and optimizer state donated. Inputs are
+tokens[:, :-1], targets tokens[:, 1:]. With microbatches M the batch is viewed as
+[M, B/M, T+1] — microbatch m holds rows m, M+m, 2M+m, …, so every device keeps its own rows
+— and gradients are summed over a `lax.scan` and divided by M: the mean over all tokens of
+the global batch, the same gradient as without accumulation. The loss and softmax are
+float32 whatever the compute dtype (the model returns float32 logits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding
+
+from scaling.sharding import constrain, use_rules
+from scaling.train import params as P
+from scaling.train.config import OptimizerConfig
+from scaling.train.mesh import batch_sharding, replicated
+from scaling.train.optimizer import apply_updates, make_optimizer
+
+
+def cross_entropy(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean token cross-entropy (nats) and mean log²Z, both in float32."""
+    logits = logits.astype(jnp.float32)
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    return jnp.mean(lse - target_logit), jnp.mean(jnp.square(lse))
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    model_cfg: Any
+    mesh: Mesh
+    rules: tuple
+    layout: P.ParamLayout
+    tx: optax.GradientTransformation
+    param_shardings: dict[str, NamedSharding]
+    opt_shardings: Any
+    init: Any  # (seed) -> (params, opt_state)
+    train_step: Any  # (params, opt_state, batch, lr) -> (params, opt_state, metrics)
+    eval_step: Any  # (params, batch) -> mean loss
+
+    def abstract_params(self) -> dict[str, jax.ShapeDtypeStruct]:
+        return {n: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.param_shardings[n])
+                for n, a in self.layout.abstract.items()}
+
+    def abstract_opt_state(self) -> Any:
+        abstract = jax.eval_shape(self.tx.init, self.layout.abstract)
+        return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                            abstract, self.opt_shardings)
+
+    def batch_sharding(self) -> NamedSharding:
+        return batch_sharding(self.mesh)
+
+
+def _loss_fn(layout: P.ParamLayout, mesh, rules, z_loss: float):
+    def loss(params, tokens):
+        with use_rules(mesh, rules):
+            tokens = constrain(tokens, ("batch", "length"))
+            logits = layout.model(params)(tokens[:, :-1])
+        ce, log_z2 = cross_entropy(logits, tokens[:, 1:])
+        return ce + z_loss * log_z2 if z_loss else ce, ce
+
+    return loss
+
+
+def _optimizer_key(cfg: OptimizerConfig) -> OptimizerConfig:
+    return dataclasses.replace(cfg, lr=1.0)  # the peak LR is a runtime argument
+
+
+def program(model_cfg, opt_cfg: OptimizerConfig, microbatches: int, mesh: Mesh, rules) -> Program:
+    return _program(model_cfg, _optimizer_key(opt_cfg), microbatches, mesh, tuple(rules))
+
+
+@functools.lru_cache(maxsize=8)
+def _program(model_cfg, opt_cfg: OptimizerConfig, microbatches: int, mesh: Mesh, rules: tuple) -> Program:
+    layout = P.param_layout(model_cfg)
+    tx = make_optimizer(opt_cfg, P.decay_mask(layout, opt_cfg.decay_embeddings), P.multipliers(model_cfg, layout))
+    p_sh = layout.shardings(mesh, rules)
+    rep = replicated(mesh)
+    abstract_opt = jax.eval_shape(tx.init, layout.abstract)
+    o_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_opt, p_sh,
+                                 transform_non_params=lambda _: rep)
+    loss = _loss_fn(layout, mesh, rules, opt_cfg.z_loss)
+    grad_fn = jax.value_and_grad(loss, has_aux=True)
+    b_sh = batch_sharding(mesh)
+
+    def init(seed):
+        params = P.init_params(model_cfg, layout, seed)
+        return params, tx.init(params)
+
+    def gradients(params, tokens):
+        if microbatches == 1:
+            (_, ce), grads = grad_fn(params, tokens)
+            return ce, grads
+        b, length = tokens.shape
+        micro = tokens.reshape(b // microbatches, microbatches, length).swapaxes(0, 1)
+        with use_rules(mesh, rules):
+            micro = constrain(micro, (None, "batch", "length"))
+
+        def body(carry, mb):
+            ce_sum, g_sum = carry
+            (_, ce), g = grad_fn(params, mb)
+            return (ce_sum + ce, jax.tree.map(jnp.add, g_sum, g)), None
+
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        zeros = jax.lax.with_sharding_constraint(zeros, p_sh)
+        (ce_sum, g_sum), _ = jax.lax.scan(body, (jnp.zeros((), jnp.float32), zeros), micro)
+        return ce_sum / microbatches, jax.tree.map(lambda g: g / microbatches, g_sum)
+
+    def train_step(params, opt_state, tokens, lr):
+        ce, grads = gradients(params, tokens)
+        grad_norm = optax.global_norm(grads)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = apply_updates(params, updates, lr)
+        return params, opt_state, {"loss": ce, "grad_norm": grad_norm}
+
+    def eval_step(params, tokens):
+        return loss(params, tokens)[1]
+
+    metrics_sh = {"loss": rep, "grad_norm": rep}
+    return Program(
+        model_cfg=model_cfg,
+        mesh=mesh,
+        rules=rules,
+        layout=layout,
+        tx=tx,
+        param_shardings=p_sh,
+        opt_shardings=o_sh,
+        init=jax.jit(init, out_shardings=(p_sh, o_sh)),
+        train_step=jax.jit(train_step, in_shardings=(p_sh, o_sh, b_sh, rep),
+                           out_shardings=(p_sh, o_sh, metrics_sh), donate_argnums=(0, 1)),
+        eval_step=jax.jit(eval_step, in_shardings=(p_sh, b_sh), out_shardings=rep),
+    )

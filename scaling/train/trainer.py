@@ -1,0 +1,445 @@
+"""`train(config, out_dir) -> TrainResult`: one model, trained, evaluated and checkpointed.
+
+A run directory holds
+    config.json     the resolved config plus seed, package versions, data manifest hash,
+                    devices and mesh of every (re)start
+    metrics.jsonl   one row per evaluation (see scaling.train.metrics)
+    checkpoints/    Orbax steps (see scaling.train.checkpoint)
+    result.json     status (done | diverged | failed | preempted), final losses, totals
+
+Calling `train` again on the same directory resumes from the last complete checkpoint
+(batches are a pure function of the step, so the curve continues exactly), or returns the
+stored result when the run already finished. A directory holding a different config is
+an error naming the differing keys.
+
+Step numbering: step s means s optimizer updates done; update t (0-based) consumes the
+data's batch t and uses lr(t). Evaluation happens at steps that are multiples of
+train.eval_every and at the last step; the loss is pulled to the host only at log,
+evaluation and checkpoint steps (non-finite losses are detected there and end the run
+as "diverged"). SIGTERM saves a checkpoint at the current step and ends the run as
+"preempted" (rerun to continue).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from scaling.train import metrics as M
+from scaling.train.checkpoint import Checkpoints, checkpoint_dir
+from scaling.train.config import RunConfig, diff_configs, load_config
+from scaling.train.mesh import check_batch, make_mesh
+from scaling.train.schedules import schedule_fn
+from scaling.train.step import Program, program
+
+FINISHED = ("done", "diverged")
+
+
+@dataclass
+class TrainResult:
+    status: str  # done | diverged | failed | preempted
+    out_dir: str
+    steps: int
+    tokens: int
+    flops: float
+    flops_convention: str
+    final_eval_loss: float | None = None
+    final_train_loss: float | None = None
+    wall_time: float = 0.0
+    diverged_step: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainResult:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ---- run directory --------------------------------------------------------------------
+
+
+def _as_config(config) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, dict):
+        return RunConfig.from_dict(config)
+    return load_config(config)
+
+
+def _prepare_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write_test.{jax.process_index()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"output directory {str(out_dir)!r} is not writable: {err.strerror or err}") from None
+
+
+def read_result(out_dir: str | Path) -> TrainResult | None:
+    path = Path(out_dir) / "result.json"
+    return TrainResult.from_dict(json.loads(path.read_text())) if path.exists() else None
+
+
+def _check_same_run(out_dir: Path, cfg: RunConfig) -> dict | None:
+    """The stored config.json (None if new); raise if it describes a different run."""
+    path = out_dir / "config.json"
+    if not path.exists():
+        return None
+    stored = json.loads(path.read_text())
+    diffs = diff_configs(stored.get("config", {}), cfg.to_dict())
+    if diffs:
+        raise ValueError(f"{out_dir} holds a run with a different config:\n  " + "\n  ".join(diffs)
+                         + "\nuse another --out directory (or the same config to resume)")
+    return stored
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("scaling", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    out["python"] = sys.version.split()[0]
+    return out
+
+
+# ---- evaluation ---------------------------------------------------------------------------
+
+
+def put_batch(prog: Program, local: np.ndarray, global_rows: int) -> jax.Array:
+    """This process's rows -> one global array sharded over the batch axes."""
+    return jax.make_array_from_process_local_data(prog.batch_sharding(), local, (global_rows, local.shape[1]))
+
+
+def eval_arrays(prog: Program, ds, cfg: RunConfig) -> list[jax.Array]:
+    size = cfg.train.eval_size
+    local = ds.eval_batches(size, cfg.train.eval_batches, jax.process_index(), jax.process_count())
+    return [put_batch(prog, b, size) for b in local]
+
+
+def eval_loss(prog: Program, params: dict, batches: list[jax.Array]) -> float:
+    """Mean held-out loss (nats/token) over the fixed validation batches (one host sync)."""
+    total = None
+    for b in batches:
+        loss = prog.eval_step(params, b)
+        total = loss if total is None else total + loss
+    return float(jax.device_get(total)) / len(batches)
+
+
+def eval_metrics(loss: float, bytes_per_token: float) -> dict:
+    finite = math.isfinite(loss)
+    return {
+        "eval_loss": loss,
+        "eval_ppl": math.exp(min(loss, 700.0)) if finite else None,
+        "eval_bpb": loss / math.log(2) / bytes_per_token if finite else None,
+    }
+
+
+# ---- signals ---------------------------------------------------------------------------
+
+
+class _Preemption:
+    """SIGTERM sets a flag the loop polls (a save then happens at a step boundary)."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old = None
+
+    def __enter__(self) -> _Preemption:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.flag = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+    def requested(self, collective: bool) -> bool:
+        if not collective or jax.process_count() == 1:
+            return self.flag
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.int32(self.flag))))
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    cfg: RunConfig
+    out_dir: Path
+    total_steps: int
+    batch: int
+    seq_len: int
+    tokens_per_step: int
+    flops_per_token: float
+    exact_flops_per_token: float
+    eval_steps: set
+    checkpoint_steps: set
+    keep_steps: tuple
+
+    @classmethod
+    def make(cls, cfg: RunConfig, out_dir: Path) -> _Plan:
+        from scaling.model import flops_per_token
+
+        t = cfg.train
+        total = cfg.steps
+        evals = set(range(t.eval_every, total + 1, t.eval_every)) if t.eval_every else set()
+        evals.add(total)
+        ckpts = set(range(t.checkpoint_every, total + 1, t.checkpoint_every)) if t.checkpoint_every else set()
+        ckpts |= {total} | {s for s in t.save_steps if s <= total}
+        keep = set(s for s in t.save_steps if s <= total)
+        if t.keep_eval_checkpoints:
+            ckpts |= evals
+            keep |= evals
+        return cls(cfg, out_dir, total, t.global_batch_size, cfg.model.seq_len,
+                   t.global_batch_size * cfg.model.seq_len,
+                   flops_per_token(cfg.model, t.flops_convention), flops_per_token(cfg.model, "exact"),
+                   evals, ckpts, tuple(sorted(keep)))
+
+
+def train(config, out_dir, *, overrides=None) -> TrainResult:
+    """Train (or resume, or report the finished run in) `out_dir`.
+
+    config: a RunConfig, a dict of sections, or a path to a TOML/JSON config file.
+    Bad input raises ValueError/PermissionError before anything is compiled; failures
+    during training return a TrainResult with status "failed" (traceback on stderr).
+    """
+    cfg = _as_config(config)
+    if overrides:
+        from scaling.train.config import apply_overrides
+
+        cfg = RunConfig.from_dict(apply_overrides(cfg.to_dict(), overrides))
+    out_dir = Path(out_dir).absolute()
+    primary = jax.process_index() == 0
+    _prepare_dir(out_dir)
+    stored = _check_same_run(out_dir, cfg)
+    previous = read_result(out_dir) if stored is not None else None
+    if previous is not None and previous.status in FINISHED:
+        if primary:
+            print(f"{out_dir}: run already finished ({previous.status} at step {previous.steps}); nothing to do",
+                  file=sys.stderr)
+        return previous
+
+    # ---- everything that can reject the input, before compiling ----
+    from scaling.data import build_dataset
+
+    mesh = make_mesh(cfg.mesh)
+    t = cfg.train
+    check_batch(mesh, t.global_batch_size, t.microbatches)
+    if t.eval_batch_size:
+        check_batch(mesh, t.eval_batch_size, what="train.eval_batch_size")
+    if t.init_from is not None and not checkpoint_dir(t.init_from[0]).is_dir() and not Path(t.init_from[0]).is_dir():
+        raise FileNotFoundError(f"train.init_from: no run directory {t.init_from[0]!r}")
+    data_cfg = cfg.data.replace(eval_batch_size=t.eval_size, num_eval_batches=t.eval_batches)
+    ds = build_dataset(data_cfg)
+    if cfg.model.vocab_size < ds.vocab_size:
+        raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the data's vocabulary "
+                         f"({ds.vocab_size} tokens); set model.vocab_size = {ds.vocab_size}")
+    manifest_hash = ds.manifest.get("manifest_hash")
+    if stored is not None and stored.get("data_manifest_hash") not in (None, manifest_hash):
+        raise ValueError(f"{out_dir}: the data changed since this run started (manifest hash "
+                         f"{stored.get('data_manifest_hash')} -> {manifest_hash}); use a new --out directory")
+    plan = _Plan.make(cfg, out_dir)
+    if t.init_from is not None and t.init_from[1] >= plan.total_steps:
+        raise ValueError(f"train.init_from step {t.init_from[1]} is not before the run's last step {plan.total_steps}")
+
+    if primary:
+        from scaling.runtime import describe_devices
+
+        start_info = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "devices": describe_devices(),
+                      "mesh": dict(mesh.shape), "argv": sys.argv}
+        M.write_json_atomic(out_dir / "config.json", {
+            "config": cfg.to_dict(),
+            "seed": t.seed,
+            "data_seed": cfg.data.seed,
+            "steps_total": plan.total_steps,
+            "data_manifest_hash": manifest_hash,
+            "data_manifest": ds.manifest,
+            "versions": _versions(),
+            "starts": (stored or {}).get("starts", []) + [start_info],
+        })
+    return _Run(plan, mesh, ds).run()
+
+
+class _Run:
+    def __init__(self, plan: _Plan, mesh, ds) -> None:
+        self.plan, self.mesh, self.ds = plan, mesh, ds
+        self.cfg = plan.cfg
+        self.primary = jax.process_index() == 0
+        self.prog = program(self.cfg.model, self.cfg.optimizer, self.cfg.train.microbatches, mesh,
+                            self.cfg.mesh.sharding_rules())
+        self.lr = schedule_fn(self.cfg.schedule, self.cfg.optimizer.lr, plan.total_steps)
+        device_kind = jax.devices()[0].device_kind
+        peak = M.peak_flops(device_kind)
+        self.peak_total = peak * jax.device_count() if peak else None
+
+    # ---- state ----
+    def _restore_or_init(self, ckpts: Checkpoints) -> tuple[int, dict, Any, float]:
+        """(start step, params, opt_state, elapsed seconds so far)."""
+        prog, t = self.prog, self.cfg.train
+        latest = ckpts.latest_step()
+        if latest is not None:
+            got = ckpts.restore(latest, prog.abstract_params(), prog.abstract_opt_state())
+            return latest, got["params"], got["opt_state"], float(got["meta"].get("elapsed", 0.0))
+        if t.init_from is not None:
+            src, step = t.init_from
+            src_dir = checkpoint_dir(src) if checkpoint_dir(src).is_dir() else Path(src).absolute()
+            with Checkpoints(src_dir, read_only=True) as other:
+                got = other.restore(step, prog.abstract_params(), prog.abstract_opt_state())
+            return step, got["params"], got["opt_state"], 0.0
+        params, opt_state = prog.init(np.int32(t.seed))
+        return 0, params, opt_state, 0.0
+
+    def _say(self, message: str) -> None:
+        if self.primary:
+            from tqdm.auto import tqdm
+
+            tqdm.write(message, file=sys.stderr)
+
+    def _meta(self, step: int, elapsed: float) -> dict:
+        return {"step": step, "elapsed": elapsed, "tokens": step * self.plan.tokens_per_step,
+                "config": self.cfg.to_dict()}
+
+    def _result(self, status: str, step: int, elapsed: float, **extra) -> TrainResult:
+        p = self.plan
+        res = TrainResult(status=status, out_dir=str(p.out_dir), steps=step, tokens=step * p.tokens_per_step,
+                          flops=step * p.tokens_per_step * p.flops_per_token,
+                          flops_convention=self.cfg.train.flops_convention, wall_time=elapsed, **extra)
+        if self.primary:
+            M.write_json_atomic(p.out_dir / "result.json", res.to_dict())
+        return res
+
+    # ---- the loop ----
+    def run(self) -> TrainResult:
+        from scaling.data import Prefetcher
+
+        plan, prog, t = self.plan, self.prog, self.cfg.train
+        ckpts = Checkpoints(checkpoint_dir(plan.out_dir), keep=t.keep, keep_steps=plan.keep_steps,
+                            async_save=t.async_checkpointing)
+        pi, pc = jax.process_index(), jax.process_count()
+        B = plan.batch
+        batches = None
+        try:
+            start, params, opt_state, elapsed0 = self._restore_or_init(ckpts)
+            resumed = ckpts.latest_step() is not None
+            log = M.MetricsLog(plan.out_dir / "metrics.jsonl", resume_step=start if resumed else None,
+                               enabled=self.primary)
+            evals = eval_arrays(prog, self.ds, self.cfg)
+            t0 = time.perf_counter()
+            elapsed = lambda: elapsed0 + time.perf_counter() - t0  # noqa: E731
+
+            if t.eval_at_start and start == 0 and not resumed:
+                row = {"step": 0, "tokens": 0, "flops": 0.0, "flops_convention": t.flops_convention,
+                       "train_loss": None, **eval_metrics(eval_loss(prog, params, evals), self.ds.bytes_per_token),
+                       "lr": self.lr(0), "elapsed": elapsed()}
+                log.write(row)
+
+            batches = Prefetcher(lambda i: put_batch(prog, self.ds.train_batch(i, B, pi, pc), B),
+                                 start_step=start, depth=2, stop_step=plan.total_steps)
+            return self._loop(batches, ckpts, log, start, params, opt_state, evals, elapsed)
+        except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash of the sweep
+            traceback.print_exc()
+            step = ckpts.latest_step() or 0
+            return self._result("failed", step, 0.0, error=f"{type(err).__name__}: {err}")
+        finally:
+            if batches is not None:
+                batches.close()
+            ckpts.close()
+
+    def _loop(self, batches, ckpts, log, start, params, opt_state, evals, elapsed) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        plan, prog, t = self.plan, self.prog, self.cfg.train
+        total = plan.total_steps
+        single = jax.process_count() == 1
+        bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
+                   disable=not (t.progress and self.primary), desc=plan.out_dir.name)
+        pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet pulled to the host
+        last_loss = last_eval = None
+        window_start, window_steps = time.perf_counter(), 0
+        step = start
+        saved = None
+
+        def save(step: int) -> None:
+            nonlocal saved
+            if saved != step:
+                ckpts.save(step, params, opt_state, self._meta(step, elapsed()))
+                saved = step
+
+        with _Preemption() as preempt, bar:
+            for i, batch in batches:
+                params, opt_state, metrics_dev = prog.train_step(params, opt_state, batch, np.float32(self.lr(i)))
+                step = i + 1
+                pending.append((step, metrics_dev))
+                window_steps += 1
+                bar.update(1)
+                is_eval, is_ckpt = step in plan.eval_steps, step in plan.checkpoint_steps
+                if not (is_eval or is_ckpt or step % t.log_every == 0 or step == start + 1
+                        or (single and preempt.flag)):
+                    continue
+                # ---- a host sync point: the only place the loop waits for the device ----
+                fetched = jax.device_get([m for _, m in pending])
+                now = time.perf_counter()
+                for (s, _), m in zip(pending, fetched):
+                    if not math.isfinite(float(m["loss"])):
+                        self._say(f"{plan.out_dir}: loss {float(m['loss'])} at step {s}: diverged")
+                        return self._result("diverged", s, elapsed(), diverged_step=s)
+                pending.clear()
+                last_loss, grad_norm = float(fetched[-1]["loss"]), float(fetched[-1]["grad_norm"])
+                if step == start + 1:  # the first step includes compilation: not throughput
+                    window_start, window_steps = now, 0
+                tok_s = window_steps * plan.tokens_per_step / (now - window_start) if window_steps else None
+                bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tok_s:.0f}" if tok_s else "-", refresh=False)
+                if is_eval:
+                    last_eval = (step, eval_loss(prog, params, evals))
+                    row = {"step": step, "tokens": step * plan.tokens_per_step,
+                           "flops": step * plan.tokens_per_step * plan.flops_per_token,
+                           "flops_convention": t.flops_convention, "train_loss": last_loss,
+                           **eval_metrics(last_eval[1], self.ds.bytes_per_token), "lr": self.lr(step - 1),
+                           "grad_norm": grad_norm, "tokens_per_s": tok_s,
+                           "mfu": (tok_s * plan.exact_flops_per_token / self.peak_total
+                                   if tok_s and self.peak_total else None),
+                           "elapsed": elapsed()}
+                    log.write(row)
+                    self._say(f"step {step}: train_loss {last_loss:.4f}  eval_loss {last_eval[1]:.4f}  "
+                              f"eval_bpb {row['eval_bpb'] or float('nan'):.4f}")
+                    if not math.isfinite(last_eval[1]):
+                        return self._result("diverged", step, elapsed(), diverged_step=step)
+                if is_ckpt:
+                    save(step)
+                if step < total and preempt.requested(collective=not single):
+                    save(step)
+                    ckpts.wait()
+                    self._say(f"{plan.out_dir}: SIGTERM: checkpoint saved at step {step}; rerun to resume")
+                    return self._result("preempted", step, elapsed(), final_train_loss=last_loss)
+                window_start, window_steps = time.perf_counter(), 0
+        ckpts.wait()
+        if last_eval is None or last_eval[0] != step:  # resumed at the end: evaluate once more
+            last_eval = (step, eval_loss(prog, params, evals))
+        if last_loss is None and log.enabled and log.last:
+            last_loss = log.last.get("train_loss")
+        return self._result("done", step, elapsed(), final_eval_loss=last_eval[1], final_train_loss=last_loss)
