@@ -202,6 +202,8 @@ def _build_token_files(cfg: DataConfig) -> TokenDataset:
     root = cache_root(cfg)
     train_path = Path(os.path.expanduser(cfg.paths[0]))
     tokens, meta = read_token_file(train_path)
+    if len(tokens) == 0:
+        raise ValueError(f"the corpus is empty: token file {train_path} holds no tokens")
     vocab = int(meta["vocab_size"])
     corpus = {"train": _file_sha256(train_path, root)}
     if cfg.validation_paths:
@@ -217,8 +219,6 @@ def _build_token_files(cfg: DataConfig) -> TokenDataset:
         cut = len(tokens) - int(round(len(tokens) * cfg.validation_fraction))
         train, validation, method, bpt_meta = tokens[:cut], tokens[cut:], "tail", meta
         corpus["validation_fraction"] = cfg.validation_fraction
-    if len(tokens) == 0:
-        raise ValueError(f"the corpus is empty: token file {train_path} holds no tokens")
     tokenizer = meta.get("tokenizer")
     bpt = bpt_meta.get("bytes_per_token")
     if bpt is None:

@@ -24,6 +24,29 @@ class _Failure:
 _DONE = object()
 
 
+def _put(q: queue.Queue, stop: threading.Event, item) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _work(fn, q: queue.Queue, stop: threading.Event, step: int, stop_step: int | None) -> None:
+    while not stop.is_set() and (stop_step is None or step < stop_step):
+        try:
+            item = (step, fn(step))
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            _put(q, stop, _Failure(err))
+            return
+        if not _put(q, stop, item):
+            return
+        step += 1
+    _put(q, stop, _DONE)
+
+
 class Prefetcher(Iterator[tuple[int, Any]]):
     """Iterator of (step, fn(step)) for step = start_step, start_step + 1, ... (up to stop_step, exclusive)."""
 
@@ -36,35 +59,18 @@ class Prefetcher(Iterator[tuple[int, Any]]):
     ) -> None:
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise ValueError(f"Prefetcher depth must be a positive integer, got {depth!r}")
-        self._fn = fn
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._finished = False
+        # The worker holds the queue and the event, not self: a Prefetcher dropped
+        # without close() is collected, and __del__ stops its thread.
         self._thread = threading.Thread(
-            target=self._work, args=(int(start_step), stop_step), name="scaling-data-prefetch", daemon=True
+            target=_work,
+            args=(fn, self._queue, self._stop, int(start_step), stop_step),
+            name="scaling-data-prefetch",
+            daemon=True,
         )
         self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self, step: int, stop_step: int | None) -> None:
-        while not self._stop.is_set() and (stop_step is None or step < stop_step):
-            try:
-                item = (step, self._fn(step))
-            except BaseException as err:  # handed to the consumer, which re-raises it
-                self._put(_Failure(err))
-                return
-            if not self._put(item):
-                return
-            step += 1
-        self._put(_DONE)
 
     def __iter__(self) -> "Prefetcher":
         return self

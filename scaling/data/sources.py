@@ -53,8 +53,9 @@ def split_documents(docs: list[Doc], fraction: float, key: Callable[[Doc], str] 
     When that leaves a split empty (a corpus of one or a few documents), the
     document stream is cut instead: its last `fraction` of bytes is validation.
     """
-    train = [d for d in docs if hash_fraction(key(d)) >= fraction]
-    validation = [d for d in docs if hash_fraction(key(d)) < fraction]
+    in_validation = [hash_fraction(key(d)) < fraction for d in docs]
+    train = [d for d, v in zip(docs, in_validation) if not v]
+    validation = [d for d, v in zip(docs, in_validation) if v]
     if train and validation:
         return Split(train, validation, "hash", len(docs))
     return _split_tail(docs, fraction)

@@ -56,3 +56,14 @@ def test_close_stops_the_thread_while_the_queue_is_full():
 def test_depth_must_be_positive():
     with pytest.raises(ValueError, match="depth"):
         Prefetcher(lambda s: s, depth=0)
+
+
+def test_a_dropped_prefetcher_stops_its_thread():
+    import gc
+
+    it = Prefetcher(lambda s: s, depth=1)
+    thread = it._thread
+    del it
+    gc.collect()
+    thread.join(timeout=2)
+    assert not thread.is_alive()

@@ -159,6 +159,9 @@ def test_token_id_outside_vocab_names_path_id_and_vocab(tmp_path, data_cache):
 def test_token_file_missing_or_truncated_is_named(tmp_path, data_cache):
     with pytest.raises(FileNotFoundError, match="nope.bin"):
         build_dataset(_cfg(data_cache, source="tokens", paths=(str(tmp_path / "nope.bin"),)))
+    empty = write_token_file(tmp_path / "empty.bin", np.zeros(0, np.int64), 257)
+    with pytest.raises(ValueError, match=r"empty.*empty\.bin"):
+        build_dataset(_cfg(data_cache, source="tokens", paths=(str(empty),)))
     path = write_token_file(tmp_path / "cut.bin", np.arange(100), 257)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match=r"cut\.bin holds 50 tokens but its meta says 100"):
