@@ -16,16 +16,16 @@ from scaling.data.token_file import read_token_file, write_token_file
 from scaling.data.tokenizer import BPETokenizer, ByteTokenizer
 
 __all__ = [
-    "DataConfig",
     "SOURCES",
     "TOKENIZERS",
-    "build_dataset",
-    "corpus_manifest",
-    "cache_root",
-    "TokenDataset",
-    "Prefetcher",
-    "write_token_file",
-    "read_token_file",
-    "ByteTokenizer",
     "BPETokenizer",
+    "ByteTokenizer",
+    "DataConfig",
+    "Prefetcher",
+    "TokenDataset",
+    "build_dataset",
+    "cache_root",
+    "corpus_manifest",
+    "read_token_file",
+    "write_token_file",
 ]

@@ -61,7 +61,7 @@ def corpus_hash(split: Split) -> str:
     h = hashlib.sha256()
     for label, docs in (("train", split.train), ("validation", split.validation)):
         for name, data in docs:
-            h.update(f"{label}\0{name}\0{len(data)}\0".encode("utf-8"))
+            h.update(f"{label}\0{name}\0{len(data)}\0".encode())
             h.update(data)
     return h.hexdigest()
 
@@ -234,7 +234,7 @@ def _build_token_files(cfg: DataConfig) -> TokenDataset:
         "validation_fraction": cfg.validation_fraction,
         "split_method": method,
         "file_count": 1 + len(cfg.validation_paths),
-        "tokens": {"train": int(len(train)), "validation": int(len(validation))},
+        "tokens": {"train": len(train), "validation": len(validation)},
         "bytes_per_token": None if math.isnan(bpt) else float(bpt),
         "corpus_hash": chash,
         "manifest_hash": _sha256_json({"v": FORMAT_VERSION, "corpus": chash, "tokenizer": tokenizer, "vocab": vocab}),

@@ -114,7 +114,7 @@ class DataConfig:
             raise ValueError("DataConfig.text_field must be a non-empty column name")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataConfig":
+    def from_dict(cls, d: dict) -> DataConfig:
         """Build from a plain dict (e.g. a TOML table); unknown keys name the closest valid key."""
         valid = [f.name for f in dataclasses.fields(cls)]
         for key in d:
@@ -128,8 +128,8 @@ class DataConfig:
         """A JSON-able dict (tuples become lists) that `from_dict` reads back."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
-    def replace(self, **changes) -> "DataConfig":
+    def replace(self, **changes) -> DataConfig:
         return dataclasses.replace(self, **changes)
 
 
-__all__ = ["DataConfig", "SOURCES", "TOKENIZERS"]
+__all__ = ["SOURCES", "TOKENIZERS", "DataConfig"]

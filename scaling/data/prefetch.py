@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class _Failure:
@@ -72,7 +73,7 @@ class Prefetcher(Iterator[tuple[int, Any]]):
         )
         self._thread.start()
 
-    def __iter__(self) -> "Prefetcher":
+    def __iter__(self) -> Prefetcher:
         return self
 
     def __next__(self) -> tuple[int, Any]:
@@ -108,7 +109,7 @@ class Prefetcher(Iterator[tuple[int, Any]]):
             self._thread.join()
         self._finished = True
 
-    def __enter__(self) -> "Prefetcher":
+    def __enter__(self) -> Prefetcher:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,9 +13,9 @@ import hashlib
 import os
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from scaling.data.config import DataConfig
 

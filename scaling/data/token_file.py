@@ -120,4 +120,4 @@ def read_token_file(path: str | os.PathLike, *, check_ids: bool = True) -> tuple
     return tokens, meta
 
 
-__all__ = ["write_token_file", "read_token_file", "read_token_meta", "meta_path", "dtype_for_vocab"]
+__all__ = ["dtype_for_vocab", "meta_path", "read_token_file", "read_token_meta", "write_token_file"]

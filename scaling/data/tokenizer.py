@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class BPETokenizer:
         self.hash = hashlib.sha256(tok.to_str().encode()).hexdigest()
 
     @classmethod
-    def train(cls, docs: Sequence[bytes], vocab_size: int) -> "BPETokenizer":
+    def train(cls, docs: Sequence[bytes], vocab_size: int) -> BPETokenizer:
         """Train on `docs` (the training split only) up to `vocab_size` ids, separator included."""
         tk = _require_tokenizers()
         from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -105,7 +105,7 @@ class BPETokenizer:
         return cls(tok)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "BPETokenizer":
+    def load(cls, path: str | os.PathLike) -> BPETokenizer:
         tk = _require_tokenizers()
         return cls(tk.Tokenizer.from_file(str(path)))
 
@@ -136,4 +136,4 @@ class BPETokenizer:
         return {"name": self.name, "vocab_size": self.vocab_size, "separator_id": self.separator_id, "hash": self.hash}
 
 
-__all__ = ["ByteTokenizer", "BPETokenizer", "SEPARATOR"]
+__all__ = ["SEPARATOR", "BPETokenizer", "ByteTokenizer"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from data_helpers import write_split_corpus
 
 from scaling.data import DataConfig, build_dataset
-from data_helpers import write_split_corpus
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from data_helpers import TRAIN_ALPHABET, VALIDATION_ALPHABET
 
 from scaling.data import DataConfig, build_dataset
 from scaling.data.loader import TokenDataset
-
-from data_helpers import TRAIN_ALPHABET, VALIDATION_ALPHABET
 
 
 def _text_ds(corpus, data_cache, **kw):
@@ -50,7 +49,7 @@ def test_deterministic_across_instances_and_seeded(split_corpus, data_cache):
 
 def test_resume_equivalence_across_epochs():
     ds = _toy()
-    steps = range(0, 3 * ds.windows_per_epoch // 6 + 5)  # batch 6: spans several epochs
+    steps = range(3 * ds.windows_per_epoch // 6 + 5)  # batch 6: spans several epochs
     drawn = {s: ds.train_batch(s, 6) for s in steps}
     for k in (0, 5, len(steps) - 1, 40):
         fresh = _toy()  # no earlier steps drawn, empty epoch cache

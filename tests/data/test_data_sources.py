@@ -7,8 +7,19 @@ import json
 import numpy as np
 import pytest
 
-from scaling.data import DataConfig, build_dataset, corpus_manifest, read_token_file, write_token_file
-from scaling.data.sources import hash_fraction, list_python_files, split_documents, stdlib_root
+from scaling.data import (
+    DataConfig,
+    build_dataset,
+    corpus_manifest,
+    read_token_file,
+    write_token_file,
+)
+from scaling.data.sources import (
+    hash_fraction,
+    list_python_files,
+    split_documents,
+    stdlib_root,
+)
 
 
 def _cfg(data_cache, **kw) -> DataConfig:
