@@ -150,3 +150,24 @@ def test_train_batch_is_fast(stdlib_ds):
         stdlib_ds.train_batch(step, 64)
     per_step = (time.perf_counter() - t) / 200
     assert per_step < 0.005, f"{per_step * 1e3:.2f} ms per batch of 64x65"
+
+
+def test_same_batches_in_a_fresh_interpreter(split_corpus, data_cache):
+    """Nothing depends on Python's per-process hash seed or on what this process drew before."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, sys\n"
+        "from scaling.data import DataConfig, build_dataset\n"
+        "ds = build_dataset(DataConfig(source='text', paths=(sys.argv[1],), seq_len=16, seed=7,"
+        " validation_fraction=0.2, cache_dir=sys.argv[2]))\n"
+        "print(hashlib.sha256(ds.train_batch(123, 8).tobytes() + ds.eval_batches(4, 2)[1].tobytes()).hexdigest())\n"
+    )
+    env = os.environ | {"PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code, str(split_corpus), str(data_cache / "fresh-interpreter")],
+                         capture_output=True, text=True, env=env, check=True).stdout.strip()
+    ds = _text_ds(split_corpus, data_cache)
+    assert out == hashlib.sha256(ds.train_batch(123, 8).tobytes() + ds.eval_batches(4, 2)[1].tobytes()).hexdigest()
