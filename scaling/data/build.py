@@ -127,14 +127,19 @@ def _write_cache(final: Path, split: Split, cfg: DataConfig, spec: dict, chash: 
         else:
             tok = ByteTokenizer()
         counts: dict[str, dict] = {"documents": {}, "bytes": {}, "tokens": {}}
+        bytes_per_token = {}
         for label, docs in (("train", split.train), ("validation", split.validation)):
             tokens = tok.encode_documents([d for _, d in docs])
-            write_token_file(tmp / f"{label}.bin", tokens, tok.vocab_size, tokenizer=tok.identity())
             counts["documents"][label] = len(docs)
             counts["bytes"][label] = sum(len(d) for _, d in docs)
             counts["tokens"][label] = int(tokens.size)
-        # A separator counts as one byte, so bytes_per_token is exactly 1.0 for the byte tokenizer.
-        val_units = counts["bytes"]["validation"] + max(counts["documents"]["validation"] - 1, 0)
+            # A separator counts as one byte, so bytes_per_token is exactly 1.0 for the byte tokenizer.
+            units = counts["bytes"][label] + max(len(docs) - 1, 0)
+            bytes_per_token[label] = units / max(tokens.size, 1)
+            write_token_file(
+                tmp / f"{label}.bin", tokens, tok.vocab_size, tokenizer=tok.identity(),
+                bytes_per_token=bytes_per_token[label],
+            )  # fmt: skip
         manifest = {
             "format_version": FORMAT_VERSION,
             "tokenizer": tok.identity(),
@@ -145,7 +150,7 @@ def _write_cache(final: Path, split: Split, cfg: DataConfig, spec: dict, chash: 
             "split_method": split.method,
             "file_count": split.file_count,
             **counts,
-            "bytes_per_token": val_units / max(counts["tokens"]["validation"], 1),
+            "bytes_per_token": bytes_per_token["validation"],
             "corpus_hash": chash,
             "manifest_hash": mhash,
         }

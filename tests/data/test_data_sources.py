@@ -241,3 +241,9 @@ def test_bpe_trains_on_train_split_round_trips_and_is_cached(tmp_path, data_cach
     fresh = build_dataset(cfg.replace(cache_dir=str(tmp_path / "fresh")))
     assert fresh.manifest["tokenizer"]["hash"] == ds.manifest["tokenizer"]["hash"]
     assert fresh.manifest["manifest_hash"] == ds.manifest["manifest_hash"]
+    # The cached validation file can itself be a `tokens` source, bits-per-byte intact.
+    cached = __import__("pathlib").Path(ds.manifest["cache_path"])
+    reuse = build_dataset(cfg.replace(source="tokens", paths=(str(cached / "train.bin"),),
+                                      validation_paths=(str(cached / "validation.bin"),)))
+    assert reuse.bytes_per_token == ds.bytes_per_token
+    np.testing.assert_array_equal(reuse.validation_tokens, ds.validation_tokens)
