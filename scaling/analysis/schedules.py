@@ -8,8 +8,11 @@ takes an optional linear warmup (from peak/warmup_steps up to peak over the firs
 - ``constant_lr``: peak after warmup.
 - ``cosine_lr``: cosine from peak to ``floor`` at ``total_steps`` (floor after that).
 - ``wsd_lr``: warmup-stable-decay: peak, then a cooldown over the last
-  ``cooldown_steps`` steps to ``floor``, shaped ``'linear'`` or ``'1-sqrt'``
-  (Hägele et al. 2024: lr = floor + (peak - floor)·(1 - sqrt(progress))).
+  ``cooldown_steps`` steps to ``floor``, shaped ``'linear'`` or ``'1-sqrt'`` (alias
+  ``'sqrt'``; Hägele et al. 2024: lr = floor + (peak - floor)·(1 - sqrt(progress))).
+
+These follow ``scaling.train.schedules`` (update t there is step t + 1 here), written
+again in numpy because the analysis never imports the training stack.
 - ``branch_cooldown``: a cooldown branched from step ``branch_step`` of an existing
   per-step schedule (how cooldown checkpoints of a constant-LR run are made).
 """
@@ -41,14 +44,14 @@ def _cooldown_factor(progress: np.ndarray, shape: str) -> np.ndarray:
     p = np.clip(progress, 0.0, 1.0)
     if shape == "linear":
         return 1.0 - p
-    if shape == "1-sqrt":
+    if shape in ("1-sqrt", "sqrt"):
         return 1.0 - np.sqrt(p)
     if shape == "cosine":
         return 0.5 * (1.0 + np.cos(np.pi * p))
     raise ValueError(f"unknown cooldown shape {shape!r}; choose one of {COOLDOWN_SHAPES}")
 
 
-COOLDOWN_SHAPES = ("linear", "1-sqrt", "cosine")
+COOLDOWN_SHAPES = ("linear", "1-sqrt", "sqrt", "cosine")  # "sqrt": scaling.train's name for 1-sqrt
 
 
 def constant_lr(step, *, peak: float, warmup_steps: int = 0) -> np.ndarray:
@@ -59,7 +62,8 @@ def cosine_lr(step, *, peak: float, total_steps: int, floor: float = 0.0, warmup
     s = _steps(step)
     if total_steps <= warmup_steps:
         raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
-    p = (s - warmup_steps) / (total_steps - warmup_steps)
+    # at peak on the first step after warmup, at the floor on the last step
+    p = (s - 1 - warmup_steps) / max(1, total_steps - warmup_steps - 1)
     lr = floor + (peak - floor) * _cooldown_factor(p, "cosine")
     return lr * linear_warmup(s, warmup_steps)
 
