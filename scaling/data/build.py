@@ -31,7 +31,7 @@ from scaling.data.config import DataConfig
 from scaling.data.loader import TokenDataset
 from scaling.data.sources import Split, open_source
 from scaling.data.token_file import read_token_file, write_json, write_token_file
-from scaling.data.tokenizer import BPETokenizer, ByteTokenizer
+from scaling.data.tokenizer import BPETokenizer, ByteTokenizer, require_tokenizers
 
 FORMAT_VERSION = 1
 
@@ -52,9 +52,7 @@ def _sha256_json(obj) -> str:
 def _tokenizer_spec(cfg: DataConfig) -> dict:
     if cfg.tokenizer == "bytes":
         return {"name": "bytes"}
-    import tokenizers
-
-    return {"name": "bpe", "vocab_size": cfg.bpe_vocab_size, "tokenizers": tokenizers.__version__}
+    return {"name": "bpe", "vocab_size": cfg.bpe_vocab_size, "tokenizers": require_tokenizers().__version__}
 
 
 def corpus_hash(split: Split) -> str:

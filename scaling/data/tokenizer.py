@@ -56,7 +56,7 @@ class ByteTokenizer:
         return {"name": self.name, "vocab_size": self.vocab_size, "separator_id": self.separator_id}
 
 
-def _require_tokenizers():
+def require_tokenizers():
     try:
         import tokenizers
     except ImportError:
@@ -89,7 +89,7 @@ class BPETokenizer:
     @classmethod
     def train(cls, docs: Sequence[bytes], vocab_size: int) -> BPETokenizer:
         """Train on `docs` (the training split only) up to `vocab_size` ids, separator included."""
-        tk = _require_tokenizers()
+        tk = require_tokenizers()
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
         tok = tk.Tokenizer(models.BPE())
@@ -106,7 +106,7 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
-        tk = _require_tokenizers()
+        tk = require_tokenizers()
         return cls(tk.Tokenizer.from_file(str(path)))
 
     def save(self, path: str | os.PathLike) -> None:

@@ -247,3 +247,13 @@ def test_bpe_trains_on_train_split_round_trips_and_is_cached(tmp_path, data_cach
                                       validation_paths=(str(cached / "validation.bin"),)))
     assert reuse.bytes_per_token == ds.bytes_per_token
     np.testing.assert_array_equal(reuse.validation_tokens, ds.validation_tokens)
+
+
+@pytest.mark.parametrize("module, kw", [("datasets", {"source": "hf", "hf_dataset": "json"}),
+                                        ("tokenizers", {"source": "text", "tokenizer": "bpe"})])
+def test_missing_optional_package_is_named(monkeypatch, tmp_path, data_cache, module, kw):
+    (tmp_path / "t.txt").write_bytes(b"x" * 1000)
+    kw = {"paths": (str(tmp_path / "t.txt"),)} | kw
+    monkeypatch.setitem(__import__("sys").modules, module, None)  # import now fails
+    with pytest.raises(ImportError, match=rf"needs the .*`{module}` package"):
+        build_dataset(_cfg(data_cache, **kw))
