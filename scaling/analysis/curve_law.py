@@ -73,6 +73,14 @@ def schedule_areas(lr, *, decay: float = 0.999, warmup_steps: int = 0) -> tuple[
     return np.cumsum(eta), np.cumsum(m)
 
 
+def _per_step(lr, n_steps: int) -> np.ndarray:
+    """A schedule as a per-step array: arrays pass through, functions of the step are
+    evaluated at steps 1..n_steps."""
+    if callable(lr):
+        return np.asarray(lr(np.arange(1, n_steps + 1)), dtype=float)
+    return np.asarray(lr, dtype=float)
+
+
 def curve_law(S1, S2, L0: float, A: float, alpha: float, C: float):
     """L = L0 + A·S1^(-alpha) - C·S2."""
     return L0 + A * np.asarray(S1, dtype=float) ** (-alpha) - C * np.asarray(S2, dtype=float)
@@ -80,16 +88,17 @@ def curve_law(S1, S2, L0: float, A: float, alpha: float, C: float):
 
 @dataclass(frozen=True)
 class ScheduledCurve:
-    """Evaluations of one run: loss after ``steps[j]`` optimizer steps of the per-step
-    schedule ``lr`` (lr[i] is the LR of step i+1; it must cover the last step)."""
+    """Evaluations of one run: loss after ``steps[j]`` optimizer steps of the schedule
+    ``lr``: a per-step array (lr[i] is the LR of step i+1; it must cover the last step)
+    or a function of the step (e.g. ``partial(wsd_lr, peak=..., ...)``)."""
 
     lr: np.ndarray
     steps: np.ndarray
     loss: np.ndarray
 
     def __post_init__(self):
-        lr = np.asarray(self.lr, dtype=float)
         steps = np.atleast_1d(np.asarray(self.steps))
+        lr = _per_step(self.lr, int(steps.max()) if steps.size else 0)
         loss = np.atleast_1d(np.asarray(self.loss, dtype=float))
         if steps.shape != loss.shape or steps.ndim != 1:
             raise ValueError(f"steps and loss must be 1-D of one length; got {steps.shape} and {loss.shape}")
@@ -132,8 +141,11 @@ class CurveLawFit:
         return dict(L0=self.L0, A=self.A, alpha=self.alpha, C=self.C)
 
     def predict(self, lr, steps=None):
-        """Loss after each of ``steps`` (default: every step) of the per-step schedule lr."""
-        lr = np.asarray(lr, dtype=float)
+        """Loss after each of ``steps`` (default: every step) of the schedule ``lr`` (a
+        per-step array, or a function of the step, which then needs ``steps``)."""
+        if callable(lr) and steps is None:
+            raise ValueError("a schedule given as a function needs the steps to predict at")
+        lr = _per_step(lr, int(np.max(steps)) if steps is not None else 0)
         s1, s2 = schedule_areas(lr, decay=self.decay, warmup_steps=self.warmup_steps)
         if not self.c_identified and np.any(s2 > 1e-12 * max(1.0, s1[-1])):
             _warnings.warn(
@@ -255,9 +267,8 @@ def fit_curve_law(
     warns = []
     if not with_c:
         warns.append("no LR decrease in the fitted curves: the annealing term C cannot be identified (set to 0)")
-    for name, v, (lo, hi) in (("alpha", alpha, alpha_bounds),):
-        if np.isclose(v, lo, rtol=1e-3) or np.isclose(v, hi, rtol=1e-3):
-            warns.append(f"{name}={v:.4g} sits at its bound {alpha_bounds}")
+    if np.isclose(alpha, alpha_bounds[0], rtol=1e-3) or np.isclose(alpha, alpha_bounds[1], rtol=1e-3):
+        warns.append(f"alpha={alpha:.4g} sits at a bound of alpha_bounds={alpha_bounds}")
     if decay == "fit" and lam in (min(decays), max(decays)):
         warns.append(f"the fitted decay {lam} is at the edge of the grid {min(decays)}..{max(decays)}")
     return CurveLawFit(

@@ -1,3 +1,5 @@
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,6 +66,11 @@ def test_recovers_parameters_and_predicts_held_out_schedules(noise):
     for name, value in TRUE.items():
         assert fit.params[name] == pytest.approx(value, rel=tol), name
     assert fit.c_identified and not fit.warnings
+    # a schedule may also be given as a function of the step
+    spec = partial(cosine_lr, peak=1e-3, total_steps=T, floor=1e-5, warmup_steps=WARMUP)
+    again = fit_curve_law(ScheduledCurve(spec, EVALS, _curve(cos, noise).loss), warmup_steps=WARMUP)
+    assert again.params == fit.params
+    np.testing.assert_allclose(fit.predict(spec, EVALS), fit.predict(cos, EVALS))
     for shape in ("linear", "1-sqrt"):
         wsd = wsd_lr(STEPS, peak=1e-3, total_steps=T, cooldown_steps=4000, shape=shape, warmup_steps=WARMUP)
         truth = curve_law(*schedule_areas(wsd, warmup_steps=WARMUP), **TRUE)
