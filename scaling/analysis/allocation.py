@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PowerLawFit", "fit_power_law", "loglog_slope"]
+__all__ = ["PowerLawFit", "fit_power_law", "loglog_slope", "check_bootstrap_args"]
+
+
+def check_bootstrap_args(n_boot, ci) -> None:
+    """Raise before any compute on a bootstrap size or interval level that cannot work."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), e.g. 0.95; got {ci!r}")
 
 
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

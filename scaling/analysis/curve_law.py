@@ -246,6 +246,12 @@ def fit_curve_law(
         raise ValueError("fit_curve_law needs at least one ScheduledCurve")
     if loss not in ("huber", "l2"):
         raise ValueError(f"loss must be 'huber' or 'l2', got {loss!r}")
+    if not delta > 0:
+        raise ValueError(f"delta must be positive; got {delta!r}")
+    if not 0 < alpha_bounds[0] < alpha_bounds[1]:
+        raise ValueError(f"alpha_bounds must be (low, high) with 0 < low < high; got {alpha_bounds!r}")
+    if decay != "fit" and not (isinstance(decay, (int, float)) and 0 <= decay < 1):
+        raise ValueError(f"decay must be in [0, 1) or 'fit'; got {decay!r}")
     y = np.concatenate([c.loss for c in curves])
     if len(y) < 4:
         raise ValueError(f"fit_curve_law needs at least 4 evaluation points for 4 parameters; got {len(y)}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .allocation import PowerLawFit, fit_power_law
+from .allocation import PowerLawFit, check_bootstrap_args, fit_power_law
 from .interpolate import interpolate_curve
 
 __all__ = ["EnvelopeResult", "curve_matrix", "envelope_analysis"]
@@ -61,8 +61,12 @@ def curve_matrix(
         raise ValueError(f"envelope: missing column(s) {missing}; the table has {list(curves.columns)}")
     f_all = curves[flops_col].to_numpy(float)
     if flops_grid is None:
+        if n_grid < 2:
+            raise ValueError(f"n_grid must be >= 2; got {n_grid!r}")
         flops_grid = np.geomspace(f_all.min(), f_all.max(), n_grid)
-    grid = np.asarray(flops_grid, dtype=float)
+    grid = np.atleast_1d(np.asarray(flops_grid, dtype=float))
+    if np.any(~np.isfinite(grid)) or np.any(grid <= 0):
+        raise ValueError("flops_grid must hold finite, positive FLOP values")
     run_ids, params, losses, tokens, warns = [], [], [], [], []
     for rid, run in curves.groupby(run_col, sort=True):
         sizes = run[params_col].unique()
@@ -151,6 +155,9 @@ def envelope_analysis(
         reaching them.
     n_boot: bootstrap resamples of the runs (seeded by ``seed``).
     """
+    check_bootstrap_args(n_boot, ci)
+    if min_runs < 1:
+        raise ValueError(f"min_runs must be >= 1; got {min_runs!r}")
     m = curve_matrix(
         curves, flops_grid, n_grid=n_grid, method=method, run_col=run_col, params_col=params_col,
         tokens_col=tokens_col, flops_col=flops_col, loss_col=loss_col, **interp_options,

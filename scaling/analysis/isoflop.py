@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .allocation import PowerLawFit, fit_power_law
+from .allocation import PowerLawFit, check_bootstrap_args, fit_power_law
 from .interpolate import METHODS, MIN_POINTS, interpolate_curve
 
 __all__ = [
@@ -41,6 +41,8 @@ def group_budgets(flops, rtol: float = 0.1) -> np.ndarray:
     exceeds its predecessor by more than ``rtol`` (relative). Returns integer labels
     (0, 1, ... in increasing budget) aligned with ``flops``."""
     f = np.asarray(flops, dtype=float)
+    if not rtol > 0:
+        raise ValueError(f"rtol must be positive; got {rtol!r}")
     if np.any(~np.isfinite(f)) or np.any(f <= 0):
         raise ValueError("flops must be finite and positive to group rows into IsoFLOP budgets")
     order = np.argsort(f, kind="stable")
@@ -148,6 +150,7 @@ def isoflop_profile(
     params, loss: the runs' sizes and final losses at this budget (>= 3 distinct sizes).
     tokens: their training tokens (gives FLOPs per parameter-token; default 6).
     """
+    check_bootstrap_args(n_boot, ci)
     N = np.asarray(params, dtype=float)
     L = np.asarray(loss, dtype=float)
     if N.ndim != 1 or N.shape != L.shape:
@@ -272,6 +275,7 @@ def isoflop_analysis(
     min_points: budgets with fewer distinct sizes are skipped (with a warning).
     keep_flagged: also fit the power laws through flagged profiles.
     """
+    check_bootstrap_args(n_boot, ci)
     need = [params_col, loss_col] + ([budget] if budget else [flops_col])
     missing = [c for c in need if c not in df.columns]
     if missing:

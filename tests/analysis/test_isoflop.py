@@ -86,3 +86,15 @@ def test_loss_at_an_unobserved_size_along_a_budget():
         isoflop_loss_at(p, 1e13)
     with pytest.raises(ValueError, match="need at least 2 usable"):
         isoflop_analysis(df, budget="budget")
+
+
+def test_bad_arguments_are_named():
+    df = isoflop_runs(BUDGETS[:3])
+    with pytest.raises(ValueError, match="n_boot must be a positive integer; got 0"):
+        isoflop_analysis(df, budget="budget", n_boot=0)
+    with pytest.raises(ValueError, match="ci must be in"):
+        isoflop_analysis(df, budget="budget", ci=95)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['loss'\]"):
+        isoflop_analysis(df.drop(columns="loss"))
+    with pytest.raises(ValueError, match="at least 3 distinct sizes"):
+        isoflop_profile([1e8, 1e8, 2e8], [3.0, 3.1, 3.2], 1e19)
