@@ -1,0 +1,106 @@
+"""Read a results directory (the sweep's store) into the frames the figures draw.
+
+    res = load_results("results/quickstart")
+    res.runs      # finished runs: params, tokens, flops, loss, budget, run_id, width, ...
+    res.curves    # evaluations of those runs: run_id, step, params, tokens, flops, loss, budget, ...
+    res.interpolations()   # [(path, {"t": [...], "loss": [...], "barrier": ...}), ...]
+
+``params`` is the non-embedding parameter count and ``loss`` the eval loss, as in
+``scaling.analysis.table.load_table``. The plan's IsoFLOP budget (``budget``) is kept
+when the table has it, else derived by grouping FLOPs (``analysis.isoflop.group_budgets``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Results", "load_results", "MissingInput"]
+
+
+class MissingInput(Exception):
+    """A figure's inputs are absent: the figure is skipped with this message."""
+
+
+@dataclass(frozen=True)
+class Results:
+    root: Path
+    runs: pd.DataFrame
+    curves: pd.DataFrame | None
+
+    @property
+    def budgets(self) -> np.ndarray:
+        return np.unique(self.runs["budget"].to_numpy(float))
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def curves_with(self, min_points: int) -> pd.DataFrame:
+        """Curve rows of the runs that have at least ``min_points`` evaluations."""
+        if self.curves is None or self.curves.empty:
+            raise MissingInput(f"{self.root}/curves.csv is absent or empty")
+        n = self.curves.groupby("run_id")["step"].transform("nunique")
+        out = self.curves[n >= min_points]
+        if out.empty:
+            raise MissingInput(f"no run in {self.root}/curves.csv has {min_points}+ evaluations")
+        return out
+
+    def interpolations(self) -> list[tuple[Path, dict]]:
+        """Weight-path interpolation results (``interpolation/*.json``), sorted by name."""
+        found = []
+        for path in sorted((self.root / "interpolation").glob("*.json")):
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and "t" in data and "loss" in data:
+                found.append((path, data))
+        return found
+
+
+def _budget_column(df: pd.DataFrame) -> np.ndarray:
+    from scaling.analysis.isoflop import group_budgets
+
+    flops = df["flops"].to_numpy(float)
+    if "budget" in df.columns:
+        b = pd.to_numeric(df["budget"], errors="coerce").to_numpy(float)
+        if np.all(np.isfinite(b) & (b > 0)):
+            return b
+    labels = group_budgets(flops)
+    geo = {lab: float(np.exp(np.mean(np.log(flops[labels == lab])))) for lab in np.unique(labels)}
+    return np.array([geo[lab] for lab in labels])
+
+
+def load_results(results_dir: str | Path) -> Results:
+    """Finished runs and their curves from ``results_dir`` (MissingInput when absent)."""
+    root = Path(results_dir)
+    runs_csv = root / "runs.csv"
+    if not runs_csv.is_file():
+        raise MissingInput(f"{runs_csv} not found (run a sweep, or pass a results directory)")
+    raw = pd.read_csv(runs_csv)
+    if "status" in raw.columns:
+        raw = raw[raw["status"].astype(str) == "done"]
+    need = ["run_id", "params_nonembedding", "tokens", "flops", "eval_loss"]
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise MissingInput(f"{runs_csv} lacks column(s) {missing}")
+    runs = raw.rename(columns={"params_nonembedding": "params", "eval_loss": "loss"})
+    runs = runs[np.isfinite(runs["loss"].astype(float)) & (runs["loss"].astype(float) > 0)]
+    if runs.empty:
+        raise MissingInput(f"{runs_csv} has no finished run with a finite eval loss")
+    runs = runs.assign(budget=_budget_column(runs)).sort_values(["budget", "params", "run_id"])
+    runs = runs.reset_index(drop=True)
+
+    curves = None
+    curves_csv = root / "curves.csv"
+    if curves_csv.is_file():
+        c = pd.read_csv(curves_csv)
+        if not c.empty and "eval_loss" in c.columns:
+            c = c[np.isfinite(c["eval_loss"].astype(float)) & (c["eval_loss"].astype(float) > 0)]
+            c = c.rename(columns={"eval_loss": "loss"})
+            keep = [k for k in ("run_id", "params", "budget", "width", "depth") if k in runs.columns]
+            c = c.merge(runs[keep], on="run_id", how="inner")
+            curves = c.sort_values(["budget", "params", "run_id", "step"]).reset_index(drop=True)
+    return Results(root=root, runs=runs, curves=curves)
