@@ -1,0 +1,128 @@
+"""Load a table of runs into the canonical analysis columns: params, tokens, flops, loss.
+
+Sources: a DataFrame, a CSV (or Parquet) path, or a results directory of the sweep
+runner (``runs.csv``: params_nonembedding is params, eval_loss is loss, only rows with
+status == "done"). Tokens are derived from FLOPs as D = C/(k·N) when missing, FLOPs from
+tokens as C = k·N·D; k is the FLOP convention ("6N" -> 6, or a number). Other columns
+(run_id, width, depth, ...) are kept. The returned frame carries ``attrs["k"]``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["load_table", "flop_factor", "CANONICAL"]
+
+CANONICAL = ("params", "tokens", "flops", "loss")
+
+
+def flop_factor(convention: str | float | int) -> float:
+    """FLOPs per parameter per token: "6N" -> 6.0, "8N" -> 8.0, a number -> itself."""
+    if isinstance(convention, (int, float, np.integer, np.floating)) and not isinstance(convention, bool):
+        k = float(convention)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(?:\*?\s*N(?:D)?)?\s*", str(convention), flags=re.IGNORECASE)
+        if not m:
+            raise ValueError(f"FLOP convention {convention!r} not understood; use e.g. '6N' or a number like 6")
+        k = float(m.group(1))
+    if not k > 0:
+        raise ValueError(f"FLOP convention must be positive; got {convention!r}")
+    return k
+
+
+def _read(source) -> tuple[pd.DataFrame, bool]:
+    """(frame, is_results_dir)."""
+    if isinstance(source, pd.DataFrame):
+        return source.copy(), False
+    path = Path(source)
+    if path.is_dir():
+        runs = path / "runs.csv"
+        if not runs.exists():
+            alt = path / "runs.parquet"
+            if alt.exists():
+                return pd.read_parquet(alt), True
+            raise FileNotFoundError(f"{path} is a directory without runs.csv: not a results directory")
+        return pd.read_csv(runs), True
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or directory: {path}")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path), False
+    return pd.read_csv(path), False
+
+
+def load_table(
+    source,
+    *,
+    params_col: str | None = None,
+    tokens_col: str | None = None,
+    flops_col: str | None = None,
+    loss_col: str | None = None,
+    convention: str | float = "6N",
+) -> pd.DataFrame:
+    """Canonical table (columns params, tokens, flops, loss + the source's other columns).
+
+    Column names default to the canonical ones, or for a results directory to
+    params_nonembedding / tokens / flops / eval_loss. Raises ValueError naming the column
+    when one is missing (listing what exists), or when a value is non-positive or NaN
+    (naming the row).
+    """
+    df, is_results = _read(source)
+    if is_results:
+        if "status" in df.columns:
+            df = df[df["status"].astype(str) == "done"]
+        params_col = params_col or ("params_nonembedding" if "params_nonembedding" in df.columns else "params")
+        loss_col = loss_col or ("eval_loss" if "eval_loss" in df.columns else "loss")
+        if "flop_convention" in df.columns and convention == "6N" and df["flop_convention"].notna().any():
+            convention = df["flop_convention"].dropna().iloc[0]
+    names = {
+        "params": params_col or "params",
+        "tokens": tokens_col or "tokens",
+        "flops": flops_col or "flops",
+        "loss": loss_col or "loss",
+    }
+    k = flop_factor(convention)
+    available = list(df.columns)
+    for role in ("params", "loss"):
+        if names[role] not in df.columns:
+            raise ValueError(f"missing {role} column {names[role]!r}; the table has columns {available}")
+    has_tokens = names["tokens"] in df.columns
+    has_flops = names["flops"] in df.columns
+    if not has_tokens and not has_flops:
+        raise ValueError(
+            f"need a tokens column {names['tokens']!r} or a flops column {names['flops']!r}; "
+            f"the table has columns {available}"
+        )
+    out = df.drop(columns=[c for c in CANONICAL if c in df.columns and c not in names.values()])
+    out = out.rename(columns={v: k_ for k_, v in names.items() if v in df.columns and v != k_})
+    out = out.reset_index(drop=True)
+    for role in ("params", "loss") + (("tokens",) if has_tokens else ()) + (("flops",) if has_flops else ()):
+        out[role] = _positive(out[role], names[role], df)
+    if not has_tokens:
+        out["tokens"] = out["flops"] / (k * out["params"])
+    if not has_flops:
+        out["flops"] = k * out["params"] * out["tokens"]
+    cols = list(CANONICAL) + [c for c in out.columns if c not in CANONICAL]
+    out = out[cols]
+    out.attrs["k"] = k
+    return out
+
+
+def _positive(col: pd.Series, name: str, original: pd.DataFrame) -> pd.Series:
+    values = pd.to_numeric(col, errors="coerce").to_numpy(float)
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        i = int(np.nonzero(bad)[0][0])
+        label = original.index[i] if len(original.index) > i else i
+        raw = col.iloc[i]
+        what = "NaN or missing" if pd.isna(raw) or not np.isfinite(values[i]) and not np.isinf(values[i]) else "not positive"
+        if np.isinf(values[i]):
+            what = "infinite"
+        raise ValueError(
+            f"column {name!r} has {int(bad.sum())} bad value(s): row {label} is {raw!r} ({what}); "
+            "every value must be finite and positive"
+        )
+    return pd.Series(values, index=col.index)
