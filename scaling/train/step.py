@@ -123,7 +123,7 @@ def _program(model_cfg, opt_cfg: OptimizerConfig, microbatches: int, mesh: Mesh,
 
     def train_step(params, opt_state, tokens, lr):
         ce, grads = gradients(params, tokens)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = apply_updates(params, updates, lr)
         return params, opt_state, {"loss": ce, "grad_norm": grad_norm}

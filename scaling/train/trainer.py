@@ -17,7 +17,7 @@ data's batch t and uses lr(t). Evaluation happens at steps that are multiples of
 train.eval_every and at the last step; the loss is pulled to the host only at log,
 evaluation and checkpoint steps (non-finite losses are detected there and end the run
 as "diverged"). SIGTERM saves a checkpoint at the current step and ends the run as
-"preempted" (rerun to continue).
+"preempted" and raises `Preempted` (a SystemExit) so the process exits; rerun to continue.
 """
 
 from __future__ import annotations
@@ -47,9 +47,18 @@ from scaling.train.step import Program, program
 FINISHED = ("done", "diverged")
 
 
+class Preempted(SystemExit):
+    """Raised by `train` after SIGTERM, once the checkpoint is saved: the process should
+    exit (status 75, "try again"); rerunning resumes. result.json says "preempted"."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(75)
+        self.step = step
+
+
 @dataclass
 class TrainResult:
-    status: str  # done | diverged | failed | preempted
+    status: str  # done | diverged | failed
     out_dir: str
     steps: int
     tokens: int
@@ -227,6 +236,7 @@ def train(config, out_dir, *, overrides=None) -> TrainResult:
     config: a RunConfig, a dict of sections, or a path to a TOML/JSON config file.
     Bad input raises ValueError/PermissionError before anything is compiled; failures
     during training return a TrainResult with status "failed" (traceback on stderr).
+    SIGTERM saves a checkpoint and raises `Preempted` (a SystemExit).
     """
     cfg = _as_config(config)
     if overrides:
@@ -435,7 +445,8 @@ class _Run:
                     save(step)
                     ckpts.wait()
                     self._say(f"{plan.out_dir}: SIGTERM: checkpoint saved at step {step}; rerun to resume")
-                    return self._result("preempted", step, elapsed(), final_train_loss=last_loss)
+                    self._result("preempted", step, elapsed(), final_train_loss=last_loss)
+                    raise Preempted(step)
                 window_start, window_steps = time.perf_counter(), 0
         ckpts.wait()
         if last_eval is None or last_eval[0] != step:  # resumed at the end: evaluate once more
