@@ -8,7 +8,8 @@ Three kinds of plan (``[sweep].kind``):
   tokens-per-parameter range allows; each run trains D = C / flops_per_token(N) tokens.
 * ``horizons`` (Approach 1): every size of the family trained once, to its longest
   horizon D = C / flops_per_token(N) over the budgets whose tokens per parameter fall
-  in range, evaluated and checkpointed at each shorter horizon on the way.
+  in range, evaluated and checkpointed at each shorter horizon on the way (horizons
+  are rounded to whole multiples of train.eval_every, where the trainer evaluates).
 * ``wsd`` (cooldown branches): the sizes an IsoFLOP plan would pick, but each size
   trains one constant-LR trunk, and every budget that gives the size an in-range
   tokens per parameter gets a short cooldown branched from the trunk's checkpoint at
@@ -55,6 +56,7 @@ class Size:
 @dataclass(frozen=True)
 class PlannedRun:
     run_id: str
+    sweep: str
     order: int
     plan_kind: str  # "isoflop" | "horizon" | "trunk" | "branch"
     width: int
@@ -292,6 +294,7 @@ class _Builder:
         self.order += 1
         return PlannedRun(
             run_id=rid,
+            sweep=s.name,
             order=self.order,
             plan_kind=plan_kind,
             width=size.width,
@@ -338,6 +341,10 @@ def _plan_isoflop(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun]
 
 def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
     b = _Builder(cfg)
+    every = tc.base_eval_every(cfg.base)
+    if every < 1:
+        raise ValueError("a horizons plan evaluates at every horizon: set train.eval_every > 0 "
+                         "(horizons are rounded to multiples of it)")  # fmt: skip
     lo, hi = cfg.sweep.tokens_per_param_range
     runs, notes, left_out = [], [], []
     for size in sizes:
@@ -347,13 +354,13 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
             continue
         longest = max(horizons)
         batch = b.batch_size(longest)
-        tokens = longest / size.flops_per_token
-        steps = b.steps(size, tokens, batch, longest)
-        horizon_steps = [b.steps(size, c / size.flops_per_token, batch, c) for c in horizons]
+        per_step = batch * size.model.seq_len
+        # The trainer evaluates at multiples of train.eval_every: each horizon is rounded to one.
+        steps_at = [every * max(1, round(b.steps(size, c / size.flops_per_token, batch, c) / every)) for c in horizons]
         for seed in cfg.sweep.seeds:
-            runs.append(b.run(size, plan_kind="horizon", budget=longest, tokens=tokens, steps=steps, batch=batch,
-                              seed=seed, save_steps=horizon_steps[:-1],
-                              eval_tokens=[c / size.flops_per_token for c in horizons]))  # fmt: skip
+            runs.append(b.run(size, plan_kind="horizon", budget=longest, tokens=steps_at[-1] * per_step,
+                              steps=steps_at[-1], batch=batch, seed=seed, save_steps=steps_at[:-1],
+                              eval_tokens=[s * per_step for s in steps_at]))  # fmt: skip
     if not runs:
         raise ValueError(f"no family member has a budget giving {lo:g}-{hi:g} tokens per parameter")
     if left_out:

@@ -15,8 +15,10 @@
 
 The train function is a parameter: ``train_fn(config: dict, run_dir: Path) -> result``,
 where ``config`` is the run's resolved trainer config as plain data and ``result`` has
-(as attributes or keys) ``status`` and optionally ``eval_loss``, ``steps``, ``tokens``,
-``flops``, ``wall_time_s``, ``error``. The default is `scaling.train.train`.
+(as attributes or keys) ``status`` (done | diverged | failed | preempted) and optionally
+``eval_loss`` (or ``final_eval_loss``), ``steps``, ``tokens``, ``flops``, ``wall_time_s``
+(or ``wall_time``), ``error``. The default is `scaling.train.train`. A preempted run
+(SIGTERM) is left pending and the sweep stops; rerunning the command resumes it.
 """
 
 from __future__ import annotations
@@ -122,8 +124,11 @@ def _number(value: Any) -> float | int | None:
 def result_record(result: Any) -> dict[str, Any]:
     """A trainer result (object or dict) as the fields of a run's status.json."""
     status = _get(result, "status") or "done"
+    if status == "preempted":  # SIGTERM: checkpointed; the next invocation resumes it
+        steps = _get(result, "steps")
+        return {"status": "pending", "preempted": True, "error": f"preempted at step {steps}; rerun to resume"}
     if status not in ("done", "diverged", "failed"):
-        raise ValueError(f"train function returned status {status!r}; expected done, diverged or failed")
+        raise ValueError(f"train function returned status {status!r}; expected done, diverged, failed or preempted")
     record = {
         "status": status,
         "eval_loss": _number(_get(result, "eval_loss", "final_eval_loss")),
@@ -196,6 +201,9 @@ def run_sweep(
             bar.advance(run, row)
             if hosts.is_writer and row["action"] != "skipped":
                 store.consolidate()
+            if row.get("preempted"):
+                log("[sweep] preempted (SIGTERM): stopping; rerun the same command to resume")
+                break
     finally:
         bar.close()
         if hosts.is_writer:
@@ -235,8 +243,9 @@ def _run_one(run: PlannedRun, store: ResultsStore, train_fn: TrainFn, hosts: Hos
         if hosts.is_writer:
             store.write_status(run.run_id, "running", host=socket.gethostname(), pid=os.getpid(),
                                started_at=time.time())  # fmt: skip
-        log(f"[sweep] training {run.run_id}: width={run.width} depth={run.depth} "
-            f"tokens={run.tokens:.3g} budget={run.budget or 0:.3g} ({run.plan_kind})")  # fmt: skip
+        budget = f" budget={run.budget:.3g}" if run.budget else ""
+        log(f"[sweep] training {run.run_id} ({run.plan_kind}): width={run.width} depth={run.depth} "
+            f"steps={run.steps} tokens={run.tokens:.3g}{budget}")  # fmt: skip
         t0 = time.time()
         try:
             record = result_record(train_fn(_resolved_config(run, store), run_dir))

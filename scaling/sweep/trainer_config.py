@@ -18,9 +18,6 @@ PLAN_OWNED = {
     "model": ("width", "depth"),
     "train": ("steps", "tokens", "init_from"),
 }
-# Resolved keys that do not change a run's numbers: left out of its id (they may differ on resume).
-ID_FREE = {("train", "progress"), ("train", "log_every"), ("train", "async_checkpointing"),
-           ("mesh", "data"), ("mesh", "fsdp"), ("mesh", "model"), ("mesh", "rules")}  # fmt: skip
 
 
 def _raw(base: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -60,6 +57,12 @@ def base_batch_size(base: Mapping[str, Mapping[str, Any]]) -> int:
     from scaling.train.config import TrainConfig
 
     return int(base.get("train", {}).get("global_batch_size", TrainConfig.global_batch_size))
+
+
+def base_eval_every(base: Mapping[str, Mapping[str, Any]]) -> int:
+    from scaling.train.config import TrainConfig
+
+    return int(base.get("train", {}).get("eval_every", TrainConfig.eval_every))
 
 
 def base_lr(base: Mapping[str, Mapping[str, Any]]) -> float:
@@ -113,8 +116,45 @@ def run_config(
 
 
 def identity(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The part of a resolved config that defines a run (what its id hashes)."""
-    return {s: {k: v for k, v in sec.items() if (s, k) not in ID_FREE} for s, sec in config.items()}
+    """The part of a resolved config that defines a run (what its id hashes).
+
+    Every value that differs from the trainer's default, except the keys the trainer
+    lets change on resume (progress, logging, mesh shape). Leaving defaults out keeps
+    ids stable when the trainer gains a new option; changing a default changes them.
+    """
+    from scaling.train.config import RESUME_FREE_KEYS
+
+    defaults = _defaults()
+    return {
+        s: {k: v for k, v in sec.items() if (s, k) not in RESUME_FREE_KEYS and defaults.get(s, {}).get(k, _MISSING) != v}
+        for s, sec in config.items()
+    }
+
+
+_MISSING = object()
+
+
+def _defaults() -> dict[str, dict[str, Any]]:
+    """Each trainer section's field defaults, in the JSON shape of `RunConfig.to_dict()`."""
+    import dataclasses
+    import json
+
+    from scaling.data import DataConfig
+    from scaling.model import ModelConfig
+    from scaling.train.config import MeshConfig, OptimizerConfig, ScheduleConfig, TrainConfig
+
+    classes = {"model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig,
+               "schedule": ScheduleConfig, "train": TrainConfig, "mesh": MeshConfig}  # fmt: skip
+    out: dict[str, dict[str, Any]] = {}
+    for name, cls in classes.items():
+        section = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                section[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                section[f.name] = f.default_factory()
+        out[name] = json.loads(json.dumps(section, default=list))
+    return out
 
 
 def build(config: Mapping[str, Mapping[str, Any]]):

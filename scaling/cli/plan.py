@@ -1,0 +1,45 @@
+"""`scaling plan FILE.toml`: print a sweep's runs without training.
+
+Shows each run's id, size (width, depth, N), tokens D, budget C, tokens per parameter,
+batch, steps, learning rate and an estimated time, then the total FLOPs (and, for a WSD
+plan, the saving over independent runs). The time estimate uses --throughput, else a
+FLOP/s measured on this machine earlier (--calibrate, or the last sweep trained here).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="sweep config (TOML), e.g. experiments/quickstart.toml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (a TOML literal); repeatable")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("plan", help="print a sweep's planned runs (no training)", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p)
+    p.add_argument("--throughput", type=float, metavar="FLOP/S",
+                   help="training speed for the time estimates, in FLOP/s under the sweep's FLOP convention")
+    p.add_argument("--calibrate", action="store_true",
+                   help="time a few training steps of one planned model here (and cache the result)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scaling.sweep import load_sweep_config, plan_sweep
+    from scaling.sweep.report import format_plan
+    from scaling.sweep.throughput import resolve
+
+    plan = plan_sweep(load_sweep_config(args.config, args.overrides))
+    if args.throughput is not None and not args.throughput > 0:
+        raise ValueError(f"--throughput={args.throughput} must be a positive FLOP/s")
+    if args.calibrate:
+        from scaling.runtime import enable_compilation_cache
+
+        enable_compilation_cache()
+    rate, source = resolve(plan, args.throughput, args.calibrate)
+    print(format_plan(plan, rate, source))
+    return 0

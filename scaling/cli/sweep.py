@@ -1,0 +1,85 @@
+"""`scaling sweep FILE.toml [--out DIR]`: train every planned run into one results directory.
+
+Idempotent: rerunning skips finished runs and resumes interrupted ones from their last
+checkpoint; failed runs are retried. Results: DIR/runs.csv, DIR/curves.csv,
+DIR/sweep.toml, DIR/manifest.json, and DIR/runs/<run_id>/ (trainer output, checkpoints).
+
+Several workers (e.g. a SLURM array) split the runs: --num-workers K --worker-index I,
+defaulting to SLURM_ARRAY_TASK_COUNT / SLURM_ARRAY_TASK_ID. All write to the same DIR.
+
+Multi-host (a TPU pod slice, or a SLURM job of several tasks): every host runs this same
+command; JAX finds its peers (or pass --coordinator/--num-processes/--process-id) and
+the hosts train one run at a time, sharded; only process 0 writes the tables.
+
+Exit status: 0 when no run failed, 1 when some failed (see runs.csv), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from scaling.cli.plan import add_config_args
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="train a sweep's runs (resumable, partitionable)", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p)
+    p.add_argument("--out", help="results directory (default: results/<sweep name>)")
+    p.add_argument("--num-workers", type=int, help="independent workers sharing the runs (default: SLURM array size, else 1)")
+    p.add_argument("--worker-index", type=int, help="this worker, 0..K-1 (default: SLURM_ARRAY_TASK_ID, else 0)")
+    p.add_argument("--no-retry-failed", action="store_true", help="leave failed runs failed instead of retrying them")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-compilation-cache", action="store_true", help="do not use JAX's persistent compilation cache")
+    p.add_argument("--coordinator", help="HOST:PORT of process 0, for a multi-host run")
+    p.add_argument("--num-processes", type=int, help="number of processes (with --coordinator)")
+    p.add_argument("--process-id", type=int, help="this process's index (with --coordinator)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scaling.sweep import load_sweep_config, plan_sweep, worker_from_env
+
+    plan = plan_sweep(load_sweep_config(args.config, args.overrides))  # bad input fails before JAX starts
+    num_workers, worker_index = worker_from_env(args.num_workers, args.worker_index)
+    out = Path(args.out) if args.out else Path("results") / plan.config.sweep.name
+    report = sweep(plan, out, num_workers=num_workers, worker_index=worker_index,
+                   retry_failed=not args.no_retry_failed, progress=not args.no_progress,
+                   compilation_cache=not args.no_compilation_cache, coordinator=args.coordinator,
+                   num_processes=args.num_processes, process_id=args.process_id)  # fmt: skip
+    return 1 if report is not None and report.count("failed") else 0
+
+
+def sweep(plan, out: Path, *, num_workers: int = 1, worker_index: int = 0, retry_failed: bool = True,
+          progress: bool = True, compilation_cache: bool = True, coordinator: str | None = None,
+          num_processes: int | None = None, process_id: int | None = None):  # fmt: skip
+    """Plan printed → runs trained → summary printed (process 0 prints). Shared with quickstart."""
+    from scaling.train.distributed import initialize
+
+    initialize(coordinator, num_processes, process_id)
+    from scaling.runtime import enable_compilation_cache
+    from scaling.sweep import ResultsStore, run_sweep
+    from scaling.sweep.report import format_plan, format_summary
+    from scaling.sweep.runner import Hosts
+    from scaling.sweep.throughput import from_report, remember, resolve
+
+    if compilation_cache:
+        enable_compilation_cache()
+    hosts = Hosts.from_jax()
+    say = print if hosts.is_writer else (lambda *a, **k: None)
+    rate, source = resolve(plan)
+    say(format_plan(plan, rate, source))
+    if num_workers > 1:
+        say(f"\nworker {worker_index} of {num_workers}")
+    say(f"\nresults: {out}", flush=True)
+    report = run_sweep(plan, out, num_workers=num_workers, worker_index=worker_index, hosts=hosts,
+                       retry_failed=retry_failed, progress=progress)  # fmt: skip
+    if hosts.is_writer:
+        measured = from_report(plan, report)
+        if measured:
+            remember(plan.config.sweep.flop_convention, measured, f"measured by sweep {plan.config.sweep.name!r} here")
+        say("\n" + format_summary(ResultsStore(out).rows()))
+        sys.stdout.flush()
+    return report
