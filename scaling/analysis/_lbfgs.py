@@ -271,8 +271,7 @@ def minimize(
     *,
     gtol: float = 1e-10,
     max_iter: int = 1000,
-    keep: int | None = None,
-    screen_evals: int = 20,
+    prune=None,
     group_size: int | None = None,
     chunk: int = 40,
     min_bucket: int = 64,
@@ -284,11 +283,12 @@ def minimize(
     compacted), shared a pytree passed as is. vg must be a stable object (it keys the
     compilation cache). Call inside ``jax.enable_x64(True)`` for float64.
 
-    Pruning (keep=K): lanes form consecutive groups of group_size (default: all L);
-    every lane first gets screen_evals objective evaluations, then only the K lanes of
-    each group with the lowest objective go on (their L-BFGS state intact) to
-    convergence; the rest are returned as they were then, with status PRUNED (unless
-    they had already stopped).
+    Pruning (successive halving): prune = ((e1, k1), (e2, k2), ...) with e increasing
+    and k decreasing. Lanes form consecutive groups of group_size (default: all L).
+    Every lane runs until it has had e1 objective evaluations; then only the k1 lanes
+    of each group with the lowest objective go on, their L-BFGS state intact, until e2;
+    and so on; the last survivors run to convergence. Dropped lanes are returned as
+    they were, with status PRUNED (unless they had already stopped).
 
     Returns numpy arrays in the original lane order.
     """
@@ -312,19 +312,27 @@ def minimize(
     gs = L if group_size is None else int(group_size)
     if L % gs:
         raise ValueError(f"{L} lanes do not split into groups of {gs}")
-    if keep is not None and keep < gs:
-        state = run(state, lane, shared, jnp.int32(screen_evals), jnp.int32(max_iter))
+    done_evals = 1  # init evaluated once
+    for evals, keep in prune or ():
+        if keep >= gs:
+            continue
+        if evals > done_evals:
+            state = run(state, lane, shared, jnp.int32(evals - done_evals), jnp.int32(max_iter))
+            done_evals = evals
         f = np.asarray(state.f).reshape(-1, gs)
         f = np.where(np.isfinite(f), f, np.inf)
         best = np.argsort(f, axis=1, kind="stable")[:, :keep]
         sel = np.sort((best + gs * np.arange(len(f))[:, None]).ravel())
-        dropped = np.ones(L, bool)
+        dropped = np.ones(len(rows), bool)
         dropped[sel] = False
-        write_back(state, dropped, L)
-        out["status"][dropped & (out["status"] == RUNNING)] = PRUNED
+        write_back(state, dropped, len(rows))
+        was_running = np.zeros(L, bool)
+        was_running[rows[dropped]] = np.asarray(state.status)[dropped] == RUNNING
+        out["status"][was_running] = PRUNED
         state = _take(state, sel)
         lane = _take(lane, sel)
-        rows = sel
+        rows = rows[sel]
+        gs = keep
 
     n_real = len(rows)
     while True:

@@ -39,8 +39,9 @@ __all__ = ["FitResult", "fit_law", "objective", "DEFAULT_DELTA", "DEFAULT_GTOL"]
 DEFAULT_DELTA = 1e-3
 DEFAULT_GTOL = 1e-10  # largest |gradient component| at a converged start
 BEST_RTOL = 1e-6  # starts within this relative objective of the best "reached the best"
-DEFAULT_KEEP = 128  # starts run to convergence after screening (None: all)
-DEFAULT_SCREEN_EVALS = 20  # objective evaluations every start gets before pruning
+# Successive halving of the starts: after 6 objective evaluations keep the best 1,024,
+# after 20 the best 128, and converge those (see fit_law's prune).
+DEFAULT_PRUNE = ((6, 1024), (20, 128))
 
 
 # ---------------------------------------------------------------------------------------
@@ -60,14 +61,23 @@ class Points:
         return len(self.logy)
 
 
-def as_points(data, law: Law, *, min_points: bool = True) -> Points:
-    """Canonical table (DataFrame with params/tokens/flops/loss) or a mapping of arrays -> Points."""
+def as_table(data):
+    """The canonical table for data (a DataFrame, path, results directory or mapping of arrays)."""
     from .table import load_table
 
+    if isinstance(data, Mapping):
+        import pandas as pd
+
+        data = pd.DataFrame({k: np.asarray(v) for k, v in data.items()})
+    return load_table(data)
+
+
+def as_points(data, law: Law, *, min_points: bool = True) -> Points:
+    """Canonical table (or anything ``as_table`` takes) -> Points for this law."""
     if isinstance(data, Points):
         pts = data
     else:
-        df = load_table(data) if not _is_plain_mapping(data) else load_table(_mapping_frame(data))
+        df = as_table(data)
         groups = df["run_id"].to_numpy() if "run_id" in df.columns else None
         logx = np.stack([np.log(df[c].to_numpy(float)) for c in law.inputs], axis=-1)
         pts = Points(logx=logx, logy=np.log(df["loss"].to_numpy(float)), groups=groups)
@@ -76,16 +86,6 @@ def as_points(data, law: Law, *, min_points: bool = True) -> Points:
             f"law {law.name!r} has {law.n_params} parameters {list(law.params)} but the data has only {pts.n} points"
         )
     return pts
-
-
-def _is_plain_mapping(data) -> bool:
-    return isinstance(data, Mapping)
-
-
-def _mapping_frame(data):
-    import pandas as pd
-
-    return pd.DataFrame({k: np.asarray(v) for k, v in data.items()})
 
 
 # ---------------------------------------------------------------------------------------
@@ -149,10 +149,25 @@ def _jitted_vg(law: Law, delta: float):
     return jax.jit(_value_and_grad(law, delta, False))
 
 
+def _padded_size(n: int) -> int:
+    """Point counts are padded (zero weight) to a ladder of sizes ~1.4x apart, so data
+    sets of similar size share compiled programs."""
+    size = 16
+    while size < n:
+        size = int(np.ceil(size * 1.414 / 8) * 8)
+    return size
+
+
 def _shared(pts: Points, W) -> dict:
+    """Arrays for the objective, padded to _padded_size(n) points of zero weight."""
     import jax.numpy as jnp
 
-    return {"logx": jnp.asarray(pts.logx), "logy": jnp.asarray(pts.logy), "W": jnp.asarray(W, dtype=jnp.float64)}
+    W = np.atleast_2d(np.asarray(W, dtype=float))
+    pad = _padded_size(pts.n) - pts.n
+    logx = np.pad(pts.logx, ((0, pad), (0, 0)))
+    logy = np.pad(pts.logy, (0, pad))
+    W = np.pad(W, ((0, 0), (0, pad)))
+    return {"logx": jnp.asarray(logx), "logy": jnp.asarray(logy), "W": jnp.asarray(W, dtype=jnp.float64)}
 
 
 @lru_cache(maxsize=None)
@@ -172,7 +187,8 @@ def _hessian(law: Law, delta: float, theta, pts: Points, w=None) -> np.ndarray:
 
     w = np.ones(pts.n) if w is None else np.asarray(w, dtype=float)
     with jax.enable_x64(True):
-        H = _hessian_fn(law, float(delta))(np.asarray(theta, dtype=float), pts.logx, pts.logy, w)
+        sh = _shared(pts, w)
+        H = _hessian_fn(law, float(delta))(np.asarray(theta, dtype=float), sh["logx"], sh["logy"], sh["W"][0])
         return np.asarray(H)
 
 
@@ -334,8 +350,7 @@ def fit_law(
     method: str = "lbfgs",
     gtol: float = DEFAULT_GTOL,
     max_iter: int = 1000,
-    keep: int | None = DEFAULT_KEEP,
-    screen_evals: int = DEFAULT_SCREEN_EVALS,
+    prune=DEFAULT_PRUNE,
     weights=None,
     k: float | None = None,
 ) -> FitResult:
@@ -346,10 +361,11 @@ def fit_law(
     grid: starting points: a mapping fit name -> values (Cartesian product), or an
     (S, P) array in fit coordinates; default the law's grid.
     method: "lbfgs" or "varpro" (exponents searched, linear coefficients by NNLS).
-    keep, screen_evals: early pruning. Every start gets screen_evals objective
-    evaluations of L-BFGS; then only the ``keep`` starts with the lowest objective are
-    run to convergence (the rest are reported as pruned). keep=None converges every
-    start, so that n_at_best counts over the whole grid (about 5x slower on
+    prune: early pruning by successive halving, ((evals, keep), ...): every start gets
+    ``evals`` objective evaluations of L-BFGS, then only the ``keep`` starts with the
+    lowest objective go on, and so on; the last survivors run to convergence (the
+    others are reported as pruned). Default DEFAULT_PRUNE. prune=None converges every
+    start, so that n_at_best counts over the whole grid (several times slower on
     Hoffmann's grid); on the Epoch data both give the same optimum.
     gtol, max_iter: a start has converged when max |gradient| <= gtol (fit coordinates).
     weights: optional per-point multiplicities (length n).
@@ -359,9 +375,10 @@ def fit_law(
     import jax
 
     law = get_law(law)
-    pts = as_points(data, law)
+    table = data if isinstance(data, Points) else as_table(data)
+    pts = as_points(table, law)
     if k is None:
-        k = float(getattr(data, "attrs", {}).get("k", 6.0)) if hasattr(data, "attrs") else 6.0
+        k = float(getattr(table, "attrs", {}).get("k", 6.0))
     w = np.ones(pts.n) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != (pts.n,):
         raise ValueError(f"weights must have one entry per point ({pts.n}); got shape {w.shape}")
@@ -370,7 +387,7 @@ def fit_law(
         if method == "lbfgs":
             res = _lbfgs.minimize(
                 _value_and_grad(law, float(delta), False), starts, None, _shared(pts, w[None, :]),
-                gtol=gtol, max_iter=max_iter, keep=keep, screen_evals=screen_evals,
+                gtol=gtol, max_iter=max_iter, prune=prune,
             )
         elif method == "varpro":
             from .varpro import varpro_starts

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -126,10 +127,13 @@ class Law:
 
     def predict(self, natural: Mapping[str, float] | Sequence[float], **inputs) -> np.ndarray:
         """Loss at the given inputs (arrays broadcast), from natural parameters (numpy)."""
-        import jax
-        import jax.numpy as jnp
+        return self.predict_many(_as_vector(self, natural)[None, :], **inputs)[0]
 
-        theta = self.to_fit(_as_vector(self, natural))
+    def predict_many(self, natural, **inputs) -> np.ndarray:
+        """(R, ...) losses for R natural parameter vectors (R, P) at the inputs (broadcast)."""
+        import jax
+
+        theta = self.to_fit(np.atleast_2d(np.asarray(natural, dtype=float)))
         missing = [i for i in self.inputs if inputs.get(i) is None]
         if missing:
             raise ValueError(f"law {self.name!r} needs inputs {list(self.inputs)}; missing {missing}")
@@ -139,9 +143,23 @@ class Law:
         shape = arrays[0].shape
         logx = np.stack([np.log(a).ravel() for a in arrays], axis=-1)
         with jax.enable_x64(True):
-            f = jax.vmap(self.log_loss_vec, in_axes=(None, 0))
-            out = np.exp(np.asarray(f(jnp.asarray(theta), jnp.asarray(logx))))
-        return out.reshape(shape)
+            out = np.exp(np.asarray(_batch_log_loss(self)(theta, logx)))
+        return out.reshape((len(theta),) + shape)
+
+
+@lru_cache(maxsize=None)
+def _batch_log_loss(law: Law):
+    import jax
+
+    return jax.jit(jax.vmap(jax.vmap(law.log_loss_vec, in_axes=(None, 0)), in_axes=(0, None)))
+
+
+@lru_cache(maxsize=None)
+def _paired_log_loss(law: Law):
+    """(R, P) parameters with their own (R, m, k) log inputs -> (R, m) log losses."""
+    import jax
+
+    return jax.jit(jax.vmap(jax.vmap(law.log_loss_vec, in_axes=(None, 0)), in_axes=(0, 0)))
 
 
 def _as_vector(law: Law, natural) -> np.ndarray:

@@ -100,7 +100,10 @@ def varpro_starts(law: Law, pts, w, *, delta: float, grid=None, n_polish: int = 
         lo, hi = float(v.min()), float(v.max())
         axes.append(np.linspace(lo, hi, per_axis) if hi > lo else np.array([lo]))
     Q = np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, len(nl))
-    c, obj = solve(Q, pts.logx, pts.logy, np.asarray(w, dtype=float))
+    from .fit import _shared
+
+    sh = _shared(pts, np.asarray(w, dtype=float))  # padded with zero-weight points
+    c, obj = solve(Q, sh["logx"], sh["logy"], sh["W"][0])
     c, obj = np.asarray(c), np.asarray(obj)
     order = np.argsort(obj, kind="stable")[:n_polish]
     order = order[np.isfinite(obj[order])]

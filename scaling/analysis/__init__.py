@@ -1,0 +1,64 @@
+"""Scaling-law analysis on any table of (params, tokens or flops, loss).
+
+Never imports the training stack, so it runs on published data as well as on our
+sweeps. Names load lazily (JAX is imported only by what needs it):
+
+    from scaling.analysis import load_table, fit_law, bootstrap, compute_optimal
+    df = load_table("results/quickstart")            # or a CSV / DataFrame
+    fit = fit_law(df, "chinchilla")                   # Huber on log loss, 4,500-start grid
+    boot = bootstrap(df, fit=fit, n=1000)             # refits batched; boot.fit has .ci
+    compute_optimal(boot, 1e21)                       # Approach 3, with intervals
+    predict_loss(boot, params=7e10, tokens=1.4e12)    # extrapolation with an interval
+    backtest(df, cutoff_flops=1e20)                   # fit small, predict large
+
+Floating point: the fitting code runs inside ``jax.enable_x64(True)`` contexts, so it
+computes in float64 without changing JAX's process-wide default (float32 for the
+trainer running in the same process).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    # laws
+    "Law": "laws",
+    "get_law": "laws",
+    "register_law": "laws",
+    "list_laws": "laws",
+    # data
+    "load_table": "table",
+    # fitting
+    "fit_law": "fit",
+    "FitResult": "fit",
+    "objective": "fit",
+    # uncertainty
+    "bootstrap": "uncertainty",
+    "BootstrapResult": "uncertainty",
+    "resample_weights": "uncertainty",
+    # Approach 3 and extrapolation
+    "compute_optimal": "optimal",
+    "allocation_exponents": "optimal",
+    "predict_loss": "extrapolate",
+    "backtest": "extrapolate",
+    "BacktestResult": "extrapolate",
+    # Approaches 1 and 2, interpolation (numpy only)
+    "isoflop_analysis": "isoflop",
+    "envelope_analysis": "envelope",
+    "interpolate_curve": "interpolate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scaling.analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,129 @@
+"""Approach 3 of Hoffmann et al. (2022): the compute-optimal allocation from a fitted law.
+
+Minimising L(N, D) = E + A/N^alpha + B/D^beta subject to C = k·N·D gives
+    G = (alpha·A / (beta·B))^(1/(alpha+beta)),
+    N_opt = G·(C/k)^a,  D_opt = G^-1·(C/k)^b,  a = beta/(alpha+beta), b = alpha/(alpha+beta).
+k is the FLOP convention (FLOPs per parameter per token; default the fit's, usually 6).
+With a bootstrap (a BootstrapResult, or a FitResult carrying one) every resample's own
+optimum gives percentile intervals.
+
+``compute_optimal(fit, flops)`` and ``allocation_exponents(fit)`` are what the
+side-by-side comparison of Approaches 1-3 calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fit import FitResult
+from .laws import get_law
+
+__all__ = ["allocation", "allocation_exponents", "compute_optimal"]
+
+
+def _fit_and_boot(fit):
+    from .uncertainty import BootstrapResult
+
+    if isinstance(fit, BootstrapResult):
+        if fit.fit is None:
+            raise ValueError("this BootstrapResult carries no full-data fit; pass the FitResult it came from")
+        return fit.fit, fit
+    if isinstance(fit, FitResult):
+        return fit, fit.bootstrap
+    raise TypeError(f"expected a FitResult or BootstrapResult; got {type(fit).__name__}")
+
+
+def allocation(law, natural: np.ndarray, k: float):
+    """(G, a, b) arrays for natural parameter vectors (..., P) of a law with an optimum."""
+    law = get_law(law)
+    if law.optimum is None:
+        raise ValueError(
+            f"law {law.name!r} has no closed-form compute-optimal allocation; "
+            "Approach 3 needs a law of (params, tokens) such as 'chinchilla'"
+        )
+    natural = np.asarray(natural, dtype=float)
+    p = {name: natural[..., i] for i, name in enumerate(law.params)}
+    with np.errstate(all="ignore"):
+        return law.optimum(p, float(k))
+
+
+def allocation_exponents(fit, level: float | None = None):
+    """(a, b) with N_opt ∝ C^a and D_opt ∝ C^b. With level (and a bootstrap attached),
+    returns ((a, a_lo, a_hi), (b, b_lo, b_hi))."""
+    fit, boot = _fit_and_boot(fit)
+    law = get_law(fit.law)
+    natural = np.array([fit.params[p] for p in law.params])
+    _, a, b = allocation(law, natural, fit.k)
+    if level is None:
+        return float(a), float(b)
+    if boot is None:
+        raise ValueError("intervals need a bootstrap: run bootstrap(...) and pass its result (or its .fit)")
+    _, ad, bd = allocation(law, boot.draws, fit.k)
+    (alo, blo), (ahi, bhi) = boot.interval(np.stack([ad, bd], axis=1), level)
+    return (float(a), float(alo), float(ahi)), (float(b), float(blo), float(bhi))
+
+
+def compute_optimal(fit, flops, k: float | None = None, level: float | None = None) -> dict:
+    """Compute-optimal N, D, tokens per parameter and loss at budgets C = flops.
+
+    fit: a FitResult (with .bootstrap for intervals) or a BootstrapResult.
+    k: FLOPs per parameter per token (default: the fit's k, from the data's convention).
+    Returns a dict (arrays shaped like flops; floats for a scalar): flops, params,
+    tokens, tokens_per_param, loss, a, b, G, and when bootstrapped the percentile
+    intervals params_lo/_hi, tokens_lo/_hi, tokens_per_param_lo/_hi, loss_lo/_hi,
+    a_lo/_hi, b_lo/_hi. ``pd.DataFrame(result)`` makes a table of it.
+    """
+    fit, boot = _fit_and_boot(fit)
+    law = get_law(fit.law)
+    k = fit.k if k is None else float(k)
+    C = np.asarray(flops, dtype=float)
+    if np.any(~(C > 0)):
+        raise ValueError("flops must be positive")
+    natural = np.array([fit.params[p] for p in law.params])
+    G, a, b = allocation(law, natural, k)
+    n_opt = G * (C / k) ** a
+    d_opt = (C / k) ** b / G
+    out = {
+        "flops": C,
+        "params": n_opt,
+        "tokens": d_opt,
+        "tokens_per_param": d_opt / n_opt,
+        "loss": law.predict(natural, params=n_opt, tokens=d_opt),
+        "a": float(a),
+        "b": float(b),
+        "G": float(G),
+    }
+    if boot is not None:
+        Gd, ad, bd = allocation(law, boot.draws, k)
+        c = (C / k)[None, ...]
+        shape = (-1,) + (1,) * C.ndim
+        nd = Gd.reshape(shape) * c ** ad.reshape(shape)
+        dd = c ** bd.reshape(shape) / Gd.reshape(shape)
+        ld = _loss_draws(law, boot.draws, nd, dd)
+        for name, draws in (("params", nd), ("tokens", dd), ("tokens_per_param", dd / nd), ("loss", ld)):
+            lo, hi = boot.interval(draws, level)
+            out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
+        (alo, blo), (ahi, bhi) = boot.interval(np.stack([ad, bd], axis=1), level)
+        out.update(a_lo=float(alo), a_hi=float(ahi), b_lo=float(blo), b_hi=float(bhi))
+    if C.ndim == 0:
+        out = {key: float(v) for key, v in out.items()}
+    return out
+
+
+def _loss_draws(law, draws, nd, dd) -> np.ndarray:
+    """Each resample's law at its own optimum: (R, ...)."""
+    import jax
+
+    from .laws import _paired_log_loss
+
+    ok = np.all(np.isfinite(draws), axis=1) & np.all(np.isfinite(nd.reshape(len(draws), -1)), axis=1)
+    safe = np.where(ok[:, None], draws, np.abs(draws[ok][0]) if ok.any() else 1.0)
+    theta = law.to_fit(safe)
+    R = len(draws)
+    cols = {"params": nd.reshape(R, -1), "tokens": dd.reshape(R, -1)}
+    with np.errstate(all="ignore"):
+        logx = np.stack([np.log(np.where(ok[:, None], cols[i], 1.0)) for i in law.inputs], axis=-1)  # (R, m, k)
+    with jax.enable_x64(True):
+        out = np.exp(np.asarray(_paired_log_loss(law)(theta, logx)))
+    out[~ok] = np.nan
+    return out.reshape(nd.shape)

@@ -1,0 +1,256 @@
+"""Bootstrap uncertainty for a fitted law: parameters, predictions, derived quantities.
+
+Each resample draws the points (or, when rows share a run, whole runs) with
+replacement; it enters the objective as a vector of multiplicities, so every resample
+has the same shapes and all of them are refitted in one batched L-BFGS computation.
+Refits start from the full-data optimum by default (as Besiroglu et al. 2024), or from
+the whole starting grid (``start="grid"``, with the same successive-halving pruning as
+``fit_law``). Every refit runs to the gradient-norm tolerance; the fraction that got
+there is reported.
+
+Intervals are percentile intervals over the resamples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from . import _lbfgs
+from .fit import (
+    DEFAULT_GTOL,
+    DEFAULT_PRUNE,
+    FitResult,
+    _shared,
+    _value_and_grad,
+    as_points,
+    as_table,
+    fit_law,
+)
+from .laws import get_law
+
+__all__ = ["BootstrapResult", "bootstrap", "resample_weights"]
+
+_LANES_PER_CHUNK = 40_000  # lanes per batched call for the full-grid bootstrap
+
+
+def resample_weights(n: int, n_resamples: int, *, groups=None, seed: int = 0) -> np.ndarray:
+    """(n_resamples, n) multiplicities: points drawn with replacement, or whole groups
+    (rows with the same label) drawn with replacement when ``groups`` is given."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)
+    labels, index = np.unique(np.asarray(groups), return_inverse=True)
+    G = len(labels)
+    counts = rng.multinomial(G, np.full(G, 1.0 / G), size=n_resamples).astype(float)
+    return counts[:, index]
+
+
+@dataclass
+class BootstrapResult:
+    """Refitted parameters of n resamples (natural scale), with interval helpers."""
+
+    law: str
+    draws: np.ndarray  # (R, P) natural parameters
+    objectives: np.ndarray  # (R,)
+    converged: np.ndarray  # (R,) bool
+    level: float = 0.95
+    start: str = "optimum"
+    unit: str = "points"  # or "runs"
+    seed: int = 0
+    warnings: tuple = ()
+    fit: FitResult | None = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.draws)
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return get_law(self.law).params
+
+    def _q(self, level):
+        level = self.level if level is None else float(level)
+        if not 0 < level < 1:
+            raise ValueError(f"interval level must be in (0, 1); got {level}")
+        return 50 * (1 - level), 50 * (1 + level)
+
+    def _ok(self) -> np.ndarray:
+        return np.all(np.isfinite(self.draws), axis=1)
+
+    def interval(self, values, level=None) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of per-resample values (R, ...) along the first axis."""
+        values = np.asarray(values, dtype=float)
+        ok = self._ok() & np.all(np.isfinite(values.reshape(len(values), -1)), axis=1)
+        lo, hi = np.percentile(values[ok], self._q(level), axis=0)
+        return lo, hi
+
+    def ci(self, level=None) -> dict:
+        """Parameter -> (low, high) percentile interval."""
+        lo, hi = self.interval(self.draws, level)
+        return {p: (float(a), float(b)) for p, a, b in zip(self.params, lo, hi)}
+
+    def se(self) -> dict:
+        """Parameter -> bootstrap standard error (standard deviation over resamples)."""
+        d = self.draws[self._ok()]
+        return {p: float(s) for p, s in zip(self.params, d.std(axis=0, ddof=1))}
+
+    def draws_dict(self) -> dict:
+        return {p: self.draws[:, i] for i, p in enumerate(self.params)}
+
+    def predict(self, params=None, tokens=None, flops=None) -> np.ndarray:
+        """(R, ...) predicted loss of every resample's law at the inputs."""
+        law = get_law(self.law)
+        return law.predict_many(self.draws, params=params, tokens=tokens, flops=flops)
+
+    def predict_interval(self, params=None, tokens=None, flops=None, level=None):
+        """Percentile interval (low, high) of the predicted loss at the inputs."""
+        return self.interval(self.predict(params=params, tokens=tokens, flops=flops), level)
+
+    def to_dict(self) -> dict:
+        return {
+            "n": int(self.n),
+            "level": float(self.level),
+            "start": self.start,
+            "unit": self.unit,
+            "seed": int(self.seed),
+            "converged_fraction": float(np.mean(self.converged)) if self.n else 0.0,
+            "se": self.se(),
+            "warnings": list(self.warnings),
+            "params": list(self.params),
+            "draws": [[float(f"{v:.10g}") for v in row] for row in self.draws],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, fit: FitResult | None = None) -> "BootstrapResult":
+        law = fit.law if fit is not None else d["law"]
+        draws = np.asarray(d.get("draws", []), dtype=float).reshape(-1, get_law(law).n_params)
+        return cls(
+            law=law,
+            draws=draws,
+            objectives=np.full(len(draws), np.nan),
+            converged=np.ones(len(draws), bool),
+            level=float(d.get("level", 0.95)),
+            start=d.get("start", "optimum"),
+            unit=d.get("unit", "points"),
+            seed=int(d.get("seed", 0)),
+            warnings=tuple(d.get("warnings", ())),
+            fit=fit,
+        )
+
+
+def bootstrap(
+    data,
+    law="chinchilla",
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    fit: FitResult | None = None,
+    start: str = "optimum",
+    groups="auto",
+    level: float = 0.95,
+    delta: float | None = None,
+    gtol: float = DEFAULT_GTOL,
+    max_iter: int = 2000,
+    grid=None,
+    prune=DEFAULT_PRUNE,
+) -> BootstrapResult:
+    """Bootstrap a robust law fit: n resamples, each refitted to convergence.
+
+    data: as for ``fit_law``. fit: the full-data fit (computed when not given; its law
+    and delta are used). start: "optimum" (every refit starts at the full-data optimum)
+    or "grid" (every refit searches the whole starting grid, pruned as in fit_law).
+    groups: "auto" resamples whole runs when the table's run_id column repeats (several
+    rows per run), else points; None forces points; or a column name / array of labels.
+    Returns a BootstrapResult; its .fit is the full-data fit with .ci and .bootstrap set.
+    """
+    import jax
+
+    if n < 1:
+        raise ValueError(f"bootstrap needs n >= 1 resamples; got {n}")
+    if start not in ("optimum", "grid"):
+        raise ValueError(f"start must be 'optimum' or 'grid'; got {start!r}")
+    table = as_table(data)
+    if fit is None:
+        fit = fit_law(table, law, **({} if delta is None else {"delta": delta}), grid=grid, gtol=gtol)
+    lawobj = get_law(fit.law)
+    delta = fit.delta if delta is None else float(delta)
+    pts = as_points(table, lawobj)
+    labels = _group_labels(table, pts, groups)
+    W = resample_weights(pts.n, n, groups=labels, seed=seed)
+    vg = _value_and_grad(lawobj, float(delta), True)
+    with jax.enable_x64(True):
+        if start == "optimum":
+            x0 = np.repeat(fit.theta[None, :], n, axis=0)
+            res = _lbfgs.minimize(vg, x0, {"widx": np.arange(n)}, _shared(pts, W), gtol=gtol, max_iter=max_iter)
+            theta, fbest, status = res.x, res.f, res.status
+        else:
+            theta, fbest, status = _grid_bootstrap(vg, lawobj, pts, W, grid, gtol, max_iter, prune)
+    converged = status == _lbfgs.CONVERGED
+    warns = []
+    if not converged.all():
+        warns.append(f"{int((~converged).sum())} of {n} refits did not reach gtol {gtol:.0e}")
+    result = BootstrapResult(
+        law=lawobj.name,
+        draws=lawobj.to_natural(theta),
+        objectives=fbest,
+        converged=converged,
+        level=level,
+        start=start,
+        unit="points" if labels is None else "runs",
+        seed=seed,
+        warnings=tuple(warns),
+    )
+    result.fit = dataclasses.replace(fit, ci=result.ci(), bootstrap=result)
+    return result
+
+
+def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
+    """Every resample from the whole grid; resamples in chunks of ~_LANES_PER_CHUNK lanes."""
+    from .fit import _starts
+
+    starts = _starts(law, grid)
+    S = len(starts)
+    R = len(W)
+    per_chunk = max(1, _LANES_PER_CHUNK // S)
+    theta = np.empty((R, law.n_params))
+    fbest = np.empty(R)
+    status = np.empty(R, dtype=int)
+    shared = _shared(pts, W)
+    for lo in range(0, R, per_chunk):
+        hi = min(R, lo + per_chunk)
+        m = hi - lo
+        # pad the last chunk to the same shape (repeat its first resample) to reuse the compile
+        widx = np.repeat(np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)], S)
+        x0 = np.tile(starts, (per_chunk, 1))
+        res = _lbfgs.minimize(vg, x0, {"widx": widx}, shared, gtol=gtol, max_iter=max_iter,
+                              prune=prune, group_size=S)
+        f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(per_chunk, S)[:m]
+        best = np.argmin(f, axis=1)
+        rows = best + S * np.arange(m)
+        theta[lo:hi] = res.x[rows]
+        fbest[lo:hi] = res.f[rows]
+        status[lo:hi] = res.status[rows]
+    return theta, fbest, status
+
+
+def _group_labels(data, pts, groups):
+    """Resampling units: None (points) or one label per row of the canonical table ``data``."""
+    if groups is None:
+        return None
+    if isinstance(groups, str) and groups == "auto":
+        g = pts.groups
+        if g is None or len(np.unique(g)) == len(g):
+            return None
+        return g
+    if isinstance(groups, str):
+        if groups not in data.columns:
+            raise ValueError(f"group column {groups!r} not found; the table has columns {list(data.columns)}")
+        return np.asarray(data[groups])
+    g = np.asarray(groups)
+    if g.shape != (pts.n,):
+        raise ValueError(f"groups must have one label per point ({pts.n}); got shape {g.shape}")
+    return g
