@@ -9,13 +9,21 @@ support the analysis (too few budgets, sizes or evaluations), naming what is mis
 from __future__ import annotations
 
 import functools
+import os
+
+import numpy as np
 
 from scaling.plotting.results import MissingInput, Results
 
-__all__ = ["isoflop", "envelope", "cached"]
+__all__ = ["isoflop", "envelope", "parametric", "fit_parametric", "flops_per_param_token", "cached"]
 
 SEED = 0
 N_BOOT = 1000
+# SCALING_FIGURES_QUICK=1 (tests, smoke runs): one start for the parametric fit instead
+# of Hoffmann's 4,500 and fewer bootstrap refits; the same figures, rougher intervals.
+QUICK = os.environ.get("SCALING_FIGURES_QUICK", "") not in ("", "0")
+N_BOOT_QUICK = 100
+QUICK_START = {"log_E": [0.0], "log_A": [3.0], "log_B": [3.0], "alpha": [0.3], "beta": [0.3]}
 
 
 def _key(res: Results) -> tuple:
@@ -64,3 +72,31 @@ def envelope(res: Results):
 
 def clear() -> None:
     _CACHE.clear()
+
+
+# ---- Approach 3: the parametric law L(N, D) = E + A/N^alpha + B/D^beta ----------------
+
+
+def flops_per_param_token(runs) -> float:
+    """k in C = k·N·D for these runs (6 under the 6N convention; more with attention)."""
+    return float(np.median(runs["flops"] / (runs["params"] * runs["tokens"])))
+
+
+def fit_parametric(runs, *, n_boot: int | None = None, seed: int = SEED):
+    """The Chinchilla law fitted to runs (columns params, tokens, flops, loss) by
+    ``scaling.analysis.fit_law``, bootstrapped over runs (``scaling.analysis.bootstrap``):
+    a FitResult carrying ``.bootstrap``, ready for ``compute_optimal``/``predict_loss``."""
+    from scaling.analysis import bootstrap, fit_law
+
+    table = runs[["params", "tokens", "flops", "loss"]].reset_index(drop=True)
+    if len(table) < 6:
+        raise MissingInput(f"a 5-parameter law needs more than 5 runs; got {len(table)}")
+    n_boot = (N_BOOT_QUICK if QUICK else N_BOOT) if n_boot is None else n_boot
+    fit = fit_law(table, "chinchilla", grid=QUICK_START if QUICK else None, k=flops_per_param_token(table))
+    return bootstrap(table, fit=fit, n=n_boot, seed=seed).fit
+
+
+@cached
+def parametric(res: Results):
+    """Approach 3 on every finished run."""
+    return fit_parametric(res.runs)
