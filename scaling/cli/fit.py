@@ -1,0 +1,68 @@
+"""`scaling fit DATA.csv|RESULTS_DIR --law chinchilla [--bootstrap N] [--json OUT]`:
+fit a scaling law (Huber on log loss, L-BFGS from a grid of starts) and print it.
+
+DATA is a CSV (or Parquet) table with columns params, tokens and/or flops, loss (names
+set by --params-col etc.), or a results directory of the sweep runner (its runs.csv:
+params_nonembedding, eval_loss, status == "done"). Missing tokens come from
+D = C/(k·N), missing flops from C = k·N·D, with k from --convention.
+
+The JSON has: law, params (for chinchilla E, A, B, alpha, beta), objective, n_points,
+converged, warnings, ci (parameter -> [low, high], when bootstrapped), plus the fit's
+diagnostics and, when bootstrapped, the resampled parameters (which `scaling predict`
+and `scaling optimal` use for intervals).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fit", help="fit a scaling law (chinchilla, kaplan, power_*) to a table of runs",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("data", help="CSV/Parquet file or results directory")
+    p.add_argument("--law", default="chinchilla", help="law name (default: chinchilla)")
+    p.add_argument("--params-col", default=None, help="column of parameter counts N (default: params)")
+    p.add_argument("--tokens-col", default=None, help="column of training tokens D (default: tokens)")
+    p.add_argument("--flops-col", default=None, help="column of training FLOPs C (default: flops)")
+    p.add_argument("--loss-col", default=None, help="column of final losses (default: loss)")
+    p.add_argument("--convention", default="6N", help="FLOPs per parameter per token, e.g. 6N or 6 (default: 6N)")
+    p.add_argument("--method", default="lbfgs", choices=["lbfgs", "varpro"], help="fitting method (default: lbfgs)")
+    p.add_argument("--delta", type=float, default=1e-3, help="Huber delta on log residuals (default: 1e-3)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default: 0)")
+    p.add_argument("--bootstrap-start", default="optimum", choices=["optimum", "grid"],
+                   help="start each refit at the full-data optimum (default) or search the whole grid")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default: 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the fit as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scaling.analysis.fit import fit_law
+    from scaling.analysis.laws import get_law
+    from scaling.analysis.table import load_table
+    from scaling.cli._analysis import write_json
+
+    law = get_law(args.law)  # fails early, listing the known laws
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be >= 0; got {args.bootstrap}")
+    if not 0 < args.level < 1:
+        raise ValueError(f"--level must be in (0, 1); got {args.level}")
+    df = load_table(args.data, params_col=args.params_col, tokens_col=args.tokens_col, flops_col=args.flops_col,
+                    loss_col=args.loss_col, convention=args.convention)  # fmt: skip
+    fit = fit_law(df, law, delta=args.delta, method=args.method)
+    if args.bootstrap:
+        from scaling.analysis.uncertainty import bootstrap
+
+        fit = bootstrap(df, fit=fit, n=args.bootstrap, seed=args.seed, level=args.level, start=args.bootstrap_start).fit
+    print(fit.summary())
+    if fit.bootstrap is not None:
+        se = fit.bootstrap.se()
+        print("bootstrap: " + f"{fit.bootstrap.n} resamples of {fit.bootstrap.unit}; standard errors "
+              + ", ".join(f"{k} {v:.4g}" for k, v in se.items()))
+        for w in fit.bootstrap.warnings:
+            print(f"warning: {w}")
+    if args.json:
+        write_json(args.json, fit.to_dict())
+    return 0
