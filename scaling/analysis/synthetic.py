@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .laws import get_law
+
 __all__ = ["TEST_LAW", "chinchilla_loss", "chinchilla_optimum", "isoflop_runs", "training_curves"]
 
 # The law the tests use (close to Hoffmann et al.'s published fit).
@@ -19,10 +21,11 @@ def chinchilla_loss(N, D, *, E, A, B, alpha, beta):
 
 
 def chinchilla_optimum(C, *, E, A, B, alpha, beta, k: float = 6.0):
-    """Closed-form (N_opt, D_opt) minimising the law at C = k·N·D."""
-    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-    n = G * (np.asarray(C, dtype=float) / k) ** (beta / (alpha + beta))
-    return n, np.asarray(C, dtype=float) / (k * n)
+    """Closed-form (N_opt, D_opt) minimising the law at C = k·N·D (the law registry's
+    own optimum, so tests compare against the same formula Approach 3 uses)."""
+    G, a, b = get_law("chinchilla").optimum(dict(E=E, A=A, B=B, alpha=alpha, beta=beta), k)
+    c = np.asarray(C, dtype=float) / k
+    return G * c**a, c**b / G
 
 
 def _noisy(loss, noise: float, rng) -> np.ndarray:
