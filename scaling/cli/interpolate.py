@@ -17,6 +17,12 @@ A CKPT is a run directory written by `scaling train` with @STEP appended (runs/t
 without @STEP (or with @latest), its latest checkpoint. Keep the steps you need with
 train.keep / train.keep_eval_checkpoints / train.save_steps.
 
+--json OUT writes (atomically) for a path: t, loss (nats/token, per t), bpb, barrier,
+barrier_t, loss_a, loss_b, checkpoint_a/b {spec, run_dir, step}, step_a, step_b,
+eval_tokens, eval_run, mesh, params, distance (‖θ_b − θ_a‖₂), norm_a, norm_b; for an
+average: method, decay, steps, weights, loss, last_step, last_loss, improvement
+(last_loss − loss), eval_tokens, mesh. (A run directory literally named "average": ./average.)
+
 Parameters are restored onto a device mesh with the trainer's shardings (by default the
 run's own mesh config, as in training; --mesh D,F,M to choose) and mixed on the devices.
 

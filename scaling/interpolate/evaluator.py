@@ -93,7 +93,14 @@ class Evaluator:
 
 
 def evaluator(cfg: RunConfig, mesh: Mesh) -> Evaluator:
-    return _evaluator(cfg, mesh)
+    """The (cached) `Evaluator` of `cfg` on `mesh`; a mesh that cannot split the validation
+    batch is an error naming both, before anything compiles."""
+    try:
+        return _evaluator(cfg, mesh)
+    except ValueError as err:
+        if "eval_batch_size" not in str(err):
+            raise
+        raise ValueError(f"{err}; choose another mesh (--mesh D,F,M, or mesh=(data, fsdp, model))") from None
 
 
 @functools.lru_cache(maxsize=4)

@@ -80,3 +80,10 @@ def test_barrier_definition():
     assert math.isclose(value, 0.2) and at == 0.5  # points outside [0, 1] do not count
     assert barrier(ts, [line(t) - 0.1 for t in ts], 3.0, 2.5) == (0.0, 0.0)  # below the line: 0
     assert barrier([0.0, 0.5, 1.0], [3.0, math.nan, 2.5], 3.0, 2.5) == (math.inf, 0.5)
+
+
+def test_a_mesh_that_cannot_split_the_validation_batch_is_named(run_dir):
+    with pytest.raises(ValueError, match=r"train.eval_batch_size=8 is not divisible .*data=3.*choose another mesh"):
+        interpolate(f"{run_dir}@4", f"{run_dir}@8", mesh=(3, 1, 1))
+    with pytest.raises(ValueError, match=r"mesh \(4, 4, 1\) needs 16 devices but 8 are available"):
+        interpolate(f"{run_dir}@4", f"{run_dir}@8", mesh=(4, 4, 1))

@@ -57,6 +57,13 @@ def test_consecutive_checkpoints_have_no_barrier(one_device_path):
     assert 0 < path.distance < 0.2 * path.norm_a
 
 
+def test_one_compile_serves_every_t(run_dir, one_device_path):
+    """The path above evaluated 9 values of t with a single compilation of the lerp."""
+    cfg = run_config(run_dir)
+    ev = evaluator(cfg, resolve_mesh((1, 1, 1), cfg))
+    assert compiled(ev.prog)[0]._cache_size() == 1
+
+
 def _permute_residual_basis(flat: dict, perm: np.ndarray) -> dict:
     """The same network with the residual-stream dimensions relabelled (an exact symmetry:
     RMSNorm and every projection are equivariant under a permutation of the model width)."""
