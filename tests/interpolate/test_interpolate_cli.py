@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from conftest import EVAL_TOKENS
+from interp_helpers import EVAL_TOKENS
 
 from scaling.cli.main import main
 

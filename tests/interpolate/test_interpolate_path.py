@@ -9,7 +9,7 @@ import math
 import jax
 import numpy as np
 import pytest
-from conftest import EVAL_TOKENS
+from interp_helpers import EVAL_TOKENS
 
 from scaling.interpolate import evaluator, interpolate, path_losses, resolve_mesh
 from scaling.interpolate.checkpoints import load

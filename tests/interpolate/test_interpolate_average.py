@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from conftest import EVAL_TOKENS
+from interp_helpers import EVAL_TOKENS
 
 from scaling.interpolate import average, average_params, evaluator, resolve_mesh, weights
 from scaling.interpolate.average import select_steps
