@@ -8,6 +8,8 @@ are close to straight lines, and is one named method from a small registry:
 - ``cubic``: a cubic spline through every point (scipy ``CubicSpline``, not-a-knot).
 - ``pchip``: a monotone piecewise cubic (scipy ``PchipInterpolator``); a monotone
   curve stays monotone between its points.
+- ``akima``: Akima's piecewise cubic (scipy ``Akima1DInterpolator``): little overshoot
+  near outliers; Porian et al. (2024) locate IsoFLOP minima with it.
 - ``smoothing``: a cubic smoothing spline (scipy ``make_smoothing_spline``). Its
   penalty ``lam`` is chosen by generalized cross-validation unless given, so it
   follows the trend of a noisy curve without passing through every point.
@@ -58,6 +60,10 @@ def _pchip(u: np.ndarray, v: np.ndarray, **_: object):
     return _si.PchipInterpolator(u, v, extrapolate=True)
 
 
+def _akima(u: np.ndarray, v: np.ndarray, **_: object):
+    return _si.Akima1DInterpolator(u, v, extrapolate=True)
+
+
 def _smoothing(u: np.ndarray, v: np.ndarray, *, lam: float | None = None, **_: object):
     return _si.make_smoothing_spline(u, v, lam=lam)
 
@@ -68,10 +74,11 @@ METHODS: dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]] = {
     "polynomial": _polynomial,
     "cubic": _cubic,
     "pchip": _pchip,
+    "akima": _akima,
     "smoothing": _smoothing,
 }
 # Fewest distinct points each method accepts (polynomial: degree + 1).
-MIN_POINTS = {"linear": 2, "polynomial": None, "cubic": 3, "pchip": 2, "smoothing": 5}
+MIN_POINTS = {"linear": 2, "polynomial": None, "cubic": 3, "pchip": 2, "akima": 2, "smoothing": 5}
 
 
 @dataclass(frozen=True)

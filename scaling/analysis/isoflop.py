@@ -2,7 +2,8 @@
 
 Runs that share a compute budget C form one IsoFLOP profile. Along each profile a
 parabola of loss in x = ln N is fitted by least squares; its vertex gives the
-compute-optimal size N*(C), the loss there L*(C), and D*(C) = C / (k·N*) with
+compute-optimal size N*(C) (or, with ``minimum='akima'`` etc., the lowest point of an
+interpolant, as Porian et al. 2024), the loss there L*(C), and D*(C) = C / (k·N*) with
 k = FLOPs per parameter per token (the rows' median flops / (params·tokens), else 6).
 Bootstrap intervals resample the points within each budget (a fixed seed makes them
 deterministic). Finally N_opt(C) = G·C^a and D_opt(C) = H·C^b are fitted by log-log
@@ -75,10 +76,11 @@ def _fit_parabolas(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class IsoFlopProfile:
-    """One IsoFLOP budget: its points, the fitted parabola and its minimum.
+    """One IsoFLOP budget: its points, the fitted parabola and the minimum.
 
     The parabola is loss = c0 + c1·z + c2·z² in z = (ln N - x_center) / x_scale.
-    ``n_opt``/``loss_opt`` are NaN when the parabola opens downwards.
+    ``n_opt`` is NaN when there is no minimum (a parabola opening downwards, or an
+    interpolant lowest at an end of the sizes).
     """
 
     budget: float
@@ -98,6 +100,7 @@ class IsoFlopProfile:
     ci: float
     coef_draws: np.ndarray = field(repr=False)  # (n_boot, 3), NaN rows: degenerate resamples
     n_opt_draws: np.ndarray = field(repr=False)  # (n_boot,), NaN: no minimum in that draw
+    minimum: str = "parabola"  # how n_opt was located (see isoflop_profile)
     seed: int = 0
     warnings: tuple[str, ...] = ()
 
@@ -135,22 +138,53 @@ def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _interp_minima(N: np.ndarray, L: np.ndarray, idx: np.ndarray, method: str, density: int):
+    """Minimum of an interpolant of log loss vs log N on each resample idx (B, n):
+    (N*, L*) per row, NaN where the minimum sits at an end of the sizes (no interior
+    minimum) or the resample has too few distinct sizes."""
+    need = max(3, MIN_POINTS[method] or 3)
+    n_out, l_out = np.full(len(idx), np.nan), np.full(len(idx), np.nan)
+    for b, rows in enumerate(idx):
+        if len(np.unique(N[rows])) < need:
+            continue
+        f = interpolate_curve(N[rows], L[rows], method=method)
+        q = np.geomspace(f.x[0], f.x[-1], (len(f.x) - 1) * density)
+        v = f(q)
+        i = int(np.argmin(v))
+        l_out[b] = v[i]
+        if 0 < i < len(q) - 1:
+            n_out[b] = q[i]
+    return n_out, l_out
+
+
 def isoflop_profile(
     params,
     loss,
     budget: float,
     *,
     tokens=None,
+    minimum: str = "parabola",
+    density: int = 25,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
 ) -> IsoFlopProfile:
-    """Fit one IsoFLOP profile: a parabola of loss in ln N, its minimum and intervals.
+    """Fit one IsoFLOP profile: its minimum N*, L* and bootstrap intervals.
 
     params, loss: the runs' sizes and final losses at this budget (>= 3 distinct sizes).
     tokens: their training tokens (gives FLOPs per parameter-token; default 6).
+    minimum: ``'parabola'`` (Hoffmann et al.: the vertex of a least-squares parabola of
+        loss in ln N) or an ``interpolate.py`` method (e.g. ``'akima'``, as Porian et al.
+        2024): the lowest point of that interpolant of log loss vs log N, searched on
+        ``density`` points per interval between sizes; a lowest point at either end of
+        the sizes gives no minimum. The parabola is fitted either way (for
+        ``isoflop_loss_at``).
     """
     check_bootstrap_args(n_boot, ci)
+    if minimum != "parabola" and minimum not in METHODS:
+        raise ValueError(f"minimum must be 'parabola' or one of {sorted(METHODS)}; got {minimum!r}")
+    if not (isinstance(density, (int, np.integer)) and density >= 2):
+        raise ValueError(f"density must be an integer >= 2; got {density!r}")
     N = np.asarray(params, dtype=float)
     L = np.asarray(loss, dtype=float)
     if N.ndim != 1 or N.shape != L.shape:
@@ -158,7 +192,7 @@ def isoflop_profile(
     if np.any(~np.isfinite(N)) or np.any(N <= 0) or np.any(~np.isfinite(L)):
         raise ValueError(f"budget {budget:.4g}: params must be finite and positive and loss finite")
     if len(np.unique(N)) < 3:
-        raise ValueError(f"budget {budget:.4g}: a parabola needs at least 3 distinct sizes; got {len(np.unique(N))}")
+        raise ValueError(f"budget {budget:.4g}: an IsoFLOP minimum needs at least 3 distinct sizes; got {len(np.unique(N))}")
     if tokens is not None:
         D = np.asarray(tokens, dtype=float)
         k = float(np.median(budget / (N * D)))
@@ -169,15 +203,21 @@ def isoflop_profile(
     xc, xs = float(x.mean()), float(x.std())
     z = (x - xc) / xs
     coef = _fit_parabolas(z, L)
-    n_opt, l_opt = _vertex(coef, xc, xs)
-
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(N), size=(n_boot, len(N)))
     coef_draws = _fit_parabolas(z[idx], L[idx])
-    n_draws, l_draws = _vertex(coef_draws, xc, xs)
+    if minimum == "parabola":
+        n_opt, l_opt = _vertex(coef, xc, xs)
+        n_draws, l_draws = _vertex(coef_draws, xc, xs)
+    else:
+        (n_opt,), (l_opt,) = _interp_minima(N, L, np.arange(len(N))[None], minimum, density)
+        n_draws, l_draws = _interp_minima(N, L, idx, minimum, density)
 
     warns = []
-    if not coef[2] > 0:
+    if minimum != "parabola":
+        if not np.isfinite(n_opt):
+            warns.append(f"budget {budget:.4g}: the lowest '{minimum}' loss is at an end of the sizes tried; no interior minimum")
+    elif not coef[2] > 0:
         warns.append(f"budget {budget:.4g}: the parabola opens downwards (curvature {coef[2]:.3g}); no minimum")
     elif not (N.min() <= n_opt <= N.max()):
         warns.append(
@@ -202,6 +242,7 @@ def isoflop_profile(
         ci=ci,
         coef_draws=coef_draws,
         n_opt_draws=n_draws,
+        minimum=minimum,
         seed=seed,
         warnings=tuple(warns),
     )
@@ -261,6 +302,8 @@ def isoflop_analysis(
     flops_col: str = "flops",
     tokens_col: str | None = "tokens",
     min_points: int = 3,
+    minimum: str = "parabola",
+    density: int = 25,
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
@@ -273,6 +316,7 @@ def isoflop_analysis(
         (``group_budgets``) and takes each group's geometric-mean FLOPs as C.
     tokens_col: used for FLOPs per parameter-token (None or absent: 6).
     min_points: budgets with fewer distinct sizes are skipped (with a warning).
+    minimum, density: how each budget's minimum is located (``isoflop_profile``).
     keep_flagged: also fit the power laws through flagged profiles.
     """
     check_bootstrap_args(n_boot, ci)
@@ -303,6 +347,8 @@ def isoflop_analysis(
             sub[loss_col].to_numpy(float),
             c,
             tokens=sub[tokens_col].to_numpy(float) if has_tokens else None,
+            minimum=minimum,
+            density=density,
             n_boot=n_boot,
             ci=ci,
             seed=seed + i,

@@ -8,7 +8,7 @@ X = np.geomspace(1e8, 1e11, 12)
 LOSS = 1.8 + 300.0 * X**-0.3  # a decreasing, curved (in log-log) training curve
 
 
-@pytest.mark.parametrize("method", ["linear", "cubic", "pchip"])
+@pytest.mark.parametrize("method", ["linear", "cubic", "pchip", "akima"])
 def test_exact_interpolants_pass_through_points(method):
     f = interpolate_curve(X, LOSS, method=method)
     np.testing.assert_allclose(f(X), LOSS, rtol=1e-12)
