@@ -16,7 +16,7 @@ from typing import Any
 MLP_KINDS = ("gelu", "swiglu")
 DTYPES = ("float32", "bfloat16")
 PARAMETERIZATIONS = ("sp", "mup")
-ATTENTION_IMPLS = ("xla", "einsum")
+ATTENTION_IMPLS = ("blocked", "full", "xla")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,9 @@ class ModelConfig:
     norm_eps: RMSNorm epsilon.
     scan_layers: stack blocks along a leading "layers" axis and run them with
         `jax.lax.scan` (faster compile at depth) instead of an unrolled loop (see PERF.md).
-    attention: "xla" (`jax.nn.dot_product_attention`) or "einsum" (hand-written).
+    attention: "blocked" (causal attention in query chunks of 64 that skip fully
+        masked key blocks; fastest on CPU), "full" (the whole T×T matrix, masked), or
+        "xla" (`jax.nn.dot_product_attention`, for accelerators' fused kernels).
     """
 
     width: int
@@ -57,7 +59,7 @@ class ModelConfig:
     rope_theta: float = 10_000.0
     norm_eps: float = 1e-6
     scan_layers: bool = False
-    attention: str = "xla"
+    attention: str = "blocked"
 
     def __post_init__(self) -> None:
         for name in ("width", "depth", "vocab_size", "seq_len", "head_dim", "base_width"):

@@ -20,7 +20,8 @@ from scaling.sharding import constrain
 
 F32 = jnp.float32
 ACT = ("batch", "length", "embed")
-HEADS_ACT = ("batch", "length", "heads", "head_dim")
+HEADS_ACT = ("batch", "heads", "length", "head_dim")
+ATTENTION_BLOCK = 64  # query chunk of the "blocked" attention (measured best on CPU, PERF.md)
 
 
 def param(rngs: nnx.Rngs, shape, axes, std: float | None) -> nnx.Param:
@@ -51,10 +52,10 @@ def rope_table(seq_len: int, head_dim: int, theta: float) -> tuple[np.ndarray, n
 
 
 def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
-    """Rotate-half rotary embedding of x[B, T, H, D] with cos/sin[T, D/2]."""
+    """Rotate-half rotary embedding of x[B, H, T, D] with cos/sin[T, D/2]."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
-    c, s = cos[:, None, :].astype(x.dtype), sin[:, None, :].astype(x.dtype)
+    c, s = cos.astype(x.dtype), sin.astype(x.dtype)
     return jnp.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
 
 
@@ -74,30 +75,49 @@ class Attention(nnx.Module):
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
         dt = self.dtype
-        q = jnp.einsum("btd,dhk->bthk", x, self.q[...].astype(dt))
-        k = jnp.einsum("btd,dhk->bthk", x, self.k[...].astype(dt))
-        v = jnp.einsum("btd,dhk->bthk", x, self.v[...].astype(dt))
-        q = constrain(apply_rope(q, cos, sin), HEADS_ACT)
+        b, t, w = x.shape
+        h, kv, hd = self.q.shape[1], self.k.shape[1], self.k.shape[2]
+        # One 2-D [B*T, width] @ [width, (h + 2kv)*hd] matmul for q, k, v: XLA:CPU
+        # inserts transposing copies around 3-D einsums' weight gradients (PERF.md).
+        wqkv = jnp.concatenate(
+            [self.q[...].reshape(w, h * hd), self.k[...].reshape(w, kv * hd), self.v[...].reshape(w, kv * hd)], axis=1
+        ).astype(dt)
+        qkv = (x.reshape(b * t, w) @ wqkv).reshape(b, t, h + 2 * kv, hd).transpose(0, 2, 1, 3)
+        q, k, v = qkv[:, :h], qkv[:, h : h + kv], qkv[:, h + kv :]
+        # Heads-major [B, H, T, D]: the attention matmuls batch over (B, H).
+        q = constrain(apply_rope(q * jnp.asarray(self.scale, dt), cos, sin), HEADS_ACT)
         k = apply_rope(k, cos, sin)
         if self.impl == "xla":
-            out = jax.nn.dot_product_attention(q, k, v, scale=self.scale, is_causal=True)
+            tr = lambda a: a.transpose(0, 2, 1, 3)  # noqa: E731
+            out = jax.nn.dot_product_attention(tr(q), tr(k), tr(v), scale=1.0, is_causal=True)
         else:
-            out = _einsum_attention(q, k, v, self.scale)
-        out = constrain(out, HEADS_ACT)
-        return jnp.einsum("bthk,hkd->btd", out, self.o[...].astype(dt))
+            block = ATTENTION_BLOCK if self.impl == "blocked" else None
+            out = constrain(causal_attention(q, k, v, block=block), HEADS_ACT).transpose(0, 2, 1, 3)
+        return (out.reshape(b * t, h * hd) @ self.o[...].reshape(h * hd, w).astype(dt)).reshape(b, t, w)
 
 
-def _einsum_attention(q, k, v, scale):
-    """Causal softmax attention; softmax in float32; grouped-query when k has fewer heads."""
-    b, t, h, d = q.shape
-    g = h // k.shape[2]
-    q = (q * jnp.asarray(scale, q.dtype)).reshape(b, t, k.shape[2], g, d)
-    s = jnp.einsum("bqngd,bknd->bngqk", q, k, preferred_element_type=F32)
-    mask = jnp.tril(jnp.ones((t, t), dtype=bool))
-    s = jnp.where(mask, s, jnp.finfo(F32).min)
-    p = jax.nn.softmax(s, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bngqk,bknd->bqngd", p, v)
-    return out.reshape(b, t, h, d)
+def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int | None = None) -> jax.Array:
+    """Causal softmax attention of pre-scaled q[B, H, T, D] over k, v[B, KV, T, D].
+
+    Grouped-query when KV < H. The softmax runs in float32. With `block`, queries go
+    in chunks of `block` that see only keys up to their own end, so fully masked
+    key blocks are never computed (about (1 + 1/n)/2 of the T×T work for n chunks);
+    without it the whole T×T matrix is computed and masked.
+    """
+    b, h, t, d = q.shape
+    kv = k.shape[1]
+    q = q.reshape(b, kv, h // kv, t, d)
+    step = t if block is None or block >= t else block
+    outs = []
+    for start in range(0, t, step):
+        stop = min(start + step, t)
+        s = jnp.einsum("bngqd,bnkd->bngqk", q[:, :, :, start:stop], k[:, :, :stop], preferred_element_type=F32)
+        visible = np.tril(np.ones((stop - start, stop), dtype=bool), k=start)
+        s = jnp.where(visible, s, np.float32(-1e30))
+        p = jax.nn.softmax(s, axis=-1).astype(v.dtype)
+        outs.append(jnp.einsum("bngqk,bnkd->bngqd", p, v[:, :, :stop]))
+    out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=3)
+    return out.reshape(b, h, t, d)
 
 
 class MLP(nnx.Module):
@@ -113,13 +133,16 @@ class MLP(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dt = self.dtype
-        u = x @ self.up[...].astype(dt)
+        # 2-D matmuls over flattened tokens: with [B, T, ·] operands XLA:CPU inserts
+        # transposing copies in the backward pass (measured 2.7x slower, PERF.md).
+        x2 = x.reshape(-1, x.shape[-1])
+        u = x2 @ self.up[...].astype(dt)
         if self.kind == "swiglu":
-            u = jax.nn.silu(x @ self.gate[...].astype(dt)) * u
+            u = jax.nn.silu(x2 @ self.gate[...].astype(dt)) * u
         else:
             u = jax.nn.gelu(u, approximate=True)
-        u = constrain(u, ("batch", "length", "mlp"))
-        return u @ self.down[...].astype(dt)
+        u = constrain(u.reshape(*x.shape[:-1], -1), ("batch", "length", "mlp"))
+        return (u.reshape(x2.shape[0], -1) @ self.down[...].astype(dt)).reshape(x.shape)
 
 
 class Block(nnx.Module):
