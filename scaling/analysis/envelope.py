@@ -59,6 +59,11 @@ def curve_matrix(
     missing = [c for c in (run_col, params_col, tokens_col, flops_col, loss_col) if c not in curves.columns]
     if missing:
         raise ValueError(f"envelope: missing column(s) {missing}; the table has {list(curves.columns)}")
+    for col in (params_col, tokens_col, flops_col, loss_col):
+        v = curves[col].to_numpy(float)
+        bad = ~np.isfinite(v) | (v <= 0)
+        if bad.any():
+            raise ValueError(f"envelope: column {col!r} must be finite and positive; row {int(np.argmax(bad))} has {float(v[bad][0])!r}")
     f_all = curves[flops_col].to_numpy(float)
     if flops_grid is None:
         if n_grid < 2:

@@ -41,6 +41,10 @@ def test_boundary_points_are_left_out_and_bootstrap_is_seeded():
     assert not (g.used & g.boundary).any() and g.used.sum() > 10
     r2 = envelope_analysis(curves, n_boot=100, seed=3)
     assert r.n_opt.exponent_ci == r2.n_opt.exponent_ci
+    bad = curves.copy()
+    bad.loc[5, "flops"] = -1.0  # e.g. an int64 overflow of 6*N*D upstream
+    with pytest.raises(ValueError, match="column 'flops' must be finite and positive; row 5 has -1.0"):
+        envelope_analysis(bad)
     with pytest.raises(ValueError, match="missing column"):
         envelope_analysis(curves.drop(columns="tokens"))
     with pytest.raises(ValueError, match="usable grid points"):
