@@ -42,6 +42,7 @@ def make(results_dir, out_dir):
     with paper_style():
         fig, ax = plt.subplots(figsize=(6.6, 4.2))
         levels = MaxNLocator(nbins=12).tick_values(*np.quantile(surface, [0.02, 0.92]))
+        levels = levels[(levels > surface.min()) & (levels < surface.max())]
         ax.contourf(gn, gd, surface, levels=np.r_[surface.min(), levels, surface.max()], cmap="Greys", alpha=0.3)
         ax.grid(False)
         cs = ax.contour(gn, gd, surface, levels=levels, colors="0.35", linewidths=0.6)

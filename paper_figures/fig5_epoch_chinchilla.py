@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.plotting import METHOD_STYLES, BudgetScale, MissingInput, paper_style, save
+from scaling.plotting import analyses
 from scaling.plotting.figure import REPO, figure, run_script
 
 NAME = "fig5_epoch_chinchilla"
@@ -64,7 +65,7 @@ def make(results_dir, out_dir):
     from scaling.analysis.fit import fit_law
 
     df = load_epoch(reference_dir() / DATA)
-    fit = fit_law(df, "chinchilla")
+    fit = fit_law(df, "chinchilla", grid=analyses.QUICK_START if analyses.QUICK else None)
     sets = {"ours": fit.params, **PUBLISHED}
     N, D, L = (df[c].to_numpy(float) for c in ("params", "tokens", "loss"))
     scale = BudgetScale(df["flops"])

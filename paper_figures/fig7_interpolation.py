@@ -4,8 +4,9 @@
 ``scaling.analysis.interpolate`` (log-log linear, PCHIP, cubic spline, smoothing
 spline, quadratic), and (b) how far each departs from the log-log linear one, which
 is where the choice of interpolant matters. (c) When ``RESULTS_DIR/interpolation/*.json``
-exists (written by ``scaling interpolate ... --json``), the loss along the straight
-weight path θ(t) = (1 - t)·θ_a + t·θ_b between two checkpoints, with its barrier.
+exists (written by ``scaling interpolate CKPT_A CKPT_B --json``), the loss along the
+straight weight path θ(t) = (1 - t)·θ_a + t·θ_b between two checkpoints; the arrow is
+the barrier, the largest excess over the chord between the endpoint losses (dotted).
 
     python paper_figures/fig7_interpolation.py [RESULTS_DIR] [--out DIR]
 """
@@ -13,13 +14,14 @@ weight path θ(t) = (1 - t)·θ_a + t·θ_b between two checkpoints, with its ba
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from scaling.plotting import LABELS, BudgetScale, load_results, paper_style, save
 from scaling.plotting.figure import figure, run_script
-from scaling.plotting.style import log_axis, loss_axis
+from scaling.plotting.style import log_axis, loss_axis, sci
 
 NAME = "fig7_interpolation"
 
@@ -31,6 +33,17 @@ INTERPOLANTS = (  # name, options, style
     ("polynomial", {"degree": 2}, dict(color="#e7298a", linestyle=(0, (5, 1, 1, 1, 1, 1)), label="quadratic (least squares)")),
 )
 PATH_STYLES = ("-", "--", "-.", ":")
+
+
+def path_label(path, data: dict) -> str:
+    """"RUN: step A → step B, barrier X nats" from a `scaling interpolate --json` result."""
+    run = data.get("run_id") or Path(str(data.get("eval_run") or path.stem)).name
+    label = run
+    if data.get("step_a") is not None and data.get("step_b") is not None:
+        label = f"{run}: step {data['step_a']} → {data['step_b']}"
+    if data.get("barrier") is not None:
+        label += f"\nbarrier {float(data['barrier']):.3g} nats"
+    return label
 
 
 def pick_run(curves):
@@ -71,7 +84,7 @@ def make(results_dir, out_dir):
         ax.set_xlabel(LABELS["tokens"])
         ax.set_ylabel(LABELS["loss"])
         n = float(run["params"].iloc[0])
-        ax.set_title(f"(a) run {run_id}: $N$ = {n:.3g}")
+        ax.set_title(f"(a) run {run_id}: $N$ = {sci(n, 3)}")
         ax.legend(loc="upper right")
         axd.axhline(0, color="0.5", linewidth=0.6)
         for xi in x:
@@ -85,16 +98,18 @@ def make(results_dir, out_dir):
             axp = axes[2]
             for i, (path, data) in enumerate(paths[: len(PATH_STYLES)]):
                 t = np.asarray(data["t"], dtype=float)
-                loss = np.asarray(data["loss"], dtype=float)
+                loss = np.asarray(data["loss"], dtype=float)  # null (diverged) -> NaN
                 order = np.argsort(t)
-                label = path.stem
-                if "step_a" in data and "step_b" in data:
-                    label = f"{data.get('run_id', path.stem)}: step {data['step_a']} → {data['step_b']}"
-                barrier = data.get("barrier")
-                if barrier is not None:
-                    label += f"\nbarrier {float(barrier):.3g} nats"
                 axp.plot(t[order], loss[order], color="black", linestyle=PATH_STYLES[i], marker="o", markersize=2.5,
-                         label=label)
+                         label=path_label(path, data))
+                la, lb = data.get("loss_a"), data.get("loss_b")
+                if la is not None and lb is not None:  # the barrier is measured above this chord
+                    axp.plot([0, 1], [la, lb], color="0.45", linestyle=":", linewidth=0.9)
+                bt, b = data.get("barrier_t"), data.get("barrier")
+                if bt is not None and b is not None and la is not None and lb is not None and np.isfinite(b):
+                    base = (1 - bt) * la + bt * lb
+                    axp.annotate("", xy=(bt, base + b), xytext=(bt, base),
+                                 arrowprops=dict(arrowstyle="<->", color="#d95f02", linewidth=1.0))
             axp.axvspan(0, 1, color="0.93", zorder=0)
             for t0, name in ((0, "$\\theta_a$"), (1, "$\\theta_b$")):
                 axp.axvline(t0, color="0.5", linewidth=0.6)

@@ -36,6 +36,7 @@ __all__ = [
     "format_budget",
     "log_axis",
     "loss_axis",
+    "sci",
 ]
 
 # Axis labels with units, used by every figure.
@@ -121,15 +122,21 @@ def save(fig, out_dir: str | Path, name: str, *, formats: Sequence[str] = ("png"
     return paths
 
 
-def _sci(value: float, _pos=None) -> str:
-    """10^5, 2×10^5 (mathtext)."""
-    if value <= 0:
+def sci(value: float, digits: int = 2) -> str:
+    """10^5, 2×10^5, 5.74×10^5 (mathtext), for ticks and titles."""
+    if not value > 0:
         return ""
     exp = int(np.floor(np.log10(value) + 1e-9))
-    mant = value / 10.0**exp
-    if abs(mant - 1) < 1e-6:
+    mant = float(f"{value / 10.0**exp:.{digits}g}")
+    if mant >= 10:
+        mant, exp = mant / 10, exp + 1
+    if abs(mant - 1) < 1e-9:
         return f"$10^{{{exp}}}$"
-    return f"${mant:.2g}\\times10^{{{exp}}}$"
+    return f"${mant:g}\\times10^{{{exp}}}$"
+
+
+def _sci(value: float, _pos=None) -> str:
+    return sci(value)
 
 
 def log_axis(axis) -> None:

@@ -37,7 +37,7 @@ _CURVE_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "eval_loss"
 def write_synthetic_store(
     root: str | Path,
     *,
-    budgets=(1e11, 3e11, 1e12, 3e12),
+    budgets=(1e11, 3.16e11, 1e12),
     sizes: int = 5,
     span: float = 0.6,
     evals: int = 12,
@@ -48,7 +48,7 @@ def write_synthetic_store(
 ) -> Path:
     """Write a results directory at ``root`` and return its path.
 
-    budgets: IsoFLOP budgets C (FLOPs, 6ND); sizes: runs per budget, log-spaced over
+    budgets: IsoFLOP budgets C (FLOPs, 6ND; the quickstart's by default); sizes: runs per budget, log-spaced over
     ±``span`` decades around the law's N_opt(C); evals: evaluations per run; noise:
     relative (log-normal) noise on every loss.
     """
@@ -93,17 +93,23 @@ def write_synthetic_store(
         f"budgets = {json.dumps([float(b) for b in budgets])}\npoints_per_budget = {sizes}\n"
     )
     (root / "manifest.json").write_text(json.dumps({"synthetic": True, "law": law, "seed": seed}, indent=2) + "\n")
-    if interpolation:
-        t = np.linspace(-0.25, 1.25, 31)
-        a, b = curves[-1]["eval_loss"].iloc[-4], curves[-1]["eval_loss"].iloc[-1]
-        path_loss = (1 - t) * a + t * b + 0.3 * t * (1 - t) + 0.002 * rng.standard_normal(len(t))
-        barrier = float(np.max(path_loss[(t >= 0) & (t <= 1)]) - max(a, b))
+    if interpolation:  # the shape of `scaling interpolate A B --json`
+        last = curves[-1]
+        t = np.linspace(-0.5, 1.5, 21)
+        la, lb = float(last["eval_loss"].iloc[-4]), float(last["eval_loss"].iloc[-1])
+        bump = 0.3 * t * (1 - t)
+        path_loss = (1 - t) * la + t * lb + bump + 0.002 * rng.standard_normal(len(t))
+        path_loss[[5, 15]] = la, lb  # t = 0 and t = 1 are the checkpoints
+        inside = (t >= 0) & (t <= 1)
+        excess = path_loss - ((1 - t) * la + t * lb)
+        i = int(np.argmax(np.where(inside, excess, -np.inf)))
+        run_dir = f"runs/{runs[-1]['run_id']}"
         (root / "interpolation").mkdir(exist_ok=True)
         (root / "interpolation" / f"{runs[-1]['run_id']}.json").write_text(
             json.dumps(
-                dict(run_id=runs[-1]["run_id"], step_a=int(curves[-1]["step"].iloc[-4]),
-                     step_b=int(curves[-1]["step"].iloc[-1]), t=t.tolist(), loss=path_loss.tolist(),
-                     barrier=barrier),
+                dict(t=t.tolist(), loss=path_loss.tolist(), barrier=float(excess[i]), barrier_t=float(t[i]),
+                     loss_a=la, loss_b=lb, step_a=int(last["step"].iloc[-4]), step_b=int(last["step"].iloc[-1]),
+                     eval_run=run_dir, loss_units="nats per token"),
                 indent=2,
             )
             + "\n"

@@ -1,0 +1,73 @@
+"""Regenerate every figure in this folder (``fig*.py``) from one results directory.
+
+    python paper_figures/make_all.py [RESULTS_DIR] [--out DIR] [--only fig1,fig3]
+    scaling figures [RESULTS_DIR] [--out DIR] [--only fig1,fig3]      # the same
+
+Each figure writes NAME.png and NAME.pdf; a figure whose inputs are absent is skipped
+with a printed note. The same inputs give byte-identical files. The analyses the
+figures share (IsoFLOP, envelope, parametric fit and bootstrap) run once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def figure_scripts(only: str | None = None) -> list[Path]:
+    """The figure scripts, in order; ``only``: comma-separated name prefixes (fig1,fig3)."""
+    scripts = sorted(HERE.glob("fig*.py"))
+    if only:
+        wanted = [w.strip() for w in only.split(",") if w.strip()]
+        unknown = [w for w in wanted if not any(p.stem.startswith(w) for p in scripts)]
+        if unknown:
+            raise ValueError(f"no figure named {', '.join(unknown)}; the figures are {', '.join(p.stem for p in scripts)}")
+        scripts = [p for p in scripts if any(p.stem.startswith(w) for w in wanted)]
+    return scripts
+
+
+def load(script: Path):
+    spec = importlib.util.spec_from_file_location(f"paper_figures.{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_all(results_dir, out_dir, *, only: str | None = None, verbose: bool = True) -> dict[str, list[Path]]:
+    """Run every figure's ``make``; returns {figure name: written paths} ([] = skipped)."""
+    made = {}
+    for script in figure_scripts(only):
+        t0 = time.perf_counter()
+        paths = load(script).make(Path(results_dir), Path(out_dir))
+        made[script.stem] = paths
+        if verbose and paths:
+            print(f"{script.stem}: {', '.join(p.name for p in paths)} ({time.perf_counter() - t0:.1f} s)", flush=True)
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from scaling.plotting.figure import DEFAULT_OUT, DEFAULT_RESULTS, REPO
+
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p.add_argument("results_dir", nargs="?", default=str(DEFAULT_RESULTS),
+                   help=f"results directory (default: {DEFAULT_RESULTS.relative_to(REPO)})")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)})")
+    p.add_argument("--only", default=None, help="comma-separated figure names or prefixes (fig1,fig3)")
+    args = p.parse_args(argv)
+    from scaling.runtime import enable_compilation_cache
+
+    enable_compilation_cache()
+    made = make_all(args.results_dir, args.out, only=args.only)
+    done = sum(bool(v) for v in made.values())
+    print(f"{done} of {len(made)} figures written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
