@@ -4,7 +4,8 @@ plan (printed) → train the IsoFLOP sweep of experiments/quickstart.toml (tiny 
 Transformers on CPython's own source, no download) → fit IsoFLOP parabolas (Approach 2)
 and the Chinchilla law L(N, D) = E + A/N^α + B/D^β (Approach 3) → write the IsoFLOP
 figure DIR/isoflop.png → print the fitted law and the compute-optimal N and D for a
-budget 10x the largest one trained.
+budget 10x the largest one trained: from the IsoFLOP minima's power laws, and as the
+family member that minimises the fitted law at that budget.
 
 Default DIR: results/quickstart/. Rerunning skips finished runs (only the fit and the
 figure are redone); an interrupted run resumes from its checkpoint. Checkpoints stay
@@ -40,74 +41,82 @@ def run(args) -> int:
     out = Path(args.out)
     report = sweep(plan, out, progress=not args.no_progress)
     print()
-    analyze(out, budgets=plan.config.sweep.budgets)
+    analyze(out, plan.config)
     return 1 if report.count("failed") else 0
 
 
-def analyze(out: Path, budgets) -> dict:
-    """Fit Approach 2 and the Chinchilla law on DIR's finished runs; write the figure; print."""
+def analyze(out: Path, config) -> dict:
+    """Approach 2 and the Chinchilla law on DIR's finished runs; the figure; a printout."""
+    import numpy as np
+    import pandas as pd
+
     from scaling.analysis.fit import fit_law
     from scaling.analysis.isoflop import isoflop_analysis
     from scaling.analysis.table import load_table
 
-    df = load_table(out)
+    runs = pd.read_csv(out / "runs.csv")
+    done = runs[runs["status"] == "done"]
+    # FLOPs per (non-embedding) parameter per token, as the runs were counted. Under the
+    # "exact" convention it is not one number (it is 12-22 here): the median stands in
+    # for the tables that need one; budgets and FLOPs themselves stay exact.
+    k = float(np.median(done["flops"] / (done["params_nonembedding"] * done["tokens"])))
+    df = load_table(out, convention=k)
     iso = isoflop_analysis(df, budget="budget", n_boot=500, seed=0)
     law = fit_law(df, "chinchilla")
-    target = 10 * max(budgets)
+    target = 10 * max(config.sweep.budgets)
     n2, d2 = float(iso.n_opt(target)), float(iso.d_opt(target))
-    n3, d3 = _chinchilla_optimal(law, target)
+    best = _law_optimum_on_family(law, config, target)
 
     print("IsoFLOP minima (Approach 2):")
-    table = iso.table()
-    for row in table.itertuples():
+    for row in iso.table().itertuples():
         where = "interior" if row.interior else "AT THE EDGE of the sizes tried"
         print(f"  C = {row.budget:.3g} FLOPs: N* = {row.n_opt:,.0f} [{row.n_opt_lo:,.0f}, {row.n_opt_hi:,.0f}], "
               f"D* = {row.d_opt:,.0f}, loss {row.loss_opt:.4f} ({row.n_points} sizes; minimum {where})")  # fmt: skip
-    print(f"  N_opt ∝ C^{iso.a:.3f} [{iso.n_opt.exponent_ci[0]:.3f}, {iso.n_opt.exponent_ci[1]:.3f}], "
-          f"D_opt ∝ C^{iso.b:.3f}")  # fmt: skip
+    lo, hi = iso.n_opt.exponent_ci
+    print(f"  N_opt ∝ C^{iso.a:.3f} (95% CI {lo:.3f} to {hi:.3f}),  D_opt ∝ C^{iso.b:.3f}")
     for w in iso.warnings:
         print(f"  warning: {w}")
-    print("\nChinchilla law fitted to all finished runs (Approach 3):")
+    print(f"\nChinchilla law fitted to the {len(df)} finished runs (Approach 3):")
     print("  " + law.summary().replace("\n", "\n  "))
     p = law.params
     print(f"  L(N, D) = {p['E']:.3f} + {p['A']:.4g} / N^{p['alpha']:.3f} + {p['B']:.4g} / D^{p['beta']:.3f}")
-    print(f"\nCompute-optimal allocation at C = {target:.3g} FLOPs (10x the largest budget):")
-    print(f"  IsoFLOP power laws (Approach 2): N = {n2:,.0f} parameters, D = {d2:,.0f} tokens ({d2 / n2:.1f} tokens/param)")
-    if math.isfinite(n3):
-        print(f"  Chinchilla law    (Approach 3): N = {n3:,.0f} parameters, D = {d3:,.0f} tokens ({d3 / n3:.1f} tokens/param)")
-    else:
-        print("  Chinchilla law    (Approach 3): no finite optimum (see the fit's warnings)")
+    conv = config.sweep.flop_convention
+    print(f"\nCompute-optimal allocation at C = {target:.3g} FLOPs ({conv}; 10x the largest budget):")
+    print(f"  IsoFLOP power laws (Approach 2): N = {n2:,.0f} parameters, D = {d2:,.0f} tokens ({d2 / n2:.0f} tokens/param)")
+    if best is not None:
+        print(f"  Chinchilla law    (Approach 3): N = {best['N']:,.0f} parameters (width {best['width']}, depth "
+              f"{best['depth']}), D = {best['D']:,.0f} tokens ({best['D'] / best['N']:.0f} tokens/param), "
+              f"predicted loss {best['loss']:.4f}")  # fmt: skip
     figure = out / FIGURE
-    isoflop_figure(iso, figure, target=target, chinchilla=(n3, d3))
+    isoflop_figure(iso, figure, target=target, chinchilla=(best["N"], best["D"]) if best else (math.nan, math.nan))
     print(f"\nfigure: {figure}")
-    return {"isoflop": iso, "law": law, "target": target, "approach2": (n2, d2), "approach3": (n3, d3)}
+    return {"isoflop": iso, "law": law, "target": target, "approach2": (n2, d2), "approach3": best}
 
 
-def _chinchilla_optimal(law, flops: float) -> tuple[float, float]:
-    """(N, D) minimising the fitted law at `flops` = k·N·D."""
-    try:
-        from scaling.analysis.optimal import compute_optimal
-    except ImportError:  # pragma: no cover - until the allocation module lands
-        compute_optimal = None
-    if compute_optimal is not None:
-        opt = compute_optimal(law, flops)
-        n = _field(opt, "params", "n_opt", "N")
-        d = _field(opt, "tokens", "d_opt", "D")
-        return float(n), float(d)
+def _law_optimum_on_family(law, config, flops: float) -> dict | None:
+    """The family member minimising the fitted law at `flops` under the sweep's own FLOP
+    count (D = C / flops_per_token(member)), over widths up to 8x the largest tried."""
+    import dataclasses
+
     from scaling.analysis.laws import get_law
+    from scaling.sweep.plan import family_sizes
 
-    G, a, _ = get_law(law.law).optimum(law.params, law.k)
-    n = G * (flops / law.k) ** a
-    return float(n), float(flops / (law.k * n))
-
-
-def _field(obj, *names):
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    raise AttributeError(f"compute_optimal result has none of {names}")
+    fam = config.family
+    if fam.grid is None:
+        step = fam.widths[1] - fam.widths[0] if len(fam.widths) > 1 else fam.widths[0]
+        if fam.depths is not None:  # paired depths cannot be extended: keep the family as it is
+            step = None
+        if step:
+            widths = {"start": fam.widths[0], "stop": 8 * fam.widths[-1], "step": step}
+            config = dataclasses.replace(config, family=dataclasses.replace(fam, widths=widths))
+    model = get_law(law.law)
+    best = None
+    for size in family_sizes(config):
+        d = flops / size.flops_per_token
+        loss = float(model.predict(law.params, params=size.params, tokens=d))
+        if math.isfinite(loss) and (best is None or loss < best["loss"]):
+            best = {"N": size.params, "D": d, "width": size.width, "depth": size.depth, "loss": loss}
+    return best
 
 
 def isoflop_figure(iso, path: Path, *, target: float, chinchilla: tuple[float, float]) -> None:
@@ -127,6 +136,7 @@ def isoflop_figure(iso, path: Path, *, target: float, chinchilla: tuple[float, f
         if np.isfinite(p.n_opt):
             ax.scatter([p.n_opt], [p.loss_opt], color=c, marker="*", s=120, edgecolor="k", zorder=4)
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis, np.concatenate([p.params for p in iso.profiles]))
     ax.set_xlabel("non-embedding parameters N")
     ax.set_ylabel("final eval loss (nats/token)")
     ax.set_title("IsoFLOP profiles (stars: fitted minima)")
@@ -151,3 +161,16 @@ def isoflop_figure(iso, path: Path, *, target: float, chinchilla: tuple[float, f
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _plain_log_ticks(axis, values) -> None:
+    """Major ticks at 1, 2, 5 x 10^k within the data, labelled plainly (2k, 50k, 1.2M)."""
+    import numpy as np
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    lo, hi = float(np.min(values)) / 1.2, float(np.max(values)) * 1.2
+    ticks = [m * 10.0**e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+             for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]  # fmt: skip
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k" if v >= 1e3 else f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())

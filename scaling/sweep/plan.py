@@ -29,11 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scaling.model.accounting import flops_per_token, params_nonembedding, params_total
-from scaling.model.config import ModelConfig
 from scaling.sweep import trainer_config as tc
 from scaling.sweep.config import SweepConfig
-from scaling.train.schedules import warmup_steps
+
+# scaling.model (and with it JAX) is imported inside family_sizes only, so that
+# processes that read a plan back (workers, `scaling fit`) stay light.
 
 ID_LENGTH = 12
 
@@ -44,9 +44,11 @@ class Size:
 
     width: int
     depth: int
-    model: ModelConfig
+    model: Any  # scaling.model.ModelConfig
     params: int  # the N tokens-per-parameter is measured against (sweep.param_count)
     flops_per_token: float
+    params_nonembedding: int
+    params_total: int
 
     @property
     def heads(self) -> int:
@@ -140,6 +142,9 @@ def _plain(value: Any) -> Any:
 # ---- sizes --------------------------------------------------------------------------
 def family_sizes(cfg: SweepConfig) -> list[Size]:
     """Every (width, depth) of the family as a validated model, sorted by N."""
+    from scaling.model.accounting import flops_per_token, params_nonembedding, params_total
+    from scaling.model.config import ModelConfig
+
     base = tc.base_model_dict(cfg.base)
     sizes = []
     for width, depth in cfg.family.pairs():
@@ -147,8 +152,9 @@ def family_sizes(cfg: SweepConfig) -> list[Size]:
             model = ModelConfig.from_dict({**base, "width": width, "depth": depth})
         except ValueError as err:
             raise ValueError(f"family member (width={width}, depth={depth}) is not a valid model: {err}") from None
-        n = params_nonembedding(model) if cfg.sweep.param_count == "nonembedding" else params_total(model)
-        sizes.append(Size(width, depth, model, n, flops_per_token(model, cfg.sweep.flop_convention)))
+        n_emb, n_tot = params_nonembedding(model), params_total(model)
+        n = n_emb if cfg.sweep.param_count == "nonembedding" else n_tot
+        sizes.append(Size(width, depth, model, n, flops_per_token(model, cfg.sweep.flop_convention), n_emb, n_tot))
     sizes.sort(key=lambda s: (s.params, s.width))
     for a, b in zip(sizes, sizes[1:]):
         if a.params == b.params:
@@ -290,7 +296,7 @@ class _Builder:
             init_from=(BRANCH_PARENT + parent.run_id, init_step) if parent else None,
         )  # fmt: skip
         rid = run_id(tc.identity(train_config))
-        sched = tc.schedule_config(self.cfg.base, schedule)
+        sched = tc.schedule_config(self.cfg.base, schedule)  # validated by run_config above
         self.order += 1
         return PlannedRun(
             run_id=rid,
@@ -300,8 +306,8 @@ class _Builder:
             width=size.width,
             depth=size.depth,
             heads=size.heads,
-            params_nonembedding=params_nonembedding(size.model),
-            params_total=params_total(size.model),
+            params_nonembedding=size.params_nonembedding,
+            params_total=size.params_total,
             flops_per_token=size.flops_per_token,
             budget=budget,
             tokens=tokens,
@@ -309,7 +315,7 @@ class _Builder:
             batch_size=batch,
             seq_len=size.model.seq_len,
             lr=lr,
-            warmup_steps=warmup_steps(sched, steps),
+            warmup_steps=tc.warmup_steps(self.cfg.base, steps, schedule),
             seed=seed,
             schedule=sched.kind if sched.kind != "wsd" else f"wsd-{sched.decay_shape}",
             parameterization=size.model.parameterization,

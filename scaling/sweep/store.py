@@ -62,6 +62,7 @@ def write_atomic(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the other users of a shared directory
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

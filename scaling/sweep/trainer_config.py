@@ -77,11 +77,12 @@ def schedule_config(base: Mapping[str, Mapping[str, Any]], override: Mapping[str
     return ScheduleConfig(**{**base.get("schedule", {}), **(override or {})})
 
 
-def warmup_steps(base: Mapping[str, Mapping[str, Any]], total_steps: int) -> int:
+def warmup_steps(base: Mapping[str, Mapping[str, Any]], total_steps: int,
+                 override: Mapping[str, Any] | None = None) -> int:  # fmt: skip
     """The warmup in steps the trainer will use for a run of `total_steps` steps."""
     from scaling.train.schedules import warmup_steps as trainer_warmup
 
-    return trainer_warmup(schedule_config(base), total_steps)
+    return trainer_warmup(schedule_config(base, override), total_steps)
 
 
 def run_config(

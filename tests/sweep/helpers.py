@@ -98,13 +98,18 @@ class CountingTrain:
         return fake_train(config, run_dir)
 
 
-def worker_main(config_path: str, out: str, num_workers: int, worker_index: int, calls_log: str, sleep: float) -> None:
-    """Entry point of one worker process in the concurrency test."""
+def worker_main(plan_path: str, out: str, num_workers: int, worker_index: int, calls_log: str, sleep: float) -> None:
+    """Entry point of one worker process in the concurrency test.
+
+    The plan comes pickled (reading one back needs no JAX), so the process starts fast.
+    """
+    import pickle
     from functools import partial
 
-    from scaling.sweep import load_sweep_config, plan_sweep, run_sweep
+    from scaling.sweep.runner import run_sweep
 
-    plan = plan_sweep(load_sweep_config(config_path))
+    with open(plan_path, "rb") as f:
+        plan = pickle.load(f)
     run_sweep(plan, out, train_fn=partial(fake_train, calls_log=Path(calls_log), sleep=sleep),
               num_workers=num_workers, worker_index=worker_index, progress=False, record_environment=False,
               log=lambda m: None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import subprocess
 import sys
 from functools import partial
@@ -176,23 +177,24 @@ def test_unwritable_results_directory(tmp_path):
 
 
 @pytest.mark.multiprocess
-@pytest.mark.parametrize("num_workers", [2, 1], ids=["partitioned", "overlapping"])
-def test_concurrent_workers_write_each_run_once(tmp_path, num_workers):
-    """Two real processes on one directory: partitioned (2 workers) or both claiming
-    every run (1 worker each): every run is trained once and listed once."""
-    config = write_config(tmp_path)
-    plan = plan_sweep(load_sweep_config(config))
+def test_concurrent_workers_write_each_run_once(tmp_path):
+    """Three real processes on one directory at once: workers 0 and 1 of 2 (partitioned)
+    and a third that claims every run (1 of 1, overlapping both). Every run is trained
+    exactly once and listed exactly once."""
+    plan = _plan(tmp_path)
+    plan_file = tmp_path / "plan.pkl"
+    plan_file.write_bytes(pickle.dumps(plan))
     out, calls = tmp_path / "out", tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     procs = [
-        subprocess.Popen([sys.executable, str(HERE / "helpers.py"), str(config), str(out), str(num_workers),
-                          str(i % num_workers), str(calls), "0.05"], env=env)  # fmt: skip
-        for i in range(2)
+        subprocess.Popen([sys.executable, str(HERE / "helpers.py"), str(plan_file), str(out), str(k), str(i),
+                          str(calls), "0.05"], env=env)  # fmt: skip
+        for k, i in [(2, 0), (2, 1), (1, 0)]
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     trained = calls.read_text().split()
     assert sorted(trained) == sorted(r.run_id for r in plan.runs)  # each exactly once
     rows = _read(out / "runs.csv")
-    assert sorted(r["run_id"] for r in rows) == sorted(r.run_id for r in plan.runs)
+    assert [r["run_id"] for r in rows] == [r.run_id for r in plan.runs]
     assert {r["status"] for r in rows} == {"done"}
     assert len(_read(out / "curves.csv")) == 2 * len(plan.runs)

@@ -1,0 +1,40 @@
+"""The committed quickstart results (results/quickstart/): the shape the analysis and
+the notebook rely on, without training anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scaling.sweep import CURVE_COLUMNS, RUN_COLUMNS, load_sweep_config, plan_sweep
+
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "quickstart"
+
+pytestmark = pytest.mark.skipif(not (RESULTS / "runs.csv").exists(), reason="no committed quickstart results")
+
+
+def test_committed_files_only():
+    files = {p.name for p in RESULTS.iterdir()}
+    assert {"runs.csv", "curves.csv", "sweep.toml", "manifest.json"} <= files
+    assert not {p for p in files if p not in {"runs.csv", "curves.csv", "sweep.toml", "manifest.json",
+                                              "isoflop.png", ".gitignore", "runs"}}  # fmt: skip
+    assert (RESULTS / ".gitignore").read_text().strip().endswith("runs/")  # checkpoints never committed
+
+
+def test_runs_match_their_sweep_and_have_interior_minima():
+    pd = pytest.importorskip("pandas")
+    from scaling.analysis.isoflop import isoflop_analysis
+    from scaling.analysis.table import load_table
+
+    runs = pd.read_csv(RESULTS / "runs.csv")
+    assert tuple(runs.columns) == RUN_COLUMNS
+    assert tuple(pd.read_csv(RESULTS / "curves.csv").columns) == CURVE_COLUMNS
+    assert (runs["status"] == "done").all()
+    plan = plan_sweep(load_sweep_config(RESULTS / "sweep.toml"))
+    assert list(runs["run_id"]) == [r.run_id for r in plan.runs]  # the table is this sweep's
+    sizes = runs.groupby("budget")["params_nonembedding"].nunique()
+    assert len(sizes) >= 3 and (sizes >= 4).all()
+    k = float((runs["flops"] / (runs["params_nonembedding"] * runs["tokens"])).median())
+    iso = isoflop_analysis(load_table(RESULTS, convention=k), budget="budget", n_boot=50)
+    assert all(p.interior and p.convex for p in iso.profiles), iso.table()
