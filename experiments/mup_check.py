@@ -40,15 +40,15 @@ BASE_WIDTH = 32
 DEPTH = 2
 HEAD_DIM = 16
 SEQ_LEN = 64
-BATCH = 16
+BATCH = 8
 
 COORD_LR = 1e-2
 COORD_STEPS = 4
 COORD_SEEDS = (0, 1, 2)
 
-LRS = tuple(2.0**k for k in range(-12, -3))  # 2.4e-4 ... 3.1e-2, factors of 2
-TRANSFER_STEPS = 150
-WARMUP = 15
+LRS = tuple(2.0**k for k in range(-11, -4))  # 4.9e-4 ... 3.1e-2, factors of 2
+TRANSFER_STEPS = 120
+WARMUP = 12
 EVAL_BATCHES = 4
 
 
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
 
     enable_compilation_cache()
     widths = WIDTHS[:2] if args.quick else WIDTHS
-    lrs = LRS[::3] if args.quick else LRS
+    lrs = LRS[::2] if args.quick else LRS
     steps = 20 if args.quick else TRANSFER_STEPS
     ds = build_dataset(DataConfig(source="stdlib", tokenizer="bytes", seq_len=SEQ_LEN, seed=0))
     out = Path(args.out)
