@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 
-EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3, "preempted": 75}
+EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3}  # preempted: 75, raised as SystemExit
 
 
 def register(subparsers) -> None:
