@@ -51,7 +51,7 @@ def manifest(plan: Plan, *, record_environment: bool = True, previous: Path | No
         "git": git_state(),
     }
     if record_environment:
-        out["data"] = data_manifest(cfg.base.get("data", {}))
+        out["data"] = data_manifest(cfg)
         from scaling.runtime import describe_devices
 
         out["devices"] = describe_devices()
@@ -89,11 +89,12 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
-def data_manifest(data_section: dict[str, Any]) -> dict[str, Any]:
+def data_manifest(config) -> dict[str, Any]:
     """The corpus manifest's identity (builds or opens the token cache, as training would)."""
-    from scaling.data import DataConfig, corpus_manifest
+    from scaling.data import corpus_manifest
+    from scaling.sweep.trainer_config import check_base
 
-    cfg = DataConfig.from_dict(dict(data_section))
+    cfg = check_base(config.base, config.sweep.flop_convention).data  # seq_len reconciled as the trainer does
     m = corpus_manifest(cfg)
     keep = ("manifest_hash", "corpus_hash", "tokenizer", "vocab_size", "source")
     return {"config": cfg.to_dict(), **{k: m[k] for k in keep if k in m}}

@@ -179,10 +179,12 @@ def optimal_log_n(sizes: list[Size], budget: float, tokens_per_param: float) -> 
         return xs[0] - (target - ys[0]) / 2
     if target <= ys[-1]:
         return xs[-1] + (ys[-1] - target) / 2
+    # The first segment that crosses the target (one exists: ys[0] > target > ys[-1]),
+    # even in a family whose D/N is not monotone in N (a grid mixing depths).
     for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if y0 >= target >= y1:
+        if min(y0, y1) <= target <= max(y0, y1):
             return x0 + (x1 - x0) * (y0 - target) / (y0 - y1) if y0 != y1 else x0
-    raise AssertionError("tokens per parameter is not decreasing in N")
+    raise AssertionError("unreachable: the target lies between the family's ends")
 
 
 def isoflop_sizes(cfg: SweepConfig, sizes: list[Size], budget: float) -> tuple[list[Size], list[str]]:

@@ -115,9 +115,39 @@ def worker_main(plan_path: str, out: str, num_workers: int, worker_index: int, c
               log=lambda m: None)
 
 
+def host_main(plan_path: str, out: str, coordinator: str, process_id: int, calls_log: str) -> None:
+    """One host of a 2-process "pod" (jax.distributed over localhost, one CPU device each)."""
+    import pickle
+
+    from scaling.sweep.runner import Hosts, run_sweep
+    from scaling.train.distributed import initialize
+
+    initialize(coordinator, 2, process_id, local_devices=1)
+    with open(plan_path, "rb") as f:
+        plan = pickle.load(f)
+    hosts = Hosts.from_jax()
+
+    def train(config, run_dir):  # like the trainer: every host computes, process 0 writes
+        with open(calls_log, "a") as f:
+            f.write(Path(run_dir).name + "\n")
+        if hosts.is_writer:
+            return fake_train(config, run_dir)
+        return {"status": "done"}
+
+    for _ in range(2):  # the second invocation finds every run done
+        report = run_sweep(plan, out, train_fn=train, hosts=hosts, progress=False, record_environment=False,
+                           log=lambda m: None)
+        with open(calls_log, "a") as f:
+            f.write(f"trained {report.trained}\n")
+
+
 if __name__ == "__main__":  # pragma: no cover - used by subprocesses
     import sys
 
     a = sys.argv[1:]
-    worker_main(a[0], a[1], int(a[2]), int(a[3]), a[4], float(a[5]))
+    if a[0] == "host":
+        host_main(a[1], a[2], a[3], int(a[4]), a[5])
+    else:
+        worker_main(a[0], a[1], int(a[2]), int(a[3]), a[4], float(a[5]))
+    sys.stdout.flush()
     os._exit(0)

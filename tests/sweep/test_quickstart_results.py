@@ -38,3 +38,37 @@ def test_runs_match_their_sweep_and_have_interior_minima():
     k = float((runs["flops"] / (runs["params_nonembedding"] * runs["tokens"])).median())
     iso = isoflop_analysis(load_table(RESULTS, convention=k), budget="budget", n_boot=50)
     assert all(p.interior and p.convex for p in iso.profiles), iso.table()
+
+
+def test_quickstart_figure_and_family_optimum(tmp_path):
+    """The quickstart's own analysis pieces on the committed tables: the figure is drawn,
+    and the law's optimum at 10x the budget is a family member with D = C / flops_per_token."""
+    import shutil
+
+    import pandas as pd
+
+    from scaling.analysis.isoflop import isoflop_analysis
+    from scaling.analysis.table import load_table
+    from scaling.cli.quickstart import _law_optimum_on_family, isoflop_figure
+    from scaling.model import ModelConfig, flops_per_token
+    from scaling.sweep.plan import family_sizes
+
+    for name in ("runs.csv", "curves.csv", "sweep.toml"):
+        shutil.copy(RESULTS / name, tmp_path / name)
+    config = load_sweep_config(tmp_path / "sweep.toml")
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    k = float((runs["flops"] / (runs["params_nonembedding"] * runs["tokens"])).median())
+    iso = isoflop_analysis(load_table(tmp_path, convention=k), budget="budget", n_boot=50)
+
+    class Law:  # the shape of a FitResult that the helper reads
+        law = "chinchilla"
+        params = {"E": 1.6, "A": 44.0, "B": 2.9e7, "alpha": 0.59, "beta": 1.41}
+
+    target = 10 * max(config.sweep.budgets)
+    best = _law_optimum_on_family(Law, config, target)
+    widest = max(s.width for s in family_sizes(config))
+    assert config.family.widths[0] <= best["width"] <= 8 * widest and best["depth"] == 2
+    model = ModelConfig(width=best["width"], depth=2, head_dim=4, seq_len=128)
+    assert best["D"] == pytest.approx(target / flops_per_token(model, "exact"))
+    isoflop_figure(iso, tmp_path / "isoflop.png", target=target, chinchilla=(best["N"], best["D"]))
+    assert (tmp_path / "isoflop.png").stat().st_size > 10_000

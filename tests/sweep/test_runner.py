@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from functools import partial
@@ -198,3 +199,35 @@ def test_concurrent_workers_write_each_run_once(tmp_path):
     assert [r["run_id"] for r in rows] == [r.run_id for r in plan.runs]
     assert {r["status"] for r in rows} == {"done"}
     assert len(_read(out / "curves.csv")) == 2 * len(plan.runs)
+
+
+@pytest.mark.multiprocess
+def test_multihost_pod_trains_runs_together_and_only_process_0_writes(tmp_path):
+    """Two processes joined by jax.distributed act as one pod slice: both train every
+    run, in the same order, process 0's decisions are broadcast, and the store is written
+    once. A second invocation skips everything on both hosts."""
+    plan = _plan(tmp_path)
+    plan_file = tmp_path / "plan.pkl"
+    plan_file.write_bytes(pickle.dumps(plan))
+    out = tmp_path / "out"
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
+    env = {**os.environ, "XLA_FLAGS": flags, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    logs = [tmp_path / f"host{i}.log" for i in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE / "helpers.py"), "host", str(plan_file), str(out),
+                          f"127.0.0.1:{port}", str(i), str(logs[i])], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
+    calls = [log.read_text().split() for log in logs]
+    assert calls[0] == calls[1]  # the same runs, in the same order, on both hosts
+    ids = [r.run_id for r in plan.runs]
+    assert calls[0] == [*ids, "trained", str(len(ids)), "trained", "0"]
+    rows = _read(out / "runs.csv")
+    assert [r["run_id"] for r in rows] == [r.run_id for r in plan.runs]
+    assert {r["status"] for r in rows} == {"done"}
