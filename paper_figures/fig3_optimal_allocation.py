@@ -54,10 +54,12 @@ def make(results_dir, out_dir):
     with paper_style():
         fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.7))
         for j, (ax, what) in enumerate(zip(axes, ("params", "tokens"))):
+            central = [opt[what]]
             for key, (n_law, d_law) in laws.items():
                 law = n_law if what == "params" else d_law
                 st = METHOD_STYLES[key]
                 lo, hi = law.interval(C)
+                central.append(law(C))
                 ax.fill_between(C, lo, hi, color=st["color"], alpha=0.12, linewidth=0)
                 elo, ehi = law.exponent_ci
                 ax.plot(C, law(C), color=st["color"], linestyle=st["linestyle"],
@@ -83,6 +85,8 @@ def make(results_dir, out_dir):
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlim(C.min(), C.max())
+            # wide bands (few budgets) are cut at 10x beyond the central estimates
+            ax.set_ylim(np.min(central) / 10, np.max(central) * 10)
             log_axis(ax.xaxis)
             log_axis(ax.yaxis)
             ax.set_xlabel(LABELS["flops"])

@@ -17,7 +17,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scaling.analysis import backtest, predict_loss
+from scaling.analysis import predict_loss
 from scaling.plotting import LABELS, BudgetScale, MissingInput, load_results, paper_style, save
 from scaling.plotting import analyses
 from scaling.plotting.figure import figure, run_script
@@ -34,16 +34,12 @@ def backtests(res):
     b = res.budgets
     if len(b) <= MIN_FIT_BUDGETS:
         raise MissingInput(f"a backtest needs more than {MIN_FIT_BUDGETS} budgets; {res.root} has {len(b)}")
-    table = res.runs[["params", "tokens", "flops", "loss", "run_id", "budget"]]
-    n_boot = analyses.N_BOOT_QUICK if analyses.QUICK else 200
-    grid = analyses.QUICK_START if analyses.QUICK else None
-    k = analyses.flops_per_param_token(table)
     out = []
     for i in range(MIN_FIT_BUDGETS, len(b)):
         cutoff = float(np.sqrt(b[i - 1] * b[i]))  # between two budgets
-        if (table["flops"] <= cutoff).sum() <= 5:
+        if (res.runs["flops"] <= cutoff).sum() <= 5:
             continue
-        out.append((cutoff, backtest(table, cutoff, bootstrap=n_boot, seed=analyses.SEED, grid=grid, k=k)))
+        out.append((cutoff, analyses.backtest(res.runs, cutoff)))
     if not out:
         raise MissingInput("no split leaves more than 5 runs to fit on")
     return out

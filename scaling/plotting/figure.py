@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import matplotlib
+
 from scaling.plotting.results import MissingInput
 
 __all__ = ["REPO", "DEFAULT_RESULTS", "DEFAULT_OUT", "figure", "run_script"]
@@ -22,6 +24,8 @@ DEFAULT_RESULTS = REPO / "results" / "quickstart"
 DEFAULT_OUT = REPO / "paper_figures" / "out"
 
 Make = Callable[[Path, Path], list]
+
+matplotlib.use("Agg")  # figure scripts write files; they never open a window
 
 
 def figure(name: str) -> Callable[[Make], Make]:

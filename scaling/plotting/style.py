@@ -19,13 +19,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import matplotlib
-
-matplotlib.use("Agg")  # files only; never a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import colors as mcolors  # noqa: E402
-from matplotlib import ticker as mticker  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colors as mcolors
+from matplotlib import ticker as mticker
 
 __all__ = [
     "LABELS",
