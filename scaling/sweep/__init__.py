@@ -12,10 +12,10 @@ from scaling.sweep.store import CURVE_COLUMNS, RUN_COLUMNS, ResultsStore
 
 __all__ = [
     "CURVE_COLUMNS",
+    "RUN_COLUMNS",
     "Hosts",
     "Plan",
     "PlannedRun",
-    "RUN_COLUMNS",
     "ResultsStore",
     "SweepConfig",
     "SweepReport",

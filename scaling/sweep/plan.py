@@ -23,6 +23,7 @@ names its trunk's id and the step it starts from).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -156,7 +157,7 @@ def family_sizes(cfg: SweepConfig) -> list[Size]:
         n = n_emb if cfg.sweep.param_count == "nonembedding" else n_tot
         sizes.append(Size(width, depth, model, n, flops_per_token(model, cfg.sweep.flop_convention), n_emb, n_tot))
     sizes.sort(key=lambda s: (s.params, s.width))
-    for a, b in zip(sizes, sizes[1:]):
+    for a, b in itertools.pairwise(sizes):
         if a.params == b.params:
             raise ValueError(
                 f"family members (width={a.width}, depth={a.depth}) and (width={b.width}, depth={b.depth}) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if value != value:
+        if math.isnan(value):
             return "nan"
         if value == int(value) and abs(value) < 1e6:
             return str(int(value))
@@ -56,11 +57,11 @@ def format_plan(plan: Plan, flops_per_second: float | None = None, throughput_so
         est = r.own_flops / flops_per_second if flops_per_second else None
         what = r.plan_kind if not r.parent_run_id else f"branch@{r.init_step}"
         rows.append([r.run_id, what, r.width, r.depth, n, r.tokens, r.budget, r.tokens_per_param, r.batch_size, r.steps,
-                     r.lr, duration(est)])  # fmt: skip
+                     r.lr, duration(est)])
+    budgets = ", ".join(f"{c:.3g}" for c in cfg.sweep.budgets)
     out = [
-        f"sweep {cfg.sweep.name!r}: {cfg.sweep.kind} plan, {len(plan.runs)} runs over "
-        f"{len(cfg.sweep.budgets)} budgets ({', '.join(f'{c:.3g}' for c in cfg.sweep.budgets)} FLOPs, "
-        f"{cfg.sweep.flop_convention} convention; N = {cfg.sweep.param_count} parameters)",
+        (f"sweep {cfg.sweep.name!r}: {cfg.sweep.kind} plan, {len(plan.runs)} runs over {len(cfg.sweep.budgets)} "
+         f"budgets ({budgets} FLOPs, {cfg.sweep.flop_convention} convention; N = {cfg.sweep.param_count} parameters)"),
         "",
         table(header, rows, align="llrrrrrrrrrr"),
         "",
@@ -89,7 +90,7 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
     header = ["run_id", "width", "depth", "budget", "tokens", "eval_loss", "status", "wall time", "error"]
     body = [
         [r["run_id"], r["width"], r["depth"], r.get("budget"), r.get("tokens"), r.get("eval_loss"), r["status"],
-         duration(r.get("wall_time_s")), (r.get("error") or "")[:60]]  # fmt: skip
+         duration(r.get("wall_time_s")), (r.get("error") or "")[:60]]
         for r in rows
     ]
     counts: dict[str, int] = {}

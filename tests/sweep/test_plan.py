@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from helpers import write_config
+from sweep_helpers import write_config
 
 from scaling.model.accounting import flops_per_token, params_nonembedding
 from scaling.model.config import ModelConfig
 from scaling.sweep import load_sweep_config, plan_sweep
 from scaling.sweep.config import SweepConfig
 from scaling.sweep.manifest import to_toml
-from scaling.sweep.plan import optimal_log_n, family_sizes
+from scaling.sweep.plan import family_sizes, optimal_log_n
 
 
 def _plan(tmp_path, kind="isoflop", **kw):

@@ -9,11 +9,10 @@ import pickle
 import socket
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import CountingTrain, fake_train, write_config
+from sweep_helpers import CountingTrain, fake_train, write_config
 
 from scaling.sweep import CURVE_COLUMNS, RUN_COLUMNS, ResultsStore, load_sweep_config, partition, plan_sweep, run_sweep
 from scaling.sweep.runner import worker_from_env
@@ -188,8 +187,8 @@ def test_concurrent_workers_write_each_run_once(tmp_path):
     out, calls = tmp_path / "out", tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     procs = [
-        subprocess.Popen([sys.executable, str(HERE / "helpers.py"), str(plan_file), str(out), str(k), str(i),
-                          str(calls), "0.05"], env=env)  # fmt: skip
+        subprocess.Popen([sys.executable, str(HERE / "sweep_helpers.py"), str(plan_file), str(out), str(k), str(i),
+                          str(calls), "0.05"], env=env)
         for k, i in [(2, 0), (2, 1), (1, 0)]
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
@@ -217,9 +216,9 @@ def test_multihost_pod_trains_runs_together_and_only_process_0_writes(tmp_path):
         port = sock.getsockname()[1]
     logs = [tmp_path / f"host{i}.log" for i in range(2)]
     procs = [
-        subprocess.Popen([sys.executable, str(HERE / "helpers.py"), "host", str(plan_file), str(out),
+        subprocess.Popen([sys.executable, str(HERE / "sweep_helpers.py"), "host", str(plan_file), str(out),
                           f"127.0.0.1:{port}", str(i), str(logs[i])], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=180)[0] for p in procs]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import write_config
+from sweep_helpers import write_config
 
 from scaling.cli.main import main
 
