@@ -5,7 +5,8 @@ from the last complete checkpoint, or reports that the run already finished.
 
 Multi-host: on a TPU slice or under SLURM (several tasks) every process runs this same
 command and JAX finds its peers; elsewhere pass --coordinator HOST:PORT --num-processes N
---process-id I (or SCALING_COORDINATOR / SCALING_NUM_PROCESSES / SCALING_PROCESS_ID).
+--process-id I (or SCALING_COORDINATOR / SCALING_NUM_PROCESSES / SCALING_PROCESS_ID), or
+--distributed for JAX's own cluster detection (Open MPI, Kubernetes, ...).
 
 Exit status: 0 done, 3 diverged, 1 failed, 75 preempted (SIGTERM; rerun to resume), 2 bad input.
 """
@@ -28,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--coordinator", help="HOST:PORT of process 0, for multi-process runs")
     p.add_argument("--num-processes", type=int, help="number of processes (with --coordinator)")
     p.add_argument("--process-id", type=int, help="this process's index (with --coordinator)")
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() with JAX's cluster auto-detection (MPI, k8s, ...)")
     p.add_argument("--local-devices", type=int,
                    help="CPU devices for this process (testing multi-device code on a CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,7 +45,7 @@ def run(args) -> int:
 
     from scaling.train.distributed import initialize
 
-    initialize(args.coordinator, args.num_processes, args.process_id, args.local_devices)
+    initialize(args.coordinator, args.num_processes, args.process_id, args.local_devices, auto=args.distributed)
 
     from scaling.runtime import enable_compilation_cache
     from scaling.train import train

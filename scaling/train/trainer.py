@@ -230,7 +230,7 @@ class _Plan:
                    evals, ckpts, tuple(sorted(keep)))
 
 
-def train(config, out_dir, *, overrides=None) -> TrainResult:
+def train(config, out_dir) -> TrainResult:
     """Train (or resume, or report the finished run in) `out_dir`.
 
     config: a RunConfig, a dict of sections, or a path to a TOML/JSON config file.
@@ -239,10 +239,6 @@ def train(config, out_dir, *, overrides=None) -> TrainResult:
     SIGTERM saves a checkpoint and raises `Preempted` (a SystemExit).
     """
     cfg = _as_config(config)
-    if overrides:
-        from scaling.train.config import apply_overrides
-
-        cfg = RunConfig.from_dict(apply_overrides(cfg.to_dict(), overrides))
     out_dir = Path(out_dir).absolute()
     primary = jax.process_index() == 0
     _prepare_dir(out_dir)

@@ -107,3 +107,25 @@ def test_missing_file_and_bad_toml(tmp_path):
     bad.write_text("[model\nwidth=3")
     with pytest.raises(ValueError, match="invalid TOML"):
         load_config(bad)
+
+
+def test_multi_host_detection_and_flag_errors(monkeypatch):
+    from scaling.train import distributed
+
+    for var in ("SCALING_COORDINATOR", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS",
+                "SCALING_DISTRIBUTED"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(distributed, "_on_tpu_vm", lambda: False)
+    assert distributed.detect() is None
+    assert distributed.initialize() is False  # one process: nothing to do
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert distributed.detect() == "slurm"
+    monkeypatch.setenv("SCALING_COORDINATOR", "127.0.0.1:1234")
+    assert distributed.detect() == "explicit"
+    with pytest.raises(ValueError, match="needs --num-processes and --process-id"):
+        distributed.initialize()
+    with pytest.raises(ValueError, match=r"process_id=2 must be in \[0, num_processes=2\)"):
+        distributed.initialize(num_processes=2, process_id=2)
+    monkeypatch.setenv("SCALING_NUM_PROCESSES", "x")
+    with pytest.raises(ValueError, match="SCALING_NUM_PROCESSES='x' must be an integer"):
+        distributed.initialize(process_id=0)
