@@ -13,8 +13,9 @@ precision. Relative-reduction rules are deliberately absent: with objectives nea
 1e-3 they stop far too early (see STACK_NOTES).
 
 ``minimize`` drives the loop in chunks and *compacts* the batch as lanes finish: the
-still-running lanes are gathered into a smaller batch (sizes 4x apart), so the long
-tail of slow starts costs little. Results come back in the original lane order.
+still-running lanes are gathered into a smaller batch (16, 128 or 1,024 lanes, or a
+multiple of 512), so the long tail of slow starts costs little while few distinct
+shapes need compiling. Results come back in the original lane order.
 """
 
 from __future__ import annotations
@@ -55,26 +56,32 @@ def _dot(a, b):
 
 
 def _direction(g, S, Y, n_mem):
-    """Two-loop recursion, batched; memory slots with index >= m - n_mem are valid."""
+    """Two-loop recursion, batched; memory slots with index >= m - n_mem are valid.
+    Written with lax.scan (not unrolled) to keep the compiled program small."""
+    import jax
     import jax.numpy as jnp
 
     m = S.shape[1]
     valid = jnp.arange(m)[None, :] >= (m - n_mem)[:, None]  # (B, m)
     sy = _dot(S, Y)
     rho = jnp.where(valid & (sy > 0), 1.0 / jnp.where(sy > 0, sy, 1.0), 0.0)
-    q = g
-    alphas = []
-    for j in reversed(range(m)):
-        a = rho[:, j] * _dot(S[:, j], q)
-        q = q - a[:, None] * Y[:, j]
-        alphas.append(a)
-    alphas = alphas[::-1]
+    Sm, Ym, rhom = jnp.moveaxis(S, 1, 0), jnp.moveaxis(Y, 1, 0), rho.T  # slot-major
+
+    def backward(q, slot):
+        s, y, r = slot
+        a = r * _dot(s, q)
+        return q - a[:, None] * y, a
+
+    q, alphas = jax.lax.scan(backward, g, (Sm, Ym, rhom), reverse=True)
     yy = _dot(Y[:, -1], Y[:, -1])
     gamma = jnp.where(n_mem > 0, sy[:, -1] / jnp.where(yy > 0, yy, 1.0), 1.0)
-    r = gamma[:, None] * q
-    for j in range(m):
-        b = rho[:, j] * _dot(Y[:, j], r)
-        r = r + (alphas[j] - b)[:, None] * S[:, j]
+
+    def forward(r, slot):
+        s, y, rh, a = slot
+        b = rh * _dot(y, r)
+        return r + (a - b)[:, None] * s, None
+
+    r, _ = jax.lax.scan(forward, gamma[:, None] * q, (Sm, Ym, rhom, alphas))
     return -r
 
 
@@ -239,11 +246,21 @@ def _compiled(vg: Callable, gtol: float):
     return jax.jit(init), jax.jit(run)
 
 
-def _bucket(n: int, full: int, min_bucket: int) -> int:
-    b = min_bucket
-    while b < n:
-        b *= 4
-    return min(b, full)
+_BLOCK = 512  # batches larger than this are padded to a multiple of it (see fit._LANE_BLOCK)
+_LADDER = (16, 128, 1024)  # batch sizes up to 1024: few distinct shapes, so few compilations
+
+
+def _padded(n: int) -> int:
+    """Batch size for n lanes: the next ladder size up to 1024, else a multiple of _BLOCK."""
+    for size in _LADDER:
+        if n <= size:
+            return size
+    return -(-n // _BLOCK) * _BLOCK
+
+
+def _bucket(n: int, current: int) -> int:
+    """Compaction target for n running lanes (never above the current size)."""
+    return min(_padded(n), current)
 
 
 class Result(NamedTuple):
@@ -263,6 +280,19 @@ def _take(tree, rows):
     return jax.tree_util.tree_map(lambda a: a[r], tree)
 
 
+def _gather(state, lane, pick: np.ndarray, size: int):
+    """Rows ``pick`` of the batch, padded to ``size`` rows with idle copies of the first."""
+    import jax.numpy as jnp
+
+    n = len(pick)
+    full = np.concatenate([pick, np.full(size - n, pick[0])])
+    state = _take(state, full)
+    if size > n:
+        # padding rows copy a real lane: mark them finished so they idle
+        state = state._replace(status=jnp.where(jnp.asarray(np.arange(size) >= n), MAX_ITER, state.status))
+    return state, _take(lane, full)
+
+
 def minimize(
     vg: Callable,
     x0,
@@ -274,7 +304,6 @@ def minimize(
     prune=None,
     group_size: int | None = None,
     chunk: int = 40,
-    min_bucket: int = 64,
 ) -> Result:
     """Minimise L independent problems from starts x0 (L, P).
 
@@ -295,23 +324,29 @@ def minimize(
     import jax.numpy as jnp
 
     init, run = _compiled(vg, float(gtol))
-    x0 = jnp.asarray(x0)
+    x0 = np.asarray(x0, dtype=float)
     L = x0.shape[0]
     lane = {} if lane is None else lane
     shared = {} if shared is None else shared
-    state = init(x0, lane, shared)
-    out = {k: np.empty((L,) + np.shape(getattr(state, k))[1:], dtype=np.asarray(getattr(state, k)).dtype)
-           for k in Result._fields}
-    rows = np.arange(L)  # original lane of each batch row
-
-    def write_back(st, which, n_real):
-        host = {k: np.asarray(getattr(st, k))[:n_real] for k in Result._fields}
-        for k in Result._fields:
-            out[k][rows[:n_real][which]] = host[k][which]
-
     gs = L if group_size is None else int(group_size)
     if L % gs:
         raise ValueError(f"{L} lanes do not split into groups of {gs}")
+    size = _padded(L)
+    pick = np.concatenate([np.arange(L), np.zeros(size - L, int)])
+    lane = _take(lane, pick)
+    state = init(jnp.asarray(x0[pick]), lane, shared)
+    if size > L:
+        state = state._replace(status=jnp.where(jnp.asarray(np.arange(size) >= L), MAX_ITER, state.status))
+    out = {k: np.empty((L,) + np.shape(getattr(state, k))[1:], dtype=np.asarray(getattr(state, k)).dtype)
+           for k in Result._fields}
+    rows = np.arange(L)  # original lane of each real batch row (the first n_real rows are real)
+    n_real = L
+
+    def write_back(which):
+        host = {k: np.asarray(getattr(state, k))[:n_real] for k in Result._fields}
+        for k in Result._fields:
+            out[k][rows[which]] = host[k][which]
+
     done_evals = 1  # init evaluated once
     for evals, keep in prune or ():
         if keep >= gs:
@@ -319,40 +354,29 @@ def minimize(
         if evals > done_evals:
             state = run(state, lane, shared, jnp.int32(evals - done_evals), jnp.int32(max_iter))
             done_evals = evals
-        f = np.asarray(state.f).reshape(-1, gs)
+        f = np.asarray(state.f)[:n_real].reshape(-1, gs)
         f = np.where(np.isfinite(f), f, np.inf)
         best = np.argsort(f, axis=1, kind="stable")[:, :keep]
         sel = np.sort((best + gs * np.arange(len(f))[:, None]).ravel())
-        dropped = np.ones(len(rows), bool)
+        dropped = np.ones(n_real, bool)
         dropped[sel] = False
-        write_back(state, dropped, len(rows))
-        was_running = np.zeros(L, bool)
-        was_running[rows[dropped]] = np.asarray(state.status)[dropped] == RUNNING
-        out["status"][was_running] = PRUNED
-        state = _take(state, sel)
-        lane = _take(lane, sel)
-        rows = rows[sel]
-        gs = keep
+        write_back(dropped)
+        still = np.asarray(state.status)[:n_real][dropped] == RUNNING
+        out["status"][rows[dropped][still]] = PRUNED
+        state, lane = _gather(state, lane, sel, _padded(len(sel)))
+        rows, n_real, gs = rows[sel], len(sel), keep
 
-    n_real = len(rows)
     while True:
         state = run(state, lane, shared, jnp.int32(chunk), jnp.int32(max_iter))
         running = np.asarray(state.status)[:n_real] == RUNNING
         n_run = int(running.sum())
         size = state.x.shape[0]
         if n_run == 0:
-            write_back(state, np.ones(n_real, bool), n_real)
+            write_back(np.ones(n_real, bool))
             break
-        if n_run * 4 <= size and size > min_bucket:
-            write_back(state, ~running, n_real)
+        if _bucket(n_run, size) * 4 <= size:
+            write_back(~running)
             live = np.nonzero(running)[0]
-            new_size = _bucket(n_run, size, min_bucket)
-            pick = np.concatenate([live, np.full(new_size - n_run, live[0])])
-            state = _take(state, pick)
-            # padding rows copy a running lane: mark them finished so they idle
-            pad = jnp.asarray(np.arange(new_size) >= n_run)
-            state = state._replace(status=jnp.where(pad, MAX_ITER, state.status))
-            lane = _take(lane, pick)
-            rows = rows[:n_real][pick]
-            n_real = n_run
+            state, lane = _gather(state, lane, live, _bucket(n_run, size))
+            rows, n_real = rows[live], n_run
     return Result(**out)

@@ -119,13 +119,28 @@ def _value_and_grad(law: Law, delta: float, per_lane_weights: bool):
         psi = jnp.clip(r, -delta, delta) * w
         return jnp.dot(_huber(r, delta), w), psi @ J
 
-    def vg(theta, lane, shared):
+    def block(theta, widx, shared):
         if per_lane_weights:
-            w = shared["W"][lane["widx"]]
+            w = shared["W"][widx]
             return jax.vmap(one, in_axes=(0, 0, None, None))(theta, w, shared["logx"], shared["logy"])
         return jax.vmap(one, in_axes=(0, None, None, None))(theta, shared["W"][0], shared["logx"], shared["logy"])
 
+    def vg(theta, lane, shared):
+        # Large batches go through lax.map in blocks of _LANE_BLOCK lanes, so each block's
+        # per-point temporaries stay in cache (about 1.5x faster per lane than one big vmap).
+        B, P = theta.shape
+        widx = lane.get("widx", jnp.zeros((B,), jnp.int32))
+        if B <= _LANE_BLOCK or B % _LANE_BLOCK:
+            return block(theta, widx, shared)
+        nb = B // _LANE_BLOCK
+        f, g = jax.lax.map(lambda a: block(a[0], a[1], shared),
+                           (theta.reshape(nb, _LANE_BLOCK, P), widx.reshape(nb, _LANE_BLOCK)))
+        return f.reshape(B), g.reshape(B, P)
+
     return vg
+
+
+_LANE_BLOCK = 512  # the L-BFGS engine pads large batches to a multiple of this
 
 
 def objective(law, theta, data, *, delta: float = DEFAULT_DELTA, weights=None) -> np.ndarray:
@@ -150,11 +165,11 @@ def _jitted_vg(law: Law, delta: float):
 
 
 def _padded_size(n: int) -> int:
-    """Point counts are padded (zero weight) to a ladder of sizes ~1.4x apart, so data
-    sets of similar size share compiled programs."""
+    """Point counts are padded (zero weight) to a ladder of sizes ~1.19x apart (multiples
+    of 8), so data sets of similar size share compiled programs."""
     size = 16
     while size < n:
-        size = int(np.ceil(size * 1.414 / 8) * 8)
+        size = int(np.ceil(size * 1.19 / 8) * 8)
     return size
 
 

@@ -22,7 +22,6 @@ import numpy as np
 from . import _lbfgs
 from .fit import (
     DEFAULT_GTOL,
-    DEFAULT_PRUNE,
     FitResult,
     _shared,
     _value_and_grad,
@@ -35,6 +34,10 @@ from .laws import get_law
 __all__ = ["BootstrapResult", "bootstrap", "resample_weights"]
 
 _LANES_PER_CHUNK = 40_000  # lanes per batched call for the full-grid bootstrap
+# Successive halving per resample for start="grid": after 3 objective evaluations keep the
+# best 512 of the grid's starts, after 10 the best 64, after 24 the best 16, and converge
+# those (checked against converging every start in benchmarks/fit_speed.py).
+GRID_BOOTSTRAP_PRUNE = ((3, 512), (10, 64), (24, 16))
 
 
 def resample_weights(n: int, n_resamples: int, *, groups=None, seed: int = 0) -> np.ndarray:
@@ -156,13 +159,14 @@ def bootstrap(
     gtol: float = DEFAULT_GTOL,
     max_iter: int = 2000,
     grid=None,
-    prune=DEFAULT_PRUNE,
+    prune=GRID_BOOTSTRAP_PRUNE,
 ) -> BootstrapResult:
     """Bootstrap a robust law fit: n resamples, each refitted to convergence.
 
     data: as for ``fit_law``. fit: the full-data fit (computed when not given; its law
     and delta are used). start: "optimum" (every refit starts at the full-data optimum)
-    or "grid" (every refit searches the whole starting grid, pruned as in fit_law).
+    or "grid" (every refit searches the whole starting grid, with successive-halving
+    pruning ``prune`` per resample as in fit_law; None converges every start).
     groups: "auto" resamples whole runs when the table's run_id column repeats (several
     rows per run), else points; None forces points; or a column name / array of labels.
     Returns a BootstrapResult; its .fit is the full-data fit with .ci and .bootstrap set.
@@ -219,14 +223,15 @@ def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     theta = np.empty((R, law.n_params))
     fbest = np.empty(R)
     status = np.empty(R, dtype=int)
-    shared = _shared(pts, W)
+    x0 = np.tile(starts, (per_chunk, 1))
+    widx = np.repeat(np.arange(per_chunk), S)
     for lo in range(0, R, per_chunk):
         hi = min(R, lo + per_chunk)
         m = hi - lo
-        # pad the last chunk to the same shape (repeat its first resample) to reuse the compile
-        widx = np.repeat(np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)], S)
-        x0 = np.tile(starts, (per_chunk, 1))
-        res = _lbfgs.minimize(vg, x0, {"widx": widx}, shared, gtol=gtol, max_iter=max_iter,
+        # every chunk has the same shapes (the last one padded with copies of its first
+        # resample), so one compilation serves them all
+        Wc = W[np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)]]
+        res = _lbfgs.minimize(vg, x0, {"widx": widx}, _shared(pts, Wc), gtol=gtol, max_iter=max_iter,
                               prune=prune, group_size=S)
         f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(per_chunk, S)[:m]
         best = np.argmin(f, axis=1)

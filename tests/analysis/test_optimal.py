@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+
+from scaling.analysis import FitResult, allocation_exponents, bootstrap, compute_optimal, fit_law
+from scaling.analysis.synthetic import TEST_LAW, chinchilla_loss, chinchilla_optimum
+
+
+def law_fit(params=TEST_LAW, k=6.0):
+    return FitResult(law="chinchilla", params=dict(params), objective=0.0, grad_norm=0.0, converged=True,
+                     n_points=0, k=k)  # fmt: skip
+
+
+def test_closed_form_minimises_the_law_on_the_budget():
+    fit = law_fit()
+    for C in (1e19, 1e22, 1e25):
+        opt = compute_optimal(fit, C)
+        # numerical minimum of L(N, C/(6N)) over log N
+        res = minimize_scalar(lambda x: chinchilla_loss(np.exp(x), C / (6 * np.exp(x)), **TEST_LAW),
+                              bounds=(np.log(1e3), np.log(1e15)), method="bounded", options={"xatol": 1e-10})
+        assert opt["params"] == pytest.approx(np.exp(res.x), rel=1e-4)
+        assert opt["params"] * opt["tokens"] * 6 == pytest.approx(C, rel=1e-12)
+        assert opt["loss"] == pytest.approx(res.fun, rel=1e-12)
+        n_ref, d_ref = chinchilla_optimum(C, **TEST_LAW)
+        assert opt["params"] == pytest.approx(n_ref, rel=1e-12) and opt["tokens"] == pytest.approx(d_ref, rel=1e-12)
+
+
+def test_allocation_exponents_and_flop_convention():
+    a, b = allocation_exponents(law_fit())
+    s = TEST_LAW["alpha"] + TEST_LAW["beta"]
+    assert a == pytest.approx(TEST_LAW["beta"] / s) and b == pytest.approx(TEST_LAW["alpha"] / s)
+    o6 = compute_optimal(law_fit(), [1e21, 1e22])
+    o8 = compute_optimal(law_fit(), [1e21, 1e22], k=8.0)
+    assert isinstance(o6["params"], np.ndarray) and o6["params"].shape == (2,)
+    np.testing.assert_allclose(o8["params"] * o8["tokens"] * 8, [1e21, 1e22])
+    np.testing.assert_allclose(o6["tokens_per_param"], o6["tokens"] / o6["params"])
+
+
+def test_intervals_from_a_bootstrap():
+    rng = np.random.default_rng(0)
+    N = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 240))
+    D = N * np.exp(rng.uniform(np.log(2), np.log(200), 240))
+    L = chinchilla_loss(N, D, **TEST_LAW) * np.exp(0.01 * rng.standard_normal(240))
+    b = bootstrap({"params": N, "tokens": D, "loss": L}, n=200, seed=0)
+    (a, alo, ahi), (bb, blo, bhi) = allocation_exponents(b, level=0.9)
+    assert alo < a < ahi and blo < bb < bhi
+    a_true = TEST_LAW["beta"] / (TEST_LAW["alpha"] + TEST_LAW["beta"])
+    assert alo < a_true < ahi
+    out = compute_optimal(b, 1e23)
+    for key in ("params", "tokens", "tokens_per_param", "loss"):
+        assert out[f"{key}_lo"] <= out[key] <= out[f"{key}_hi"], key
+    true_n, _ = chinchilla_optimum(1e23, **TEST_LAW)
+    assert out["params_lo"] < true_n < out["params_hi"]
+    assert compute_optimal(b.fit, 1e23)["params_lo"] == out["params_lo"]  # a fit carrying its bootstrap
+
+
+def test_laws_without_an_optimum_say_so():
+    fit = fit_law({"flops": np.geomspace(1e18, 1e21, 8), "params": np.geomspace(1e7, 1e9, 8),
+                   "loss": 2.0 + 50 * np.geomspace(1e18, 1e21, 8) ** -0.1}, "power_flops")  # fmt: skip
+    with pytest.raises(ValueError, match="no closed-form compute-optimal allocation"):
+        compute_optimal(fit, 1e22)

@@ -1,0 +1,62 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.analysis import fit_law
+from scaling.analysis.table import flop_factor, load_table
+
+
+def test_csv_with_flops_derives_tokens(tmp_path):
+    p = tmp_path / "runs.csv"
+    pd.DataFrame({"N": [1e8, 2e8], "C": [6e17, 2.4e18], "L": [3.0, 2.8], "run_id": ["a", "b"]}).to_csv(p, index=False)
+    df = load_table(p, params_col="N", flops_col="C", loss_col="L")
+    assert list(df.columns[:4]) == ["params", "tokens", "flops", "loss"] and "run_id" in df.columns
+    np.testing.assert_allclose(df["tokens"], [1e9, 2e9])
+    assert df.attrs["k"] == 6.0
+
+
+def test_tokens_derive_flops_with_a_convention():
+    df = load_table(pd.DataFrame({"params": [1e8], "tokens": [1e9], "loss": [3.0]}), convention="8N")
+    assert df["flops"].iloc[0] == pytest.approx(8e17)
+    assert flop_factor(6) == 6.0 and flop_factor("6N") == 6.0
+    with pytest.raises(ValueError, match="convention"):
+        flop_factor("six")
+
+
+def test_missing_column_names_it_and_lists_the_table():
+    with pytest.raises(ValueError, match=r"missing loss column 'loss'.*\['params', 'tokens', 'eval'\]"):
+        load_table(pd.DataFrame({"params": [1.0], "tokens": [1.0], "eval": [1.0]}))
+    with pytest.raises(ValueError, match="tokens column 'tokens' or a flops column 'flops'"):
+        load_table(pd.DataFrame({"params": [1.0], "loss": [1.0]}))
+
+
+@pytest.mark.parametrize("bad, what", [(np.nan, "NaN"), (-1.0, "not positive"), (0.0, "not positive")])
+def test_bad_values_name_column_and_row(bad, what):
+    df = pd.DataFrame({"params": [1e8, 1e9, 1e10], "tokens": [1e9, bad, 1e11], "loss": [3.0, 2.5, 2.0]})
+    with pytest.raises(ValueError, match=rf"column 'tokens'.*row 1 .*{what}"):
+        load_table(df)
+
+
+def test_results_directory(tmp_path):
+    runs = pd.DataFrame({
+        "run_id": ["r0", "r1", "r2"], "width": [64, 96, 128], "depth": [2, 2, 2],
+        "params_nonembedding": [1e5, 2e5, 4e5], "params_total": [2e5, 3e5, 5e5],
+        "tokens": [1e7, 2e7, 4e7], "flops": [6e12, 2.4e13, 9.6e13], "flop_convention": ["6N"] * 3,
+        "eval_loss": [3.0, 2.8, np.nan], "status": ["done", "done", "failed"],
+    })  # fmt: skip
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    df = load_table(tmp_path)
+    assert len(df) == 2  # the failed run (with its NaN loss) is left out
+    np.testing.assert_allclose(df["params"], [1e5, 2e5])
+    np.testing.assert_allclose(df["loss"], [3.0, 2.8])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="without runs.csv"):
+        load_table(empty)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_table(tmp_path / "missing.csv")
+
+
+def test_fewer_points_than_parameters():
+    with pytest.raises(ValueError, match="5 parameters.*only 3 points"):
+        fit_law({"params": [1e8, 1e9, 1e10], "tokens": [1e9, 1e10, 1e11], "loss": [3.0, 2.5, 2.0]})
