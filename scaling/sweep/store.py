@@ -139,9 +139,8 @@ class ResultsStore:
         """Make the directory tree, failing early with the path when it is not writable."""
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write_probe"
-            probe.write_text("ok")
-            probe.unlink()
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write_probe."):
+                pass  # a name of its own: workers starting together must not delete each other's probe
         except OSError as err:
             raise PermissionError(
                 f"results directory {str(self.root)!r} is not writable ({err.strerror or err})"

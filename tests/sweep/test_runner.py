@@ -230,3 +230,13 @@ def test_multihost_pod_trains_runs_together_and_only_process_0_writes(tmp_path):
     rows = _read(out / "runs.csv")
     assert [r["run_id"] for r in rows] == [r.run_id for r in plan.runs]
     assert {r["status"] for r in rows} == {"done"}
+
+
+def test_workers_starting_together_do_not_trip_over_each_other(tmp_path):
+    """Many stores created at once on one directory (each worker does so at start)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "out"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: ResultsStore(out).create(), range(64)))
+    assert sorted(p.name for p in out.iterdir()) == [".gitignore", "runs"]
