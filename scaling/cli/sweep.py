@@ -79,7 +79,8 @@ def sweep(plan, out: Path, *, num_workers: int = 1, worker_index: int = 0, retry
     if hosts.is_writer:
         measured = from_report(plan, report)
         if measured:
-            remember(plan.config.sweep.flop_convention, measured, f"measured by sweep {plan.config.sweep.name!r} here")
+            source = f"measured by sweep {plan.config.sweep.name!r} here, over its runs' training wall time"
+            remember(plan.config.sweep.flop_convention, measured, source)
         say("\n" + format_summary(ResultsStore(out).rows()))
         sys.stdout.flush()
     return report

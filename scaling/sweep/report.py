@@ -77,7 +77,7 @@ def format_plan(plan: Plan, flops_per_second: float | None = None, throughput_so
     if flops_per_second:
         out.append(
             f"estimated time: {duration(plan.total_flops / flops_per_second)} at {flops_per_second:.3g} FLOP/s "
-            f"({throughput_source}; compilation and evaluation not included)"
+            f"({throughput_source})"
         )
     else:
         out.append("estimated time: unknown (pass --throughput FLOP/s, or --calibrate to time a few steps here)")
