@@ -15,8 +15,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scaling.plotting import LABELS, BudgetScale, load_results, paper_style, save
-from scaling.plotting import analyses
+from scaling.plotting import LABELS, BudgetScale, analyses, load_results, paper_style, save
 from scaling.plotting.figure import figure, run_script
 from scaling.plotting.style import format_budget
 

@@ -18,9 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from scaling.analysis import compute_optimal
-
-from scaling.plotting import LABELS, BudgetScale, MissingInput, load_results, paper_style, save
-from scaling.plotting import analyses
+from scaling.plotting import LABELS, BudgetScale, MissingInput, analyses, load_results, paper_style, save
 from scaling.plotting.figure import figure, run_script
 from scaling.plotting.style import format_budget, log_axis, loss_axis
 
@@ -44,7 +42,7 @@ def make(results_dir, out_dir):
     with paper_style():
         fig, ax = plt.subplots(figsize=(6.0, 4.0))
         if res.curves is not None:
-            for run_id, run in res.curves.groupby("run_id", sort=True):
+            for _, run in res.curves.groupby("run_id", sort=True):
                 c = float(run["budget"].iloc[0])
                 ax.plot(run["flops"], run["loss"], color=scale.color(c), linewidth=0.7, alpha=0.7, zorder=2)
         for c in res.budgets:

@@ -19,9 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from scaling.analysis import compute_optimal
-
-from scaling.plotting import LABELS, METHOD_STYLES, BudgetScale, MissingInput, load_results, paper_style, save
-from scaling.plotting import analyses
+from scaling.plotting import LABELS, METHOD_STYLES, BudgetScale, MissingInput, analyses, load_results, paper_style, save
 from scaling.plotting.figure import figure, run_script
 from scaling.plotting.style import log_axis
 

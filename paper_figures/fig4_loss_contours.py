@@ -18,9 +18,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from scaling.analysis import compute_optimal
-
-from scaling.plotting import LABELS, BudgetScale, load_results, paper_style, save
-from scaling.plotting import analyses
+from scaling.plotting import LABELS, BudgetScale, analyses, load_results, paper_style, save
 from scaling.plotting.figure import figure, run_script
 from scaling.plotting.style import format_budget, log_axis
 

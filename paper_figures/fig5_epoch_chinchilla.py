@@ -25,8 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from scaling.plotting import METHOD_STYLES, BudgetScale, MissingInput, paper_style, save
-from scaling.plotting import analyses
+from scaling.plotting import METHOD_STYLES, BudgetScale, MissingInput, analyses, paper_style, save
 from scaling.plotting.figure import REPO, figure, run_script
 
 NAME = "fig5_epoch_chinchilla"
@@ -73,8 +72,7 @@ def make(results_dir, out_dir):
     with paper_style():
         fig, (ax, axr) = plt.subplots(1, 2, figsize=(8.6, 3.7), width_ratios=[1, 1.15])
         pred = chinchilla(fit.params, N, D)
-        for c, n, lp, lo in zip(df["flops"], N, pred, L):
-            ax.plot(lp, lo, linestyle="none", marker="o", markersize=3.2, color=scale.color(c), alpha=0.85)
+        ax.scatter(pred, L, s=9, c=[scale.color(c) for c in df["flops"]], alpha=0.85, linewidths=0)
         lim = [min(L.min(), pred.min()) * 0.97, max(L.max(), pred.max()) * 1.03]
         ax.plot(lim, lim, color="black", linewidth=0.8, linestyle="--", label="$y = x$")
         ax.set_xlim(lim)
@@ -100,9 +98,9 @@ def make(results_dir, out_dir):
         axr.set_title("(b) residuals of three parameter sets")
         axr.legend(loc="upper left")
         header = f"{'':<22} {'E':>5} {'A':>6} {'B':>6} {'α':>6} {'β':>6}"
-        axr.text(0.99, 0.62, "\n".join([header] + rows), transform=axr.transAxes, ha="right", va="top",
+        axr.text(0.99, 0.72, "\n".join([header] + rows), transform=axr.transAxes, ha="right", va="top",
                  family="monospace", fontsize=6.3, bbox=dict(facecolor="white", edgecolor="0.8", boxstyle="round"))
-        axr.set_ylim(0, axr.get_ylim()[1] * 1.6)
+        axr.set_ylim(0, axr.get_ylim()[1] * 2.3)
         fig.tight_layout()
         return save(fig, out_dir, NAME)
 

@@ -18,8 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from scaling.analysis import predict_loss
-from scaling.plotting import LABELS, BudgetScale, MissingInput, load_results, paper_style, save
-from scaling.plotting import analyses
+from scaling.plotting import LABELS, BudgetScale, MissingInput, analyses, load_results, paper_style, save
 from scaling.plotting.figure import figure, run_script
 from scaling.plotting.style import format_budget, log_axis, loss_axis
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from scaling.plotting.results import MissingInput, Results
 
-__all__ = ["isoflop", "envelope", "parametric", "fit_parametric", "flops_per_param_token", "cached"]
+__all__ = ["cached", "envelope", "fit_parametric", "flops_per_param_token", "isoflop", "parametric"]
 
 SEED = 0
 N_BOOT = 1000

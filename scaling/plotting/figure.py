@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
 from scaling.plotting.results import MissingInput
 
-__all__ = ["REPO", "DEFAULT_RESULTS", "DEFAULT_OUT", "figure", "run_script"]
+__all__ = ["DEFAULT_OUT", "DEFAULT_RESULTS", "REPO", "figure", "run_script"]
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS = REPO / "results" / "quickstart"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["Results", "load_results", "MissingInput"]
+__all__ = ["MissingInput", "Results", "load_results"]
 
 
 class MissingInput(Exception):

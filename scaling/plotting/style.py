@@ -15,8 +15,8 @@ colour, and methods (Approaches 1/2/3, interpolants, parameter sets) by line sty
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -28,11 +28,11 @@ __all__ = [
     "LABELS",
     "METHOD_STYLES",
     "BudgetScale",
-    "paper_style",
-    "save",
     "format_budget",
     "log_axis",
     "loss_axis",
+    "paper_style",
+    "save",
     "sci",
 ]
 

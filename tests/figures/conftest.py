@@ -11,11 +11,10 @@ import os
 
 os.environ.setdefault("SCALING_FIGURES_QUICK", "1")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-
-from figure_helpers import write_epoch_like, write_mup_tables  # noqa: E402
+import pytest
+from figure_helpers import write_epoch_like, write_mup_tables
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from figure_helpers import FIGURES, REPO
 
 
@@ -39,7 +38,7 @@ def built(synthetic_store, epoch_like, tmp_path_factory):
 
 
 def test_every_figure_builds(built):
-    out, made = built[0]
+    _, made = built[0]
     assert sorted(made) == sorted(FIGURES)
     for name in FIGURES:
         assert [p.name for p in made[name]] == [f"{name}.png", f"{name}.pdf"], name
@@ -49,7 +48,7 @@ def test_every_figure_builds(built):
 
 
 def test_reruns_are_byte_identical(built):
-    (a, made), (b, _) = built
+    (_, made), (b, _) = built
     for name in FIGURES:
         for p in made[name]:
             assert p.read_bytes() == (b / p.name).read_bytes(), f"{p.name} differs between two runs"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from figure_helpers import REPO
 
 NOTEBOOK = REPO / "notebooks" / "analysis.ipynb"
