@@ -240,3 +240,27 @@ def test_workers_starting_together_do_not_trip_over_each_other(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: ResultsStore(out).create(), range(64)))
     assert sorted(p.name for p in out.iterdir()) == [".gitignore", "runs"]
+
+
+def test_preempted_run_stops_the_sweep_and_resumes_next_time(tmp_path):
+    """SIGTERM (the trainer checkpoints and returns "preempted"): the run is left pending,
+    the sweep stops at once (the job is going away), and the next invocation resumes it."""
+    plan = _plan(tmp_path)
+    out = tmp_path / "out"
+    victim = plan.runs[1].run_id
+    calls = []
+
+    def train(config, run_dir):
+        calls.append(Path(run_dir).name)
+        if Path(run_dir).name == victim and calls.count(victim) == 1:
+            return {"status": "preempted", "steps": 7}
+        return fake_train(config, run_dir)
+
+    report = _sweep(plan, out, train)
+    assert calls == [plan.runs[0].run_id, victim]  # nothing after the preemption
+    assert report.rows[-1]["status"] == "pending"
+    rows = {r["run_id"]: r for r in _read(out / "runs.csv")}
+    assert rows[victim]["status"] == "pending" and "preempted at step 7" in rows[victim]["error"]
+    _sweep(plan, out, train)
+    assert calls[2] == victim and len(calls) == len(plan.runs) + 1
+    assert {r["status"] for r in _read(out / "runs.csv")} == {"done"}
