@@ -82,7 +82,9 @@ def analyze(out: Path, config) -> dict:
     print(f"  L(N, D) = {p['E']:.3f} + {p['A']:.4g} / N^{p['alpha']:.3f} + {p['B']:.4g} / D^{p['beta']:.3f}")
     conv = config.sweep.flop_convention
     print(f"\nCompute-optimal allocation at C = {target:.3g} FLOPs ({conv}; 10x the largest budget):")
-    print(f"  IsoFLOP power laws (Approach 2): N = {n2:,.0f} parameters, D = {d2:,.0f} tokens ({d2 / n2:.0f} tokens/param)")
+    (n_lo,), (n_hi,) = iso.n_opt.interval(target)
+    print(f"  IsoFLOP power laws (Approach 2): N = {n2:,.0f} parameters (95% interval {n_lo:,.0f} to {n_hi:,.0f}), "
+          f"D = {d2:,.0f} tokens ({d2 / n2:.0f} tokens/param)")
     if best is not None:
         print(f"  Chinchilla law    (Approach 3): N = {best['N']:,.0f} parameters (width {best['width']}, depth "
               f"{best['depth']}), D = {best['D']:,.0f} tokens ({best['D'] / best['N']:.0f} tokens/param), "
