@@ -85,7 +85,7 @@ def make(results_dir, out_dir):
         ax.set_ylabel(LABELS["loss"])
         n = float(run["params"].iloc[0])
         ax.set_title(f"(a) run {run_id}: $N$ = {sci(n, 3)}")
-        ax.legend(loc="upper right")
+        ax.legend(loc="lower left")
         axd.axhline(0, color="0.5", linewidth=0.6)
         for xi in x:
             axd.axvline(xi, color="0.85", linewidth=0.6, zorder=0)

@@ -87,9 +87,9 @@ def test_cli_figures(synthetic_store, tmp_path, capsys):
 
 def test_figure_script_runs_alone(synthetic_store, tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "paper_figures" / "fig1_isoflop.py"), str(synthetic_store), "--out", str(tmp_path)],
+        [sys.executable, str(REPO / "paper_figures" / "fig6_mup.py"), str(synthetic_store), "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "fig1_isoflop.png").stat().st_size > 0
-    assert (tmp_path / "fig1_isoflop.pdf").stat().st_size > 0
+    assert (tmp_path / "fig6_mup.png").stat().st_size > 0
+    assert (tmp_path / "fig6_mup.pdf").stat().st_size > 0
