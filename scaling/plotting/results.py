@@ -36,10 +36,6 @@ class Results:
     def budgets(self) -> np.ndarray:
         return np.unique(self.runs["budget"].to_numpy(float))
 
-    @property
-    def name(self) -> str:
-        return self.root.name
-
     def curves_with(self, min_points: int) -> pd.DataFrame:
         """Curve rows of the runs that have at least ``min_points`` evaluations."""
         if self.curves is None or self.curves.empty:
