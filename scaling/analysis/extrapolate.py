@@ -79,14 +79,18 @@ def backtest(
     level: float = 0.95,
     seed: int = 0,
     delta: float = DEFAULT_DELTA,
+    n_boot: int | None = None,
     **fit_kw,
 ) -> BacktestResult:
     """Fit on rows with flops <= cutoff_flops, predict the rows above it.
 
-    bootstrap: resamples for the intervals (0: no intervals, coverage is NaN).
-    fit_kw: passed to fit_law (grid, method, prune, ...).
+    bootstrap (or its alias n_boot): resamples for the intervals (0: no intervals,
+    coverage is NaN). fit_kw: passed to fit_law (grid, method, prune, k, ...).
     """
     from .uncertainty import bootstrap as _bootstrap
+
+    if n_boot is not None:
+        bootstrap = n_boot
 
     df = as_table(data)
     train = df[df["flops"] <= cutoff_flops]

@@ -101,10 +101,12 @@ class Law:
         theta = np.asarray(theta, dtype=float)
         return np.where(self.is_log, np.exp(theta), theta)
 
-    def to_fit(self, natural) -> np.ndarray:
-        """Natural parameters (..., P) -> fit coordinates; log of a non-positive value is an error."""
+    def to_fit(self, natural, *, strict: bool = True) -> np.ndarray:
+        """Natural parameters (..., P) -> fit coordinates. A non-positive value of a log
+        parameter is an error when strict; else 0 maps to -inf (the term vanishes, which
+        the law evaluates exactly) and a negative value to NaN."""
         natural = np.asarray(natural, dtype=float)
-        if np.any(natural[..., self.is_log] <= 0):
+        if strict and np.any(natural[..., self.is_log] <= 0):
             raise ValueError(f"law {self.name!r}: parameters {list(self.log_params)} must be positive")
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.is_log, np.log(np.where(self.is_log, natural, 1.0)), natural)
@@ -133,7 +135,7 @@ class Law:
         """(R, ...) losses for R natural parameter vectors (R, P) at the inputs (broadcast)."""
         import jax
 
-        theta = self.to_fit(np.atleast_2d(np.asarray(natural, dtype=float)))
+        theta = self.to_fit(np.atleast_2d(np.asarray(natural, dtype=float)), strict=False)
         missing = [i for i in self.inputs if inputs.get(i) is None]
         if missing:
             raise ValueError(f"law {self.name!r} needs inputs {list(self.inputs)}; missing {missing}")

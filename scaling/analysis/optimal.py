@@ -97,8 +97,12 @@ def compute_optimal(fit, flops, k: float | None = None, level: float | None = No
         Gd, ad, bd = allocation(law, boot.draws, k)
         c = (C / k)[None, ...]
         shape = (-1,) + (1,) * C.ndim
-        nd = Gd.reshape(shape) * c ** ad.reshape(shape)
-        dd = c ** bd.reshape(shape) / Gd.reshape(shape)
+        with np.errstate(all="ignore"):
+            nd = Gd.reshape(shape) * c ** ad.reshape(shape)
+            dd = c ** bd.reshape(shape) / Gd.reshape(shape)
+        # a resample whose A or B vanished has no finite optimum: it drops out of the intervals
+        bad = ~(np.isfinite(nd) & np.isfinite(dd) & (nd > 0) & (dd > 0))
+        nd, dd = np.where(bad, np.nan, nd), np.where(bad, np.nan, dd)
         ld = _loss_draws(law, boot.draws, nd, dd)
         for name, draws in (("params", nd), ("tokens", dd), ("tokens_per_param", dd / nd), ("loss", ld)):
             lo, hi = boot.interval(draws, level)
@@ -116,10 +120,10 @@ def _loss_draws(law, draws, nd, dd) -> np.ndarray:
 
     from .laws import _paired_log_loss
 
-    ok = np.all(np.isfinite(draws), axis=1) & np.all(np.isfinite(nd.reshape(len(draws), -1)), axis=1)
-    safe = np.where(ok[:, None], draws, np.abs(draws[ok][0]) if ok.any() else 1.0)
-    theta = law.to_fit(safe)
     R = len(draws)
+    ok = (np.all(np.isfinite(draws), axis=1) & np.all(np.isfinite(nd.reshape(R, -1)), axis=1)
+          & np.all(np.isfinite(dd.reshape(R, -1)), axis=1))
+    theta = np.nan_to_num(law.to_fit(np.where(ok[:, None], draws, 1.0), strict=False), nan=0.0)
     cols = {"params": nd.reshape(R, -1), "tokens": dd.reshape(R, -1)}
     with np.errstate(all="ignore"):
         logx = np.stack([np.log(np.where(ok[:, None], cols[i], 1.0)) for i in law.inputs], axis=-1)  # (R, m, k)

@@ -2,7 +2,7 @@
 
 Sources: a DataFrame, a CSV (or Parquet) path, or a results directory of the sweep
 runner (``runs.csv``: params_nonembedding is params, eval_loss is loss, only rows with
-status == "done"). Tokens are derived from FLOPs as D = C/(k·N) when missing, FLOPs from
+status == "done"; with ``curves=True`` its ``curves.csv``, one row per evaluation). Tokens are derived from FLOPs as D = C/(k·N) when missing, FLOPs from
 tokens as C = k·N·D; k is the FLOP convention ("6N" -> 6, or a number). Other columns
 (run_id, width, depth, ...) are kept. The returned frame carries ``attrs["k"]``.
 """
@@ -34,19 +34,31 @@ def flop_factor(convention: str | float | int) -> float:
     return k
 
 
-def _read(source) -> tuple[pd.DataFrame, bool]:
+def _read_store(path: Path, name: str) -> pd.DataFrame:
+    for suffix, reader in ((".csv", pd.read_csv), (".parquet", pd.read_parquet)):
+        f = path / f"{name}{suffix}"
+        if f.exists():
+            return reader(f)
+    raise FileNotFoundError(f"{path} is a directory without {name}.csv: not a results directory")
+
+
+def _read(source, curves: bool = False) -> tuple[pd.DataFrame, bool]:
     """(frame, is_results_dir)."""
     if isinstance(source, pd.DataFrame):
         return source.copy(), False
     path = Path(source)
     if path.is_dir():
-        runs = path / "runs.csv"
-        if not runs.exists():
-            alt = path / "runs.parquet"
-            if alt.exists():
-                return pd.read_parquet(alt), True
-            raise FileNotFoundError(f"{path} is a directory without runs.csv: not a results directory")
-        return pd.read_csv(runs), True
+        runs = _read_store(path, "runs")
+        if not curves:
+            return runs, True
+        if "status" in runs.columns:
+            runs = runs[runs["status"].astype(str) == "done"]
+        per_run = runs.drop(columns=[c for c in ("tokens", "flops", "step", "train_loss", "eval_loss", "lr")
+                                     if c in runs.columns])  # fmt: skip
+        cur = _read_store(path, "curves")
+        if "run_id" not in cur.columns or "run_id" not in runs.columns:
+            raise ValueError(f"{path}: curves and runs tables both need a run_id column")
+        return cur.merge(per_run, on="run_id", how="inner", suffixes=("", "_run")), True
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -62,6 +74,7 @@ def load_table(
     flops_col: str | None = None,
     loss_col: str | None = None,
     convention: str | float = "6N",
+    curves: bool = False,
 ) -> pd.DataFrame:
     """Canonical table (columns params, tokens, flops, loss + the source's other columns).
 
@@ -69,8 +82,12 @@ def load_table(
     params_nonembedding / tokens / flops / eval_loss. Raises ValueError naming the column
     when one is missing (listing what exists), or when a value is non-positive or NaN
     (naming the row).
+
+    curves=True reads a results directory's curves.csv (one row per run and evaluation),
+    each row joined with its run's columns from runs.csv (finished runs only); rows
+    without a loss (steps with no evaluation) are dropped rather than rejected.
     """
-    df, is_results = _read(source)
+    df, is_results = _read(source, curves)
     if is_results:
         if "status" in df.columns:
             df = df[df["status"].astype(str) == "done"]
@@ -96,6 +113,8 @@ def load_table(
             f"need a tokens column {names['tokens']!r} or a flops column {names['flops']!r}; "
             f"the table has columns {available}"
         )
+    if curves:
+        df = df[pd.to_numeric(df[names["loss"]], errors="coerce").notna()]
     out = df.drop(columns=[c for c in CANONICAL if c in df.columns and c not in names.values()])
     out = out.rename(columns={v: k_ for k_, v in names.items() if v in df.columns and v != k_})
     out = out.reset_index(drop=True)

@@ -197,6 +197,10 @@ def bootstrap(
     warns = []
     if not converged.all():
         warns.append(f"{int((~converged).sum())} of {n} refits did not reach gtol {gtol:.0e}")
+    vanished = np.any(theta[:, lawobj.is_log] < -700, axis=1)  # exp() of it is 0: the term is gone
+    if vanished.any():
+        warns.append(f"{int(vanished.sum())} of {n} refits drove {'/'.join(lawobj.log_params)} to zero "
+                     "(a term vanished); quantities undefined for them (e.g. the optimum) leave them out")
     result = BootstrapResult(
         law=lawobj.name,
         draws=lawobj.to_natural(theta),
@@ -219,7 +223,7 @@ def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     starts = _starts(law, grid)
     S = len(starts)
     R = len(W)
-    per_chunk = max(1, _LANES_PER_CHUNK // S)
+    per_chunk = max(1, min(R, _LANES_PER_CHUNK // S))
     theta = np.empty((R, law.n_params))
     fbest = np.empty(R)
     status = np.empty(R, dtype=int)

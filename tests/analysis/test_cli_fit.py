@@ -22,7 +22,7 @@ def data_csv(tmp_path_factory):
 def test_fit_predict_optimal_round_trip(data_csv, tmp_path, capsys):
     fit_json = tmp_path / "fit.json"
     rc = main(["fit", str(data_csv), "--law", "chinchilla", "--params-col", "n", "--flops-col", "c",
-               "--loss-col", "final", "--bootstrap", "100", "--seed", "1", "--json", str(fit_json)])  # fmt: skip
+               "--loss-col", "final", "--bootstrap", "128", "--seed", "1", "--json", str(fit_json)])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
     assert "alpha" in out and "95% CI" in out

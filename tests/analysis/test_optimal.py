@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from scaling.analysis import FitResult, allocation_exponents, bootstrap, compute_optimal, fit_law
+from scaling.analysis import FitResult, allocation_exponents, bootstrap, compute_optimal
 from scaling.analysis.synthetic import TEST_LAW, chinchilla_loss, chinchilla_optimum
 
 
@@ -41,7 +41,7 @@ def test_intervals_from_a_bootstrap():
     N = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 240))
     D = N * np.exp(rng.uniform(np.log(2), np.log(200), 240))
     L = chinchilla_loss(N, D, **TEST_LAW) * np.exp(0.01 * rng.standard_normal(240))
-    b = bootstrap({"params": N, "tokens": D, "loss": L}, n=200, seed=0)
+    b = bootstrap({"params": N, "tokens": D, "loss": L}, n=128, seed=0)
     (a, alo, ahi), (bb, blo, bhi) = allocation_exponents(b, level=0.9)
     assert alo < a < ahi and blo < bb < bhi
     a_true = TEST_LAW["beta"] / (TEST_LAW["alpha"] + TEST_LAW["beta"])
@@ -55,7 +55,23 @@ def test_intervals_from_a_bootstrap():
 
 
 def test_laws_without_an_optimum_say_so():
-    fit = fit_law({"flops": np.geomspace(1e18, 1e21, 8), "params": np.geomspace(1e7, 1e9, 8),
-                   "loss": 2.0 + 50 * np.geomspace(1e18, 1e21, 8) ** -0.1}, "power_flops")  # fmt: skip
+    fit = FitResult(law="power_flops", params=dict(E=2.0, A=50.0, alpha=0.1), objective=0.0, grad_norm=0.0,
+                    converged=True, n_points=0)  # fmt: skip
     with pytest.raises(ValueError, match="no closed-form compute-optimal allocation"):
         compute_optimal(fit, 1e22)
+
+
+def test_resamples_with_a_vanished_term_drop_out_of_intervals():
+    from scaling.analysis import BootstrapResult
+
+    fit = law_fit()
+    rng = np.random.default_rng(0)
+    draws = np.array([[TEST_LAW[p] for p in ("E", "A", "B", "alpha", "beta")]] * 50) * rng.uniform(0.98, 1.02, (50, 5))
+    draws[0, 1] = 0.0  # A vanished in one refit (exp of a very negative log A)
+    b = BootstrapResult(law="chinchilla", draws=draws, objectives=np.zeros(50), converged=np.ones(50, bool), fit=fit)
+    fit.bootstrap = b
+    out = compute_optimal(fit, 1e22, level=0.9)
+    assert np.isfinite([out["params_lo"], out["params_hi"], out["loss_lo"], out["loss_hi"]]).all()
+    assert out["params_lo"] < out["params"] < out["params_hi"]
+    lo, hi = b.predict_interval(params=1e9, tokens=2e10)  # a law with A = 0 still predicts
+    assert np.isfinite([lo, hi]).all()

@@ -49,6 +49,17 @@ def test_results_directory(tmp_path):
     assert len(df) == 2  # the failed run (with its NaN loss) is left out
     np.testing.assert_allclose(df["params"], [1e5, 2e5])
     np.testing.assert_allclose(df["loss"], [3.0, 2.8])
+    curves = pd.DataFrame({
+        "run_id": ["r0", "r0", "r1", "r1", "r2"], "step": [1, 2, 1, 2, 1],
+        "tokens": [5e6, 1e7, 1e7, 2e7, 1e7], "flops": [3e12, 6e12, 1.2e13, 2.4e13, 2.4e13],
+        "train_loss": [3.5, 3.1, 3.3, 2.9, 3.0], "eval_loss": [np.nan, 3.0, 3.2, 2.8, 2.9], "lr": [1e-3] * 5,
+    })  # fmt: skip
+    curves.to_csv(tmp_path / "curves.csv", index=False)
+    c = load_table(tmp_path, curves=True)
+    assert list(c["run_id"]) == ["r0", "r1", "r1"]  # r2 failed; r0's first step has no eval
+    np.testing.assert_allclose(c["params"], [1e5, 2e5, 2e5])
+    np.testing.assert_allclose(c["loss"], [3.0, 3.2, 2.8])
+    assert {"step", "width", "lr"} <= set(c.columns)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="without runs.csv"):

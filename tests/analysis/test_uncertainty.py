@@ -17,7 +17,7 @@ def synthetic(noise=0.02, seed=0, n=240, per_run=1):
 
 def test_true_parameters_inside_bootstrap_intervals():
     df = synthetic(seed=11)
-    b = bootstrap(df, n=300, seed=0, level=0.95)
+    b = bootstrap(df, n=128, seed=0, level=0.95)
     assert b.unit == "points" and b.converged.all() and not b.warnings
     ci = b.ci()
     for p in ("E", "alpha", "beta"):
@@ -37,9 +37,9 @@ def test_resampling_whole_runs():
     W = resample_weights(len(df), 5, groups=df["run_id"].to_numpy(), seed=0)
     assert W.shape == (5, 240) and np.allclose(W.sum(1), 240)
     assert np.all(W.reshape(5, 60, 4).std(axis=2) == 0)  # a run's rows move together
-    b = bootstrap(df, n=50, seed=0)
+    b = bootstrap(df, n=64, seed=0)
     assert b.unit == "runs"
-    assert bootstrap(df, n=50, seed=0, groups=None, fit=b.fit).unit == "points"
+    assert bootstrap(df, n=64, seed=0, groups=None, fit=b.fit).unit == "points"
     with pytest.raises(ValueError, match="group column 'batch'"):
         bootstrap(df, n=5, groups="batch", fit=b.fit)
 
@@ -54,8 +54,9 @@ def test_grid_bootstrap_matches_optimum_starts_on_easy_data():
     df = synthetic(seed=13, noise=0.01)
     small = {"log_E": [0.0, 0.5], "log_A": [5.0, 6.0], "log_B": [7.0, 8.0], "alpha": [0.3, 0.4], "beta": [0.3, 0.4]}
     fit = fit_law(df, grid=small)
-    g = bootstrap(df, n=6, seed=2, fit=fit, start="grid", grid=small)
-    o = bootstrap(df, n=6, seed=2, fit=fit)
+    # 4 resamples x 32 starts = 128 lanes: the same compiled shapes as the other bootstraps here
+    g = bootstrap(df, n=4, seed=2, fit=fit, start="grid", grid=small)
+    o = bootstrap(df, n=4, seed=2, fit=fit)
     np.testing.assert_allclose(g.objectives, o.objectives, rtol=1e-7)
     np.testing.assert_allclose(g.draws[:, 3:], o.draws[:, 3:], atol=1e-5)
 
@@ -63,9 +64,9 @@ def test_grid_bootstrap_matches_optimum_starts_on_easy_data():
 def test_json_round_trip_keeps_draws():
     from scaling.analysis import FitResult
 
-    b = bootstrap(synthetic(seed=14), n=40, seed=0)
+    b = bootstrap(synthetic(seed=14), n=64, seed=0)
     back = FitResult.from_json(b.fit.to_json())
-    assert back.bootstrap.n == 40
+    assert back.bootstrap.n == 64
     np.testing.assert_allclose(back.bootstrap.draws, b.draws, rtol=1e-9)
     assert back.ci.keys() == b.fit.ci.keys()
 
