@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     import jax
 
     from scaling.analysis import _lbfgs
-    from scaling.analysis.fit import _shared, _value_and_grad, as_points, fit_law
+    from scaling.analysis.fit import _lane_weights, _shared, _value_and_grad, as_points, fit_law
     from scaling.analysis.laws import get_law
     from scaling.analysis.uncertainty import bootstrap, resample_weights
 
@@ -228,12 +228,13 @@ def main(argv=None) -> int:
         better = ob.objectives - gb.objectives  # > 0: the grid found a lower optimum
         n_check = 3 if args.quick else 10
         Wg = resample_weights(pts.n, n_grid_boot, seed=1)
-        vg = _value_and_grad(law, DELTA, False)
+        vg = _value_and_grad(law, DELTA)
         checks = []
         with Timer() as tc:
             for i in range(n_check):
                 with jax.enable_x64(True):
-                    r = _lbfgs.minimize(vg, starts, None, _shared(pts, Wg[i][None, :]), gtol=fit.gtol, max_iter=2000)
+                    r = _lbfgs.minimize(vg, starts, {"w": _lane_weights(pts, Wg[i], len(starts))}, _shared(pts),
+                                        gtol=fit.gtol, max_iter=2000)
                 checks.append({"resample": i, "all_starts_objective": float(np.min(r.f)),
                                "pruned_objective": float(gb.objectives[i]),
                                "agree": bool(gb.objectives[i] <= np.min(r.f) * (1 + 1e-9))})

@@ -101,22 +101,22 @@ def _new_search(g, S, Y, n_mem):
     return d, gd, t0, n_mem
 
 
-def _init(vg, x0, lane, shared, gtol):
+def _initial_state(x0: np.ndarray, idle: np.ndarray) -> State:
+    """A state whose first loop pass evaluates f and g at x0 itself: the trial step is 0
+    and the "current" objective +inf, so that pass is accepted as the first iterate
+    (no curvature pair is stored, as s = 0). This needs no separately compiled init."""
     import jax.numpy as jnp
 
     B, P = x0.shape
     m = _MEMORY
-    f, g = vg(x0, lane, shared)
-    f = jnp.where(jnp.isfinite(f), f, jnp.inf)
-    S = jnp.zeros((B, m, P), x0.dtype)
-    n_mem = jnp.zeros((B,), jnp.int32)
-    d, gd, t0, n_mem = _new_search(g, S, S, n_mem)
-    zeros = jnp.zeros((B,), x0.dtype)
-    status = jnp.where(jnp.max(jnp.abs(g), axis=-1) <= gtol, CONVERGED, RUNNING)
-    status = jnp.where(jnp.isfinite(f), status, STALLED).astype(jnp.int32)
-    izeros = jnp.zeros((B,), jnp.int32)
-    return State(x0, f, g, S, S, n_mem, d, gd, t0, zeros, f, gd, g, zeros + jnp.inf, zeros + jnp.inf,
-                 izeros, izeros, izeros + 1, status)
+    zeros, izeros = np.zeros(B), np.zeros(B, np.int32)
+    state = State(
+        x=x0, f=zeros + np.inf, g=np.zeros((B, P)), S=np.zeros((B, m, P)), Y=np.zeros((B, m, P)), n_mem=izeros,
+        d=np.zeros((B, P)), gd0=zeros - 1.0, t=zeros, t_lo=zeros, f_lo=zeros + np.inf, gd_lo=zeros - 1.0,
+        g_lo=np.zeros((B, P)), t_hi=zeros + np.inf, f_hi=zeros + np.inf, n_ls=izeros, n_iter=izeros - 1,
+        n_eval=izeros, status=np.where(idle, MAX_ITER, RUNNING).astype(np.int32),
+    )
+    return State(*(jnp.asarray(a) for a in state))
 
 
 _MEMORY = 10  # L-BFGS memory, as scipy's L-BFGS-B default
@@ -229,9 +229,6 @@ def _compiled(vg: Callable, gtol: float):
     import jax
     import jax.numpy as jnp
 
-    def init(x0, lane, shared):
-        return _init(vg, x0, lane, shared, gtol)
-
     def run(state, lane, shared, n_steps, max_iter):
         def cond(c):
             i, s = c
@@ -243,7 +240,7 @@ def _compiled(vg: Callable, gtol: float):
 
         return jax.lax.while_loop(cond, body, (jnp.int32(0), state))[1]
 
-    return jax.jit(init), jax.jit(run)
+    return jax.jit(run)
 
 
 _BLOCK = 512  # batches larger than this are padded to a multiple of it (see fit._LANE_BLOCK)
@@ -323,7 +320,7 @@ def minimize(
     """
     import jax.numpy as jnp
 
-    init, run = _compiled(vg, float(gtol))
+    run = _compiled(vg, float(gtol))
     x0 = np.asarray(x0, dtype=float)
     L = x0.shape[0]
     lane = {} if lane is None else lane
@@ -334,9 +331,7 @@ def minimize(
     size = _padded(L)
     pick = np.concatenate([np.arange(L), np.zeros(size - L, int)])
     lane = _take(lane, pick)
-    state = init(jnp.asarray(x0[pick]), lane, shared)
-    if size > L:
-        state = state._replace(status=jnp.where(jnp.asarray(np.arange(size) >= L), MAX_ITER, state.status))
+    state = _initial_state(x0[pick], np.arange(size) >= L)
     out = {k: np.empty((L,) + np.shape(getattr(state, k))[1:], dtype=np.asarray(getattr(state, k)).dtype)
            for k in Result._fields}
     rows = np.arange(L)  # original lane of each real batch row (the first n_real rows are real)
@@ -347,7 +342,7 @@ def minimize(
         for k in Result._fields:
             out[k][rows[which]] = host[k][which]
 
-    done_evals = 1  # init evaluated once
+    done_evals = 0
     for evals, keep in prune or ():
         if keep >= gs:
             continue

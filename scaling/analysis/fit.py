@@ -100,11 +100,12 @@ def _huber(r, delta):
 
 
 @lru_cache(maxsize=None)
-def _value_and_grad(law: Law, delta: float, per_lane_weights: bool):
+def _value_and_grad(law: Law, delta: float):
     """vg(theta (B,P), lane, shared) -> (objective (B,), gradient (B,P)) for the L-BFGS engine.
 
-    shared: logx (n, k), logy (n,), W (R, n) weights; lane: widx (B,) row of W per lane
-    (only when per_lane_weights; else W[0] serves every lane).
+    lane: {"w": (B, n)} each lane's point weights (ones for a plain fit, multiplicities
+    for a bootstrap resample); shared: {"logx": (n, k), "logy": (n,)} (see _shared).
+    One program serves fits and bootstraps alike, so they share compilations.
     Per point, jax.value_and_grad of the law's log prediction gives r_i and dr_i/dtheta;
     the gradient is then sum_i w_i psi(r_i) dr_i/dtheta with psi = clip(r, -delta, delta).
     """
@@ -119,22 +120,19 @@ def _value_and_grad(law: Law, delta: float, per_lane_weights: bool):
         psi = jnp.clip(r, -delta, delta) * w
         return jnp.dot(_huber(r, delta), w), psi @ J
 
-    def block(theta, widx, shared):
-        if per_lane_weights:
-            w = shared["W"][widx]
-            return jax.vmap(one, in_axes=(0, 0, None, None))(theta, w, shared["logx"], shared["logy"])
-        return jax.vmap(one, in_axes=(0, None, None, None))(theta, shared["W"][0], shared["logx"], shared["logy"])
+    def block(theta, w, shared):
+        return jax.vmap(one, in_axes=(0, 0, None, None))(theta, w, shared["logx"], shared["logy"])
 
     def vg(theta, lane, shared):
         # Large batches go through lax.map in blocks of _LANE_BLOCK lanes, so each block's
         # per-point temporaries stay in cache (about 1.5x faster per lane than one big vmap).
         B, P = theta.shape
-        widx = lane.get("widx", jnp.zeros((B,), jnp.int32))
+        w = lane["w"]
         if B <= _LANE_BLOCK or B % _LANE_BLOCK:
-            return block(theta, widx, shared)
+            return block(theta, w, shared)
         nb = B // _LANE_BLOCK
         f, g = jax.lax.map(lambda a: block(a[0], a[1], shared),
-                           (theta.reshape(nb, _LANE_BLOCK, P), widx.reshape(nb, _LANE_BLOCK)))
+                           (theta.reshape(nb, _LANE_BLOCK, P), w.reshape(nb, _LANE_BLOCK, -1)))
         return f.reshape(B), g.reshape(B, P)
 
     return vg
@@ -153,7 +151,8 @@ def objective(law, theta, data, *, delta: float = DEFAULT_DELTA, weights=None) -
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
     w = np.ones(pts.n) if weights is None else np.asarray(weights, dtype=float)
     with jax.enable_x64(True):
-        f, _ = _jitted_vg(law, float(delta))(jnp.asarray(theta), {}, _shared(pts, w[None, :]))
+        lane = {"w": jnp.asarray(_lane_weights(pts, w, len(theta)))}
+        f, _ = _jitted_vg(law, float(delta))(jnp.asarray(theta), lane, _shared(pts))
         return np.asarray(f)
 
 
@@ -161,7 +160,7 @@ def objective(law, theta, data, *, delta: float = DEFAULT_DELTA, weights=None) -
 def _jitted_vg(law: Law, delta: float):
     import jax
 
-    return jax.jit(_value_and_grad(law, delta, False))
+    return jax.jit(_value_and_grad(law, delta))
 
 
 def _padded_size(n: int) -> int:
@@ -173,16 +172,20 @@ def _padded_size(n: int) -> int:
     return size
 
 
-def _shared(pts: Points, W) -> dict:
-    """Arrays for the objective, padded to _padded_size(n) points of zero weight."""
+def _shared(pts: Points) -> dict:
+    """log inputs and log losses, padded to _padded_size(n) points (whose weights are 0)."""
     import jax.numpy as jnp
 
-    W = np.atleast_2d(np.asarray(W, dtype=float))
     pad = _padded_size(pts.n) - pts.n
-    logx = np.pad(pts.logx, ((0, pad), (0, 0)))
-    logy = np.pad(pts.logy, (0, pad))
-    W = np.pad(W, ((0, 0), (0, pad)))
-    return {"logx": jnp.asarray(logx), "logy": jnp.asarray(logy), "W": jnp.asarray(W, dtype=jnp.float64)}
+    return {"logx": jnp.asarray(np.pad(pts.logx, ((0, pad), (0, 0)))), "logy": jnp.asarray(np.pad(pts.logy, (0, pad)))}
+
+
+def _lane_weights(pts: Points, W, lanes: int | None = None) -> np.ndarray:
+    """Per-lane point weights (lanes, padded n): W (R, n) rows padded with zero-weight
+    points; with ``lanes``, one weight vector (n,) repeated for every lane."""
+    W = np.atleast_2d(np.asarray(W, dtype=float))
+    W = np.pad(W, ((0, 0), (0, _padded_size(pts.n) - pts.n)))
+    return np.broadcast_to(W, (lanes, W.shape[1])) if lanes is not None else W
 
 
 @lru_cache(maxsize=None)
@@ -202,8 +205,9 @@ def _hessian(law: Law, delta: float, theta, pts: Points, w=None) -> np.ndarray:
 
     w = np.ones(pts.n) if w is None else np.asarray(w, dtype=float)
     with jax.enable_x64(True):
-        sh = _shared(pts, w)
-        H = _hessian_fn(law, float(delta))(np.asarray(theta, dtype=float), sh["logx"], sh["logy"], sh["W"][0])
+        sh = _shared(pts)
+        H = _hessian_fn(law, float(delta))(np.asarray(theta, dtype=float), sh["logx"], sh["logy"],
+                                           _lane_weights(pts, w)[0])
         return np.asarray(H)
 
 
@@ -401,7 +405,7 @@ def fit_law(
     with jax.enable_x64(True):
         if method == "lbfgs":
             res = _lbfgs.minimize(
-                _value_and_grad(law, float(delta), False), starts, None, _shared(pts, w[None, :]),
+                _value_and_grad(law, float(delta)), starts, {"w": _lane_weights(pts, w, len(starts))}, _shared(pts),
                 gtol=gtol, max_iter=max_iter, prune=prune,
             )
         elif method == "varpro":
@@ -409,7 +413,7 @@ def fit_law(
 
             polish = varpro_starts(law, pts, w, delta=delta, grid=grid)
             res = _lbfgs.minimize(
-                _value_and_grad(law, float(delta), False), polish, None, _shared(pts, w[None, :]),
+                _value_and_grad(law, float(delta)), polish, {"w": _lane_weights(pts, w, len(polish))}, _shared(pts),
                 gtol=gtol, max_iter=max_iter,
             )
             starts = polish

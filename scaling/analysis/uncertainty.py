@@ -23,6 +23,7 @@ from . import _lbfgs
 from .fit import (
     DEFAULT_GTOL,
     FitResult,
+    _lane_weights,
     _shared,
     _value_and_grad,
     as_points,
@@ -185,11 +186,11 @@ def bootstrap(
     pts = as_points(table, lawobj)
     labels = _group_labels(table, pts, groups)
     W = resample_weights(pts.n, n, groups=labels, seed=seed)
-    vg = _value_and_grad(lawobj, float(delta), True)
+    vg = _value_and_grad(lawobj, float(delta))
     with jax.enable_x64(True):
         if start == "optimum":
             x0 = np.repeat(fit.theta[None, :], n, axis=0)
-            res = _lbfgs.minimize(vg, x0, {"widx": np.arange(n)}, _shared(pts, W), gtol=gtol, max_iter=max_iter)
+            res = _lbfgs.minimize(vg, x0, {"w": _lane_weights(pts, W)}, _shared(pts), gtol=gtol, max_iter=max_iter)
             theta, fbest, status = res.x, res.f, res.status
         else:
             theta, fbest, status = _grid_bootstrap(vg, lawobj, pts, W, grid, gtol, max_iter, prune)
@@ -228,14 +229,14 @@ def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     fbest = np.empty(R)
     status = np.empty(R, dtype=int)
     x0 = np.tile(starts, (per_chunk, 1))
-    widx = np.repeat(np.arange(per_chunk), S)
+    shared = _shared(pts)
     for lo in range(0, R, per_chunk):
         hi = min(R, lo + per_chunk)
         m = hi - lo
         # every chunk has the same shapes (the last one padded with copies of its first
         # resample), so one compilation serves them all
-        Wc = W[np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)]]
-        res = _lbfgs.minimize(vg, x0, {"widx": widx}, _shared(pts, Wc), gtol=gtol, max_iter=max_iter,
+        Wc = _lane_weights(pts, W[np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)]])
+        res = _lbfgs.minimize(vg, x0, {"w": np.repeat(Wc, S, axis=0)}, shared, gtol=gtol, max_iter=max_iter,
                               prune=prune, group_size=S)
         f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(per_chunk, S)[:m]
         best = np.argmin(f, axis=1)

@@ -100,10 +100,10 @@ def varpro_starts(law: Law, pts, w, *, delta: float, grid=None, n_polish: int = 
         lo, hi = float(v.min()), float(v.max())
         axes.append(np.linspace(lo, hi, per_axis) if hi > lo else np.array([lo]))
     Q = np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, len(nl))
-    from .fit import _shared
+    from .fit import _lane_weights, _shared
 
-    sh = _shared(pts, np.asarray(w, dtype=float))  # padded with zero-weight points
-    c, obj = solve(Q, sh["logx"], sh["logy"], sh["W"][0])
+    sh = _shared(pts)  # padded with zero-weight points
+    c, obj = solve(Q, sh["logx"], sh["logy"], _lane_weights(pts, w)[0])
     c, obj = np.asarray(c), np.asarray(obj)
     order = np.argsort(obj, kind="stable")[:n_polish]
     order = order[np.isfinite(obj[order])]
