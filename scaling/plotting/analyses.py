@@ -93,19 +93,7 @@ def fit_parametric(runs, *, n_boot: int | None = None, seed: int = SEED):
         raise MissingInput(f"a 5-parameter law needs more than 5 runs; got {len(table)}")
     n_boot = (N_BOOT_QUICK if QUICK else N_BOOT) if n_boot is None else n_boot
     fit = fit_law(table, "chinchilla", grid=QUICK_START if QUICK else None, k=flops_per_param_token(table))
-    boot = bootstrap(table, fit=fit, n=n_boot, seed=seed)
-    drop_degenerate(boot)
-    return boot.fit
-
-
-def drop_degenerate(boot) -> int:
-    """Mark refits that drove E, A or B to exactly 0 (a term vanished) as failed (NaN),
-    so that interval code taking logs of them (``compute_optimal``) skips them; returns
-    how many. On small sweeps where E is poorly determined a few resamples do this."""
-    bad = np.any(boot.draws[:, :3] <= 0, axis=1)  # chinchilla's E, A, B
-    if bad.any():
-        boot.draws[bad] = np.nan
-    return int(bad.sum())
+    return bootstrap(table, fit=fit, n=n_boot, seed=seed).fit
 
 
 @cached
@@ -114,23 +102,12 @@ def parametric(res: Results):
     return fit_parametric(res.runs)
 
 
-def backtest(runs, cutoff_flops: float, *, n_boot: int | None = None, seed: int = SEED, level: float = 0.95):
-    """``scaling.analysis.backtest`` (fit on runs with flops <= cutoff, predict the rest),
-    with its bootstrap intervals computed after ``drop_degenerate``: the analysis version
-    stops on a refit whose E, A or B is exactly 0."""
-    from scaling.analysis import BacktestResult, bootstrap, predict_loss
+
+def backtest(runs, cutoff_flops: float, *, seed: int = SEED):
+    """``scaling.analysis.backtest`` on the runs (fit on flops <= cutoff, predict the
+    rest), with the figures' starting grid, bootstrap size and k."""
     from scaling.analysis import backtest as _backtest
 
     table = runs[["params", "tokens", "flops", "loss"] + (["run_id"] if "run_id" in runs.columns else [])]
-    n_boot = (N_BOOT_QUICK if QUICK else 200) if n_boot is None else n_boot
-    bt = _backtest(table, cutoff_flops, bootstrap=0, grid=QUICK_START if QUICK else None,
-                   k=flops_per_param_token(table))
-    train = table[table["flops"] <= cutoff_flops].drop(columns=["run_id"], errors="ignore")
-    boot = bootstrap(train, fit=bt.fit, n=n_boot, seed=seed, level=level)
-    drop_degenerate(boot)
-    pts = bt.points
-    pred = predict_loss(boot.fit, params=pts["params"].to_numpy(float), tokens=pts["tokens"].to_numpy(float),
-                        level=level)
-    pts = pts.assign(lo=pred["loss_lo"], hi=pred["loss_hi"])
-    pts["covered"] = (pts["lo"] <= pts["loss"]) & (pts["loss"] <= pts["hi"])
-    return BacktestResult(points=pts, summary={**bt.summary, "coverage": float(pts["covered"].mean())}, fit=boot.fit)
+    return _backtest(table, cutoff_flops, bootstrap=N_BOOT_QUICK if QUICK else 200, seed=seed,
+                     grid=QUICK_START if QUICK else None, k=flops_per_param_token(table))
