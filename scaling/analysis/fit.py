@@ -416,9 +416,9 @@ def fit_law(
                 _value_and_grad(law, float(delta)), polish, {"w": _lane_weights(pts, w, len(polish))}, _shared(pts),
                 gtol=gtol, max_iter=max_iter,
             )
-            starts = polish
         else:
             raise ValueError(f"unknown method {method!r}; use 'lbfgs' or 'varpro'")
+    # the grid-edge warning compares the optimum with the declared grid (not varpro's polish points)
     return _result(law, pts, w, res, starts, method=method, delta=delta, gtol=gtol, k=k, grid=grid)
 
 

@@ -116,6 +116,7 @@ class BootstrapResult:
 
     def to_dict(self) -> dict:
         return {
+            "law": self.law,
             "n": int(self.n),
             "level": float(self.level),
             "start": self.start,
