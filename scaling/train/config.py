@@ -267,8 +267,9 @@ _OWN_SECTIONS = {
 }
 SECTIONS = ("model", "data", *_OWN_SECTIONS)
 # Keys that may differ when a run directory is resumed (they do not change the numbers).
-RESUME_FREE_KEYS = {("data", "cache_dir"), ("train", "progress"), ("train", "log_every"), ("train", "async_checkpointing"),
-                    ("mesh", "data"), ("mesh", "fsdp"), ("mesh", "model"), ("mesh", "rules")}
+RESUME_FREE_KEYS = {("data", "cache_dir"), ("train", "progress"), ("train", "log_every"),
+                    ("train", "async_checkpointing"), ("mesh", "data"), ("mesh", "fsdp"), ("mesh", "model"),
+                    ("mesh", "rules")}
 
 
 def _section_class(name: str):

@@ -73,3 +73,16 @@ def test_sgd_and_clipping():
     tx = make_optimizer(OptimizerConfig(name="sgd", clip_norm=1.0), {"w": True}, {"w": 1.0})
     updates, _ = tx.update(grads, tx.init(params), params)
     np.testing.assert_allclose(apply_updates(params, updates, 1.0)["w"], [-0.6, -0.8], rtol=1e-6)
+
+
+def test_cross_entropy_and_z_loss_terms_in_float32():
+    from scaling.train.step import cross_entropy
+
+    logits = jnp.array([[[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]]], dtype=jnp.bfloat16)
+    targets = jnp.array([[0, 2]])
+    ce, log_z2 = cross_entropy(logits, targets)
+    x = np.asarray(logits, dtype=np.float64)
+    lse = np.log(np.exp(x).sum(-1))
+    assert ce.dtype == jnp.float32
+    assert float(ce) == pytest.approx(np.mean(lse - x[0, [0, 1], [0, 2]]), rel=1e-6)
+    assert float(log_z2) == pytest.approx(np.mean(lse**2), rel=1e-6)
