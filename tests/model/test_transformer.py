@@ -62,11 +62,11 @@ def test_attention_implementations_and_scan_agree():
     want = run(ref, tokens)
     for kw in (dict(attention="full"), dict(attention="xla"), dict(scan_layers=True)):
         other_cfg = cfg.replace(**kw)
-        other = Transformer(other_cfg, rngs=nnx.Rngs(1))
+        # abstract init (nothing to compile), then the reference's parameters
+        graphdef, state = nnx.split(nnx.eval_shape(lambda: Transformer(other_cfg, rngs=nnx.Rngs(1))))
         pure = _params(ref)
-        nnx.replace_by_pure_dict(other_state := nnx.state(other, nnx.Param),
-                                 _unrolled_to_stacked(pure) if other_cfg.scan_layers else pure)
-        nnx.update(other, other_state)
+        nnx.replace_by_pure_dict(state, _unrolled_to_stacked(pure) if other_cfg.scan_layers else pure)
+        other = nnx.merge(graphdef, state)
         np.testing.assert_allclose(run(other, tokens), want, rtol=2e-5, atol=2e-5, err_msg=str(kw))
     _, acts = run(other, tokens, acts=True)  # scanned model's activations too
     assert sorted(acts) == ["block_0", "block_1", "embedding", "logits"]
