@@ -117,7 +117,7 @@ def make(results_dir, out_dir):
             axp.set_xlabel("Interpolation coefficient $t$")
             axp.set_ylabel(LABELS["loss"])
             axp.set_title("(c) loss along $(1-t)\\,\\theta_a + t\\,\\theta_b$", pad=12)
-            axp.legend(loc="lower left")
+            axp.legend(loc="upper center", fontsize="small")
         fig.tight_layout()
         return save(fig, out_dir, NAME)
 
