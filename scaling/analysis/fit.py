@@ -24,7 +24,6 @@ the analysis calls only; the process-wide default (float32, for training) is unt
 from __future__ import annotations
 
 import json
-import warnings as _warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping, Sequence
