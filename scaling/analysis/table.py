@@ -3,7 +3,9 @@
 Sources: a DataFrame, a CSV (or Parquet) path, or a results directory of the sweep
 runner (``runs.csv``: params_nonembedding is params, eval_loss is loss, only rows with
 status == "done"; with ``curves=True`` its ``curves.csv``, one row per evaluation). Tokens are derived from FLOPs as D = C/(k·N) when missing, FLOPs from
-tokens as C = k·N·D; k is the FLOP convention ("6N" -> 6, or a number). Other columns
+tokens as C = k·N·D; k is the FLOP convention ("6N" -> 6, or a number; for a model-dependent convention
+such as "exact" the table's median C/(N·D), which needs both columns). WSD trunk rows
+(plan_kind == "trunk": constant LR, not annealed) are left out of a results directory. Other columns
 (run_id, width, depth, ...) are kept. The returned frame carries ``attrs["k"]``.
 """
 
@@ -95,13 +97,16 @@ def load_table(
         loss_col = loss_col or ("eval_loss" if "eval_loss" in df.columns else "loss")
         if "flop_convention" in df.columns and convention == "6N" and df["flop_convention"].notna().any():
             convention = df["flop_convention"].dropna().iloc[0]
+        if not curves and "plan_kind" in df.columns:
+            # WSD trunks run at constant LR: their final losses are not annealed, so they
+            # are not points of the scaling law (their cooldown branches are).
+            df = df[df["plan_kind"].astype(str) != "trunk"]
     names = {
         "params": params_col or "params",
         "tokens": tokens_col or "tokens",
         "flops": flops_col or "flops",
         "loss": loss_col or "loss",
     }
-    k = flop_factor(convention)
     available = list(df.columns)
     for role in ("params", "loss"):
         if names[role] not in df.columns:
@@ -120,6 +125,7 @@ def load_table(
     out = out.reset_index(drop=True)
     for role in ("params", "loss") + (("tokens",) if has_tokens else ()) + (("flops",) if has_flops else ()):
         out[role] = _positive(out[role], names[role], df)
+    k = _effective_k(convention, out, has_tokens and has_flops)
     if not has_tokens:
         out["tokens"] = out["flops"] / (k * out["params"])
     if not has_flops:
@@ -128,6 +134,24 @@ def load_table(
     out = out[cols]
     out.attrs["k"] = k
     return out
+
+
+def _effective_k(convention, table: pd.DataFrame, has_both: bool) -> float:
+    """k of C = k·N·D: the convention's own number ("6N" -> 6), or, for conventions whose
+    FLOPs per parameter-token depend on the model ("exact", "6N+attention": attention and
+    readout terms), the table's median C/(N·D). Such conventions can only be used when
+    the table has both tokens and FLOPs, since nothing converts one into the other."""
+    try:
+        return flop_factor(convention)
+    except ValueError:
+        if not has_both:
+            raise ValueError(
+                f"FLOP convention {convention!r} has no fixed FLOPs per parameter-token, so tokens "
+                "and FLOPs cannot be derived from each other: give both columns, or a numeric "
+                "convention such as '6N' or 6"
+            ) from None
+    ratio = table["flops"].to_numpy(float) / (table["params"].to_numpy(float) * table["tokens"].to_numpy(float))
+    return float(np.median(ratio))
 
 
 def _positive(col: pd.Series, name: str, original: pd.DataFrame) -> pd.Series:

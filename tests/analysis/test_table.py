@@ -71,3 +71,24 @@ def test_results_directory(tmp_path):
 def test_fewer_points_than_parameters():
     with pytest.raises(ValueError, match="5 parameters.*only 3 points"):
         fit_law({"params": [1e8, 1e9, 1e10], "tokens": [1e9, 1e10, 1e11], "loss": [3.0, 2.5, 2.0]})
+
+
+def test_model_dependent_convention_uses_the_tables_own_ratio(tmp_path):
+    """'exact' FLOPs have no fixed k: with both columns, k is the median C/(N·D)."""
+    import pandas as pd
+
+    from scaling.analysis import load_table
+
+    runs = pd.DataFrame({
+        "run_id": ["a", "b", "c", "t"], "params_nonembedding": [1e3, 2e3, 4e3, 4e3],
+        "tokens": [1e6, 1e6, 1e6, 9e6], "flops": [13e9, 14e9, 60e9, 1e12],
+        "flop_convention": "exact", "eval_loss": [2.0, 1.9, 1.8, 1.7], "status": "done",
+        "plan_kind": ["isoflop", "isoflop", "isoflop", "trunk"],
+    })
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    df = load_table(tmp_path)
+    assert list(df["run_id"]) == ["a", "b", "c"]  # the WSD trunk (unannealed) is left out
+    assert df.attrs["k"] == pytest.approx(13.0)  # median of 13, 7, 15
+    with pytest.raises(ValueError, match="'exact' has no fixed FLOPs per parameter-token"):
+        load_table(runs.drop(columns=["tokens"]).rename(columns={"params_nonembedding": "params",
+                                                                 "eval_loss": "loss"}), convention="exact")
