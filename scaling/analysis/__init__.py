@@ -46,6 +46,11 @@ _EXPORTS = {
     "isoflop_analysis": "isoflop",
     "envelope_analysis": "envelope",
     "interpolate_curve": "interpolate",
+    "isoflop_loss_at": "isoflop",
+    "compare_approaches": "approaches",
+    # schedule-aware loss-curve law (Tissue et al. 2024)
+    "fit_curve_law": "curve_law",
+    "predict_cooldown": "curve_law",
 }
 
 __all__ = sorted(_EXPORTS)
