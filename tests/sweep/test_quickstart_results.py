@@ -18,7 +18,11 @@ def test_committed_files_only():
     files = {p.name for p in RESULTS.iterdir()}
     assert {"runs.csv", "curves.csv", "sweep.toml", "manifest.json"} <= files
     assert not {p for p in files if p not in {"runs.csv", "curves.csv", "sweep.toml", "manifest.json",
-                                              "isoflop.png", ".gitignore", "runs"}}  # fmt: skip
+                                              "isoflop.png", ".gitignore", "runs", "interpolation"}}  # fmt: skip
+    # experiments/weight_path.sh adds the weight-space paths figure 7 draws: small JSON only
+    interp = RESULTS / "interpolation"
+    if interp.exists():
+        assert all(f.suffix == ".json" and f.stat().st_size < 100_000 for f in interp.iterdir())
     assert (RESULTS / ".gitignore").read_text().strip().endswith("runs/")  # checkpoints never committed
 
 
