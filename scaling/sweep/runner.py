@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from scaling.sweep.plan import BRANCH_PARENT, Plan, PlannedRun
-from scaling.sweep.store import ResultsStore
+from scaling.sweep.store import TERMINAL_STATUSES, ResultsStore
 
 TrainFn = Callable[[dict, Path], Any]
-TERMINAL = ("done", "diverged")
+TERMINAL = TERMINAL_STATUSES  # finished: never trained again
 
 
 # ---- hosts ---------------------------------------------------------------------------
@@ -190,6 +190,9 @@ def run_sweep(
         from scaling.sweep.manifest import write_sweep_files
 
         store.create()
+        adopted = store.adopt_tables()
+        if adopted:
+            log(f"[sweep] {len(adopted)} finished runs taken from {store.runs_csv.name} (no run directories): not retrained")
         write_sweep_files(store, plan, record_environment=record_environment)
     mine = partition(plan.runs, num_workers, worker_index)
     report = SweepReport(store.root)

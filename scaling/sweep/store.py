@@ -149,6 +149,36 @@ class ResultsStore:
         if not ignore.exists():
             write_atomic(ignore, "# per-run trainer output and checkpoints: never committed\nruns/\n")
 
+    def adopt_tables(self) -> list[str]:
+        """Recreate the per-run records of finished runs that exist only in runs.csv and
+        curves.csv (a results directory committed without its runs/ folder, or copied
+        from elsewhere), so a rerun skips them and consolidation rewrites the same rows:
+        finished work is never redone or overwritten. Returns the adopted run ids."""
+        if not self.runs_csv.exists():
+            return []
+        with open(self.runs_csv, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        curves: dict[str, list[dict[str, Any]]] = {}
+        if self.curves_csv.exists():
+            with open(self.curves_csv, newline="", encoding="utf-8") as f:
+                for rec in csv.DictReader(f):
+                    curves.setdefault(rec["run_id"], []).append(rec)
+        adopted = []
+        for row in rows:
+            rid = row.get("run_id")
+            if not rid or row.get("status") not in TERMINAL_STATUSES or (self.run_dir(rid) / STATUS_FILE).exists():
+                continue
+            fields = {k: _from_csv(row.get(k)) for k in ("tokens", "flops", "steps", "eval_loss", "wall_time_s")}
+            metrics = "".join(
+                json.dumps({k: _from_csv(rec.get(k)) for k in CURVE_COLUMNS[1:]}) + "\n" for rec in curves.get(rid, [])
+            )
+            self.run_dir(rid).mkdir(parents=True, exist_ok=True)
+            write_atomic(self.run_dir(rid) / METRICS_FILE, metrics)
+            self.write_status(rid, row["status"], adopted_from="runs.csv",
+                              **{k: v for k, v in fields.items() if v is not None})  # fmt: skip
+            adopted.append(rid)
+        return adopted
+
     # per-run files
     def write_run(self, run: dict[str, Any]) -> None:
         """Record a planned run (idempotent: the same plan writes the same content)."""
@@ -251,6 +281,20 @@ class ResultsStore:
         # A resumed run may repeat steps it had logged before the interruption: keep the last.
         by_step = {r["step"]: r for r in rows}
         return [by_step[s] for s in sorted(by_step)]
+
+
+TERMINAL_STATUSES = ("done", "diverged")
+
+
+def _from_csv(text: str | None) -> Any:
+    """A CSV cell back to a number (int where integral), or None when empty."""
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 
 
 def _to_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:

@@ -264,3 +264,21 @@ def test_preempted_run_stops_the_sweep_and_resumes_next_time(tmp_path):
     _sweep(plan, out, train)
     assert calls[2] == victim and len(calls) == len(plan.runs) + 1
     assert {r["status"] for r in _read(out / "runs.csv")} == {"done"}
+
+
+def test_finished_runs_in_committed_tables_are_adopted_not_retrained(tmp_path):
+    """A results directory committed without runs/ (as results/quickstart is) must not be
+    retrained on a fresh clone, and its rows must come back unchanged."""
+    import shutil
+
+    plan = plan_sweep(load_sweep_config(write_config(tmp_path)))
+    out = tmp_path / "out"
+    first = CountingTrain()
+    run_sweep(plan, out, train_fn=first, progress=False, record_environment=False)
+    runs_before, curves_before = (out / "runs.csv").read_text(), (out / "curves.csv").read_text()
+    shutil.rmtree(out / "runs")  # what a clone of the committed results has
+    again = CountingTrain()
+    run_sweep(plan, out, train_fn=again, progress=False, record_environment=False)
+    assert first.calls and not again.calls
+    assert (out / "runs.csv").read_text() == runs_before
+    assert (out / "curves.csv").read_text() == curves_before
