@@ -7,9 +7,12 @@ figure DIR/isoflop.png → print the fitted law and the compute-optimal N and D 
 budget 10x the largest one trained: from the IsoFLOP minima's power laws, and as the
 family member that minimises the fitted law at that budget.
 
-Default DIR: results/quickstart/. Rerunning skips finished runs (only the fit and the
-figure are redone); an interrupted run resumes from its checkpoint. Checkpoints stay
-in DIR/runs/, which is git-ignored.
+Default DIR: runs/quickstart/ (git-ignored), so the command always does the whole job
+on a fresh clone while the committed reference results in results/quickstart/ (which
+figures and the notebook read) stay untouched; `--out results/quickstart` regenerates
+those, adopting the runs already recorded there. Rerunning skips finished runs (only the
+fit and the figure are redone); an interrupted run resumes from its checkpoint.
+Checkpoints stay in DIR/runs/, which is git-ignored.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ FIGURE = "isoflop.png"
 def register(subparsers) -> None:
     p = subparsers.add_parser("quickstart", help="plan, train, fit and plot a small IsoFLOP sweep on CPU",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--out", default="results/quickstart", help="results directory (default: results/quickstart)")
+    p.add_argument("--out", default="runs/quickstart",
+                   help="results directory (default: runs/quickstart, git-ignored; the committed reference is results/quickstart)")
     p.add_argument("--config", default=str(CONFIG), help="sweep config (default: experiments/quickstart.toml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (a TOML literal); repeatable")
