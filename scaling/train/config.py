@@ -345,9 +345,6 @@ class RunConfig:
     def to_dict(self) -> dict:
         return {name: _as_dict(getattr(self, name)) for name in SECTIONS}
 
-    def replace(self, **sections: Any) -> RunConfig:
-        return dataclasses.replace(self, **sections)
-
     @property
     def steps(self) -> int:
         return self.train.num_steps(self.model.seq_len)

@@ -90,9 +90,3 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         jax.distributed.initialize()
         return True
     return False
-
-
-def is_primary() -> bool:
-    import jax
-
-    return jax.process_index() == 0

@@ -202,7 +202,6 @@ class _Plan:
     out_dir: Path
     total_steps: int
     batch: int
-    seq_len: int
     tokens_per_step: int
     flops_per_token: float
     exact_flops_per_token: float
@@ -224,8 +223,7 @@ class _Plan:
         if t.keep_eval_checkpoints:
             ckpts |= evals
             keep |= evals
-        return cls(cfg, out_dir, total, t.global_batch_size, cfg.model.seq_len,
-                   t.global_batch_size * cfg.model.seq_len,
+        return cls(cfg, out_dir, total, t.global_batch_size, t.global_batch_size * cfg.model.seq_len,
                    flops_per_token(cfg.model, t.flops_convention), flops_per_token(cfg.model, "exact"),
                    evals, ckpts, tuple(sorted(keep)))
 
