@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 out=${1:-runs/tiny}
 uv run --frozen scaling train --config experiments/tiny.toml --set train.keep_eval_checkpoints=true --out "$out"
 mkdir -p results/quickstart/interpolation
-uv run --frozen scaling interpolate "$out@300" "$out@600" --points 21 --range -0.5 1.5 \
-    --json results/quickstart/interpolation/tiny_step300_to_600.json
-uv run --frozen scaling interpolate "$out@540" "$out@600" --points 21 --range -0.5 1.5 \
-    --json results/quickstart/interpolation/tiny_step540_to_600.json
+uv run --frozen scaling interpolate "$out@500" "$out@1000" --points 21 --range -0.5 1.5 \
+    --json results/quickstart/interpolation/tiny_step500_to_1000.json
+uv run --frozen scaling interpolate "$out@900" "$out@1000" --points 21 --range -0.5 1.5 \
+    --json results/quickstart/interpolation/tiny_step900_to_1000.json
