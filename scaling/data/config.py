@@ -8,8 +8,9 @@ closest valid one.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
+
+from scaling.config_keys import check_known_keys
 
 SOURCES = ("stdlib", "text", "tokens", "hf")
 TOKENIZERS = ("bytes", "bpe")
@@ -117,11 +118,7 @@ class DataConfig:
     def from_dict(cls, d: dict) -> DataConfig:
         """Build from a plain dict (e.g. a TOML table); unknown keys name the closest valid key."""
         valid = [f.name for f in dataclasses.fields(cls)]
-        for key in d:
-            if key not in valid:
-                close = difflib.get_close_matches(str(key), valid, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
-                raise ValueError(f"unknown data config key {key!r}{hint}")
+        check_known_keys(d, valid, lambda key: f"unknown data config key {key!r}")
         return cls(**d)
 
     def to_dict(self) -> dict:

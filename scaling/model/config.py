@@ -9,9 +9,10 @@ is a sweep over one family.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any
+
+from scaling.config_keys import check_known_keys
 
 MLP_KINDS = ("gelu", "swiglu")
 DTYPES = ("float32", "bfloat16")
@@ -117,11 +118,7 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from a plain mapping (e.g. a TOML `[model]` table); unknown keys are errors."""
         known = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(known)}"
-                raise ValueError(f"unknown model config key {key!r}{hint}")
+        check_known_keys(data, known, lambda key: f"unknown model config key {key!r}")
         missing = [k for k in ("width", "depth") if k not in data]
         if missing:
             raise ValueError(f"model config is missing required key(s): {', '.join(missing)}")

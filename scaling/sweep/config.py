@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.config_keys import check_known_keys
+
 PLAN_KINDS = ("isoflop", "horizons", "wsd")
 TRAINER_SECTIONS = ("model", "data", "optimizer", "schedule", "train", "mesh")
 LR_RULES = ("mup", "width_power", "constant")
@@ -36,11 +38,7 @@ PARAM_COUNTS = ("nonembedding", "total")
 
 def check_keys(where: str, data: Mapping[str, Any], known: list[str] | tuple[str, ...]) -> None:
     """Reject keys of `data` not in `known`, suggesting the closest valid key."""
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(known)}"
-            raise ValueError(f"unknown key {key!r} in {where}{hint}")
+    check_known_keys(data, known, lambda key: f"unknown key {key!r} in {where}", cutoff=0.5)
 
 
 def _from_table(cls, where: str, data: Mapping[str, Any]):

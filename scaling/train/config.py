@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.config_keys import check_known_keys
+
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "wsd", "constant")
 DECAY_SHAPES = ("linear", "sqrt")
@@ -289,11 +291,7 @@ def _build(section: str, values: dict) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"[{section}] must be a table, got {values!r}")
     known = [f.name for f in dataclasses.fields(cls)]
-    for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {section}.{close[0]}?" if close else f"; valid keys: {', '.join(known)}"
-            raise ValueError(f"unknown config key {section}.{key}{hint}")
+    check_known_keys(values, known, lambda key: f"unknown config key {section}.{key}", show=lambda k: f"{section}.{k}")
     if hasattr(cls, "from_dict"):
         return cls.from_dict(dict(values))
     return cls(**values)
