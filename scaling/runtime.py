@@ -46,3 +46,39 @@ def describe_devices() -> dict:
         "local_device_count": jax.local_device_count(),
         "device_kinds": kinds,
     }
+
+
+PACKAGES = ("scaling", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy", "pandas")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the stack (None where absent) and Python: provenance for results."""
+    import platform
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def git_state() -> dict:
+    """The commit (and whether tracked files differ from it) of the checkout `scaling` was
+    imported from; None values outside a git checkout (an installed wheel)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").exists():  # installed, not a checkout: a parent repo is not ours
+        return {"commit": None, "dirty": None}
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}

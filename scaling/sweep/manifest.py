@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import math
 import platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from scaling.sweep.plan import Plan
+from scaling.runtime import git_state, package_versions
 from scaling.sweep.store import ResultsStore, read_json, write_atomic, write_json
 
-PACKAGES = ("scaling", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy", "pandas")
+# The parts of a manifest that describe the sweep itself; the rest describes the environment.
+_PLAN_KEYS = ("sweep", "seeds", "data_seed")
 
 
 def write_sweep_files(store: ResultsStore, plan: Plan, *, record_environment: bool = True) -> None:
@@ -22,13 +22,34 @@ def write_sweep_files(store: ResultsStore, plan: Plan, *, record_environment: bo
 
     Idempotent, and the same from every worker of one sweep. runs/plan.json names the
     runs the tables show: runs of an earlier plan stay on disk (a later plan that needs
-    them again reuses them) but leave the tables.
+    them again reuses them) but leave the tables. manifest.json is written when missing or
+    when the plan changed; a rerun that only resumes or skips leaves it alone, so it keeps
+    naming the environment (commit, versions) that trained the runs — `record_training`
+    refreshes it once this invocation has trained something.
     """
     write_atomic(store.root / "sweep.toml", to_toml(plan.config.to_dict()))
     for run in plan.runs:
         store.write_run(run.record())
     write_json(store.runs_dir / "plan.json", {"run_ids": [r.run_id for r in plan.runs]})
-    write_json(store.root / "manifest.json", manifest(plan, record_environment=record_environment, previous=store.root / "manifest.json"))
+    path = store.root / "manifest.json"
+    new = manifest(plan, record_environment=record_environment, previous=path)
+    old = _read_manifest(path)
+    if old is None or any(old.get(k) != new.get(k) for k in _PLAN_KEYS):
+        write_json(path, new)
+
+
+def record_training(store: ResultsStore, plan: Plan, *, record_environment: bool = True) -> None:
+    """Rewrite manifest.json with this process's environment after it trained runs (the
+    creation time is kept; every run's own config.json records its own start's commit)."""
+    path = store.root / "manifest.json"
+    write_json(path, manifest(plan, record_environment=record_environment, previous=path))
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
 
 
 def manifest(plan: Plan, *, record_environment: bool = True, previous: Path | None = None) -> dict[str, Any]:
@@ -55,38 +76,10 @@ def manifest(plan: Plan, *, record_environment: bool = True, previous: Path | No
         from scaling.runtime import describe_devices
 
         out["devices"] = describe_devices()
-    created = None
-    if previous is not None and previous.exists():
-        try:
-            created = read_json(previous).get("created_at")
-        except (OSError, ValueError):
-            created = None
+    created = (_read_manifest(previous) or {}).get("created_at") if previous is not None else None
     out["created_at"] = created or _now()
     out["updated_at"] = _now()
     return out
-
-
-def package_versions() -> dict[str, str | None]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def git_state() -> dict[str, Any]:
-    """The commit of the checkout `scaling` was imported from (None outside git)."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
 
 
 def data_manifest(config) -> dict[str, Any]:

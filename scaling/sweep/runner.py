@@ -211,6 +211,10 @@ def run_sweep(
         bar.close()
         if hosts.is_writer:
             store.consolidate()
+            if report.trained:
+                from scaling.sweep.manifest import record_training
+
+                record_training(store, plan, record_environment=record_environment)
     return report
 
 

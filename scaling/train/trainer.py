@@ -2,7 +2,7 @@
 
 A run directory holds
     config.json     the resolved config plus seed, package versions, data manifest hash,
-                    devices and mesh of every (re)start
+                    devices, mesh and git commit of every (re)start
     metrics.jsonl   one row per evaluation (see scaling.train.metrics)
     checkpoints/    Orbax steps (see scaling.train.checkpoint)
     result.json     status (done | diverged | failed | preempted), final losses, totals
@@ -116,19 +116,6 @@ def _check_same_run(out_dir: Path, cfg: RunConfig) -> dict | None:
         raise ValueError(f"{out_dir} holds a run with a different config:\n  " + "\n  ".join(diffs)
                          + "\nuse another --out directory (or the same config to resume)")
     return stored
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("scaling", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    out["python"] = sys.version.split()[0]
-    return out
 
 
 # ---- evaluation ---------------------------------------------------------------------------
@@ -272,10 +259,10 @@ def train(config, out_dir) -> TrainResult:
         raise ValueError(f"train.init_from step {t.init_from[1]} is not before the run's last step {plan.total_steps}")
 
     if primary:
-        from scaling.runtime import describe_devices
+        from scaling.runtime import describe_devices, git_state, package_versions
 
         start_info = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "devices": describe_devices(),
-                      "mesh": dict(mesh.shape), "argv": sys.argv}
+                      "mesh": dict(mesh.shape), "argv": sys.argv, "git": git_state()}
         M.write_json_atomic(out_dir / "config.json", {
             "config": cfg.to_dict(),
             "seed": t.seed,
@@ -283,7 +270,7 @@ def train(config, out_dir) -> TrainResult:
             "steps_total": plan.total_steps,
             "data_manifest_hash": manifest_hash,
             "data_manifest": ds.manifest,
-            "versions": _versions(),
+            "versions": package_versions(),
             "starts": (stored or {}).get("starts", []) + [start_info],
         })
     return _Run(plan, mesh, ds).run()

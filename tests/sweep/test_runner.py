@@ -58,6 +58,7 @@ def test_store_schema_and_contents(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seeds"] == [0] and manifest["sweep"]["runs"] == len(plan.runs)
     assert manifest["packages"]["jax"] and "commit" in manifest["git"]
+    assert manifest["created_at"] <= manifest["updated_at"]
     # the analysis package reads the directory directly
     pd = pytest.importorskip("pandas")
     df = pd.read_csv(out / "runs.csv")
@@ -71,10 +72,16 @@ def test_rerun_skips_done_runs(tmp_path):
     _sweep(plan, out, first)
     assert sorted(first.calls) == sorted(r.run_id for r in plan.runs)
     before = (out / "runs.csv").read_text()
+    manifest = out / "manifest.json"
+    stamp = json.loads(manifest.read_text())
+    stamp["git"] = {"commit": "c0ffee", "dirty": False}  # as if trained by an earlier commit
+    manifest.write_text(json.dumps(stamp))
     again = CountingTrain()
     report = _sweep(plan, out, again)
     assert again.calls == [] and report.trained == 0
     assert (out / "runs.csv").read_text() == before
+    # nothing trained: the manifest still names the environment that trained the runs
+    assert json.loads(manifest.read_text()) == stamp
     assert ResultsStore(out).consolidate() == (len(plan.runs), 2 * len(plan.runs))  # re-runnable
     assert (out / "runs.csv").read_text() == before
 
@@ -92,11 +99,16 @@ def test_failed_and_diverged_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert rows[nan]["status"] == "diverged" and "nan" in rows[nan]["error"]
     assert report.count("done") == len(plan.runs) - 2
     # a rerun retries the failed run only; a diverged run is final
+    stamp = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**stamp, "git": {"commit": "c0ffee"}}))
     retry = CountingTrain()
     _sweep(plan, out, retry)
     assert retry.calls == [bad]
     rows = {r["run_id"]: r for r in _read(out / "runs.csv")}
     assert rows[bad]["status"] == "done" and rows[nan]["status"] == "diverged"
+    # this invocation trained a run: the manifest names its environment again, created_at kept
+    after = json.loads((out / "manifest.json").read_text())
+    assert after["git"] == stamp["git"] and after["created_at"] == stamp["created_at"]
 
 
 def test_interrupted_run_resumes_in_its_directory(tmp_path):

@@ -42,6 +42,7 @@ def test_run_writes_metrics_result_config_and_checkpoints(reference):
     saved = json.loads((out / "config.json").read_text())
     assert saved["seed"] == 0 and saved["data_manifest_hash"] and saved["versions"]["jax"]
     assert saved["starts"][0]["devices"]["device_count"] == 8
+    assert saved["versions"]["python"] and len(saved["starts"][0]["git"]["commit"] or "x" * 40) == 40
     assert read_result(out).status == "done"
 
 
