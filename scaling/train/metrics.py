@@ -16,7 +16,8 @@ import math
 import os
 from pathlib import Path
 
-# bf16 dense peak FLOP/s per device (per chip for TPUs) by substring of `device_kind`.
+# bf16 dense peak FLOP/s per device (per chip for TPUs) by substring of `device_kind`
+# (vendors' datasheets, without sparsity); the first match wins, so variants come first.
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     ("TPU v6 lite", 918e12),  # v6e (Trillium)
     ("TPU v6e", 918e12),
@@ -26,7 +27,9 @@ PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     ("TPU v5", 459e12),  # v5p reports "TPU v5"
     ("TPU v4", 275e12),
     ("H200", 989e12),
-    ("H100", 989e12),  # SXM; the PCIe part is lower (756e12)
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM ("NVIDIA H100 80GB HBM3")
     ("A100", 312e12),
 )
 
