@@ -7,32 +7,30 @@ barrier, and checkpoint averaging (uniform, EMA).
     average("runs/tiny", last=3).improvement
 
 Unlike `scaling.analysis` (which works on results tables and never imports JAX), this
-package reads Orbax checkpoints and evaluates models, so it builds on `scaling.train`:
-its parameter layout and shardings, its compiled eval step and its validation batches.
+package reads Orbax checkpoints and evaluates models, so it builds on `scaling.train`'s
+public evaluation API only (`load_params`, `checkpoint_steps`, `param_shapes`, and the
+`Evaluator`: the trainer's compiled eval step, shardings and validation batches), never
+on trainer internals (tests/interpolate/test_interpolate_imports.py guards this).
 CLI: `scaling interpolate` (see `scaling interpolate --help`).
 """
 
 from scaling.interpolate.average import AverageResult, average, average_params, weights
 from scaling.interpolate.checkpoints import Checkpoint, resolve, split_spec
 from scaling.interpolate.compat import check_same_architecture
-from scaling.interpolate.evaluator import Evaluator, evaluator, resolve_mesh
 from scaling.interpolate.path import PathResult, barrier, grid, interpolate, path_losses
 
 __all__ = [
     "AverageResult",
     "Checkpoint",
-    "Evaluator",
     "PathResult",
     "average",
     "average_params",
     "barrier",
     "check_same_architecture",
-    "evaluator",
     "grid",
     "interpolate",
     "path_losses",
     "resolve",
-    "resolve_mesh",
     "split_spec",
     "weights",
 ]

@@ -145,22 +145,19 @@ def average(run_dir: str | Path, *, last: int | None = None, steps=None, ema: fl
     mesh: as in `interpolate` (None = the run's training mesh config on all devices).
     Returns an `AverageResult` (and the averaged flat params if `return_params`).
     """
-    from scaling.interpolate.checkpoints import load, saved_steps
-    from scaling.interpolate.evaluator import evaluator, resolve_mesh
     from scaling.interpolate.ops import compiled
-    from scaling.train.evaluate import run_config
+    from scaling.train import checkpoint_steps, evaluator, load_params, run_config
 
     ema = check_decay(ema)
-    chosen = select_steps(saved_steps(run_dir), last=last, steps=steps, run_dir=run_dir)
+    chosen = select_steps(checkpoint_steps(run_dir), last=last, steps=steps, run_dir=run_dir)
     cfg = run_config(run_dir)
-    mesh = resolve_mesh(mesh, cfg)
-    ev = evaluator(cfg, mesh)
-    _, toward, _ = compiled(ev.prog)
+    ev = evaluator(cfg, cfg.mesh if mesh is None else mesh)  # None: the run's training mesh
+    _, toward, _ = compiled(ev)
     last_sum = []
 
     def restored():
         for s in chosen:
-            theta = ev.place(load(run_dir, s, mesh))
+            theta = ev.place(load_params(run_dir, s, ev.mesh))
             if s == chosen[-1]:
                 last_sum.append(ev.loss_sum(theta))
             yield theta
@@ -169,5 +166,5 @@ def average(run_dir: str | Path, *, last: int | None = None, steps=None, ema: fl
     loss, last_loss = ev.losses([ev.loss_sum(avg), last_sum[0]])
     res = AverageResult(run_dir=str(Path(run_dir).absolute()), method="uniform" if ema is None else "ema",
                         decay=ema, steps=chosen, weights=weights(len(chosen), ema), loss=loss,
-                        last_step=chosen[-1], last_loss=last_loss, eval_tokens=ev.tokens, mesh=dict(mesh.shape))
+                        last_step=chosen[-1], last_loss=last_loss, eval_tokens=ev.tokens, mesh=dict(ev.mesh.shape))
     return (res, avg) if return_params else res

@@ -45,19 +45,17 @@ def main(argv=None) -> None:
     import jax
     import numpy as np
 
-    from scaling.interpolate import evaluator, grid, path_losses, resolve_mesh
-    from scaling.interpolate.checkpoints import load, saved_steps
+    from scaling.interpolate import grid, path_losses
     from scaling.runtime import enable_compilation_cache
-    from scaling.train import evaluate, run_config
+    from scaling.train import checkpoint_steps, evaluate, evaluator, load_params
 
     enable_compilation_cache()
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or _make_run(f"{tmp}/run", args.width, args.depth, args.seq)
-        a, b = saved_steps(run)[-2:]
+        a, b = checkpoint_steps(run)[-2:]
         ts = grid(args.points, (-0.5, 1.5))
-        cfg = run_config(run)
-        ev = evaluator(cfg, resolve_mesh((1, 1, 1), cfg))  # the mesh `evaluate` uses by default
-        theta_a, theta_b = (ev.place(load(run, s, ev.mesh)) for s in (a, b))
+        ev = evaluator(run)  # on one device: the mesh `evaluate` uses by default
+        theta_a, theta_b = (ev.place(load_params(run, s, ev.mesh)) for s in (a, b))
         ha, hb = jax.device_get(theta_a), jax.device_get(theta_b)
 
         def device():

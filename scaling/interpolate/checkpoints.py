@@ -4,14 +4,13 @@ A checkpoint is a run directory written by `scaling train` plus one of its saved
 `runs/tiny@200`, or `runs/tiny` (or `runs/tiny@latest`) for the latest complete one. Every
 failure names the offending text and, where a step is wrong, lists the steps that exist,
 because the usual mistake is asking for a step that `train.keep` has already deleted.
+Restoring a checkpoint is `scaling.train.load_params(run_dir, step, mesh)`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from scaling.interpolate._quiet import quiet_read_only
 
 
 @dataclass(frozen=True)
@@ -48,34 +47,11 @@ def split_spec(spec: str) -> tuple[str, int | None]:
     return run_dir, int(step)
 
 
-def saved_steps(run_dir: str | Path) -> list[int]:
-    """The steps with a complete checkpoint in a run directory; clear errors when it is not one."""
-    from scaling.train.checkpoint import checkpoint_dir
-    from scaling.train.evaluate import checkpoint_steps
-
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"no run directory {str(run_dir)!r}")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{str(run_dir)!r} is not a run directory written by `scaling train` "
-                                "(no config.json)")
-    if not checkpoint_dir(path).is_dir():
-        raise FileNotFoundError(f"run {str(run_dir)!r} has no checkpoints/ directory")
-    with quiet_read_only():
-        return checkpoint_steps(path)
-
-
-def load(run_dir: str | Path, step: int, mesh) -> dict:
-    """`scaling.train.load_params` of one saved step onto `mesh` (device placement by the run's rules)."""
-    from scaling.train.evaluate import load_params
-
-    with quiet_read_only():
-        return load_params(run_dir, step, mesh)
-
-
 def resolve(spec: str | Checkpoint | tuple) -> Checkpoint:
     """A `Checkpoint` from a spec string, a (run_dir, step) pair (step None = latest) or a Checkpoint,
     after checking that the step is saved."""
+    from scaling.train import checkpoint_steps
+
     if isinstance(spec, Checkpoint):
         run_dir, step, text = spec.run_dir, spec.step, str(spec)
     elif isinstance(spec, tuple):
@@ -88,7 +64,7 @@ def resolve(spec: str | Checkpoint | tuple) -> Checkpoint:
     else:
         run_dir, step = split_spec(spec)
         text = spec
-    steps = saved_steps(run_dir)
+    steps = checkpoint_steps(run_dir)
     if not steps:
         raise FileNotFoundError(f"checkpoint {text!r}: run {str(run_dir)!r} has no complete checkpoint")
     if step is None:

@@ -17,18 +17,17 @@ FUNCTION_FREE_KEYS = frozenset({"init_std", "compute_dtype", "attention"})
 
 def check_same_architecture(model_a, model_b, *, names=("a", "b")) -> None:
     """Raise ValueError naming the first parameter (path, both shapes) or config key that differs."""
-    from scaling.train.params import param_layout
+    from scaling.train import param_shapes
 
-    la, lb = param_layout(model_a), param_layout(model_b)
+    la, lb = param_shapes(model_a), param_shapes(model_b)
     na, nb = names
-    for name in la.names:
-        if name not in lb.abstract:
+    for name, sa in la.items():
+        if name not in lb:
             raise ValueError(f"different architectures: parameter {name!r} of {na} does not exist in {nb}")
-        sa, sb = la.abstract[name].shape, lb.abstract[name].shape
-        if sa != sb:
-            raise ValueError(f"different architectures: parameter {name!r} has shape {tuple(sa)} in {na} "
-                             f"but {tuple(sb)} in {nb}")
-    extra = [n for n in lb.names if n not in la.abstract]
+        if sa != lb[name]:
+            raise ValueError(f"different architectures: parameter {name!r} has shape {sa} in {na} "
+                             f"but {lb[name]} in {nb}")
+    extra = [n for n in lb if n not in la]
     if extra:
         raise ValueError(f"different architectures: parameter {extra[0]!r} of {nb} does not exist in {na}")
     da, db = dataclasses.asdict(model_a), dataclasses.asdict(model_b)

@@ -1,8 +1,9 @@
-"""Weight-space arithmetic on flat parameter dicts, compiled once per program and sharded.
+"""Weight-space arithmetic on flat parameter dicts, compiled once per evaluator and sharded.
 
-Each function is jitted with the trainer's parameter shardings as inputs and outputs, and
-the mixing coefficient is a traced scalar: one compile serves every t (every weight), the
-parameters never leave the devices, and a large model stays sharded as in training.
+Each function is jitted with an `Evaluator`'s parameter shardings (the trainer's) as inputs
+and outputs, and the mixing coefficient is a traced scalar: one compile serves every t
+(every weight), the parameters never leave the devices, and a large model stays sharded
+as in training.
 
     lerp(a, b, t)      = (1 − t)·a + t·b     exact at t = 0 and t = 1 (unlike a + t·(b − a))
     toward(acc, x, w)  = acc + w·(x − acc)   the running-mean / EMA update; acc is donated,
@@ -17,8 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from scaling.train.mesh import replicated
+from jax.sharding import NamedSharding, PartitionSpec
 
 
 def _lerp(a: dict, b: dict, t) -> dict:
@@ -36,9 +36,10 @@ def _distances(a: dict, b: dict):
 
 
 @functools.lru_cache(maxsize=8)
-def compiled(prog) -> tuple:
-    """(lerp, toward, distances) jitted for `prog`'s parameter shardings."""
-    p_sh, rep = prog.param_shardings, replicated(prog.mesh)
+def compiled(ev) -> tuple:
+    """(lerp, toward, distances) jitted for the parameter shardings of `ev`, a
+    `scaling.train.Evaluator` (cached per evaluator, which is itself cached)."""
+    p_sh, rep = ev.param_shardings, NamedSharding(ev.mesh, PartitionSpec())
     lerp = jax.jit(_lerp, in_shardings=(p_sh, p_sh, rep), out_shardings=p_sh)
     toward = jax.jit(_toward, in_shardings=(p_sh, p_sh, rep), out_shardings=p_sh, donate_argnums=0)
     distances = jax.jit(_distances, in_shardings=(p_sh, p_sh), out_shardings=(rep, rep, rep))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scaling.interpolate.checkpoints import Checkpoint, load, resolve
+from scaling.interpolate.checkpoints import Checkpoint, resolve
 
 
 def grid(points: int = 11, t_range: tuple[float, float] = (-0.5, 1.5)) -> list[float]:
@@ -121,14 +121,14 @@ class PathResult:
 
 
 def path_losses(ev, theta_a: dict, theta_b: dict, ts) -> list[float]:
-    """Loss (nats/token) at θ(t) = (1 − t)·θ_a + t·θ_b for each t, with `ev` (an
-    `Evaluator`); θ_a, θ_b are flat dicts placed on its shardings (`ev.place`).
+    """Loss (nats/token) at θ(t) = (1 − t)·θ_a + t·θ_b for each t, with `ev` (a
+    `scaling.train.Evaluator`); θ_a, θ_b are flat dicts placed on its shardings (`ev.place`).
 
     Each θ(t) is made on the devices by one compiled function of (θ_a, θ_b, t); at most two
     are alive at once, and the losses come to the host in one sync at the end."""
     from scaling.interpolate.ops import compiled, scalar
 
-    lerp = compiled(ev.prog)[0]
+    lerp = compiled(ev)[0]
     sums = []
     for t in ts:
         sums.append(ev.loss_sum(lerp(theta_a, theta_b, scalar(t))))
@@ -149,10 +149,8 @@ def interpolate(a, b, ts=None, *, points: int = 11, t_range: tuple[float, float]
     anything is loaded or compiled.
     """
     from scaling.interpolate.compat import check_same_architecture
-    from scaling.interpolate.evaluator import evaluator, resolve_mesh
     from scaling.interpolate.ops import compiled
-    from scaling.train.evaluate import run_config
-    from scaling.train.params import count
+    from scaling.train import evaluator, load_params, run_config
 
     ts = grid(points, t_range) if ts is None else [float(x) for x in ts]
     if not ts or not all(math.isfinite(x) for x in ts):
@@ -163,19 +161,17 @@ def interpolate(a, b, ts=None, *, points: int = 11, t_range: tuple[float, float]
     notes = []
     if cfg_a.data != cfg_b.data:
         notes.append(f"the runs' data configs differ; every point is evaluated on {a.run_dir}'s validation batches")
-    mesh = resolve_mesh(mesh, cfg_a)
-
-    ev = evaluator(cfg_a, mesh)
-    theta_a = ev.place(load(a.run_dir, a.step, mesh))
-    theta_b = ev.place(load(b.run_dir, b.step, mesh))
+    ev = evaluator(cfg_a, cfg_a.mesh if mesh is None else mesh)  # None: run A's training mesh
+    theta_a = ev.place(load_params(a.run_dir, a.step, ev.mesh))
+    theta_b = ev.place(load_params(b.run_dir, b.step, ev.mesh))
     todo = list(dict.fromkeys(ts + [0.0, 1.0]))  # the grid, then the endpoints if missing
     losses = dict(zip(todo, path_losses(ev, theta_a, theta_b, todo)))
-    distance, norm_a, norm_b = (float(x) for x in compiled(ev.prog)[2](theta_a, theta_b))
+    distance, norm_a, norm_b = (float(x) for x in compiled(ev)[2](theta_a, theta_b))
     loss = [losses[t] for t in ts]
     value, at = barrier(todo, [losses[t] for t in todo], losses[0.0], losses[1.0])
     return PathResult(
         a=a, b=b, t=ts, loss=loss, bpb=[ev.bpb(x) for x in loss],
         loss_a=losses[0.0], loss_b=losses[1.0], barrier=value, barrier_t=at,
-        eval_tokens=ev.tokens, eval_run=str(a.run_dir), mesh=dict(mesh.shape),
-        params=count(ev.prog.layout.abstract), distance=distance, norm_a=norm_a, norm_b=norm_b, notes=notes,
+        eval_tokens=ev.tokens, eval_run=str(a.run_dir), mesh=dict(ev.mesh.shape),
+        params=ev.param_count, distance=distance, norm_a=norm_a, norm_b=norm_b, notes=notes,
     )

@@ -8,21 +8,19 @@ import numpy as np
 import pytest
 from interp_helpers import EVAL_TOKENS
 
-from scaling.interpolate import average, average_params, evaluator, resolve_mesh, weights
+from scaling.interpolate import average, average_params, weights
 from scaling.interpolate.average import select_steps
-from scaling.interpolate.checkpoints import load
-from scaling.train import evaluate, load_params, run_config
+from scaling.train import evaluate, evaluator, load_params
 
 
 @pytest.fixture(scope="module")
 def ev(run_dir):
-    cfg = run_config(run_dir)
-    return evaluator(cfg, resolve_mesh((1, 1, 1), cfg))
+    return evaluator(run_dir)  # one device
 
 
 @pytest.mark.parametrize("ema", [None, 0.7])
 def test_average_of_identical_checkpoints_is_that_checkpoint(run_dir, ev, ema):
-    theta = ev.place(load(run_dir, 20, ev.mesh))
+    theta = ev.place(load_params(run_dir, 20, ev.mesh))
     avg = average_params([theta, theta, theta, theta], ema=ema)
     for name in theta:
         np.testing.assert_array_equal(np.asarray(avg[name]), np.asarray(theta[name]), err_msg=name)

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from interp_helpers import EVAL_TOKENS
 
-from scaling.interpolate import evaluator, interpolate, path_losses, resolve_mesh
-from scaling.interpolate.checkpoints import load
+from scaling.interpolate import interpolate, path_losses
 from scaling.interpolate.ops import compiled, scalar
-from scaling.train import evaluate, load_params, run_config
+from scaling.train import evaluate, evaluator, load_params
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +58,8 @@ def test_consecutive_checkpoints_have_no_barrier(one_device_path):
 
 def test_one_compile_serves_every_t(run_dir, one_device_path):
     """The path above evaluated 9 values of t with a single compilation of the lerp."""
-    cfg = run_config(run_dir)
-    ev = evaluator(cfg, resolve_mesh((1, 1, 1), cfg))
-    assert compiled(ev.prog)[0]._cache_size() == 1
+    ev = evaluator(run_dir, (1, 1, 1))
+    assert compiled(ev)[0]._cache_size() == 1
 
 
 def _permute_residual_basis(flat: dict, perm: np.ndarray) -> dict:
@@ -72,9 +70,8 @@ def _permute_residual_basis(flat: dict, perm: np.ndarray) -> dict:
 
 
 def test_a_permuted_copy_has_the_same_loss_but_a_barrier(run_dir):
-    cfg = run_config(run_dir)
-    ev = evaluator(cfg, resolve_mesh((1, 1, 1), cfg))
-    theta = ev.place(load(run_dir, 24, ev.mesh))
+    ev = evaluator(run_dir, (1, 1, 1))
+    theta = ev.place(load_params(run_dir, 24, ev.mesh))
     twin = ev.place(_permute_residual_basis(jax.device_get(theta), np.random.default_rng(0).permutation(64)))
     ts = [0.0, 0.25, 0.5, 0.75, 1.0]
     losses = path_losses(ev, theta, twin, ts)
@@ -97,14 +94,13 @@ def test_sharded_meshes_give_the_one_device_losses(run_dir, one_device_path, sha
 def test_mixed_params_stay_sharded_as_in_training(run_dir):
     """θ(t) comes out of the compiled lerp on the trainer's shardings (no host round trip),
     and is exact at t = 0 and t = 1."""
-    cfg = run_config(run_dir)
-    ev = evaluator(cfg, resolve_mesh((2, 2, 2), cfg))
-    a, b = (ev.place(load(run_dir, s, ev.mesh)) for s in (16, 20))
-    lerp = compiled(ev.prog)[0]
+    ev = evaluator(run_dir, (2, 2, 2))
+    a, b = (ev.place(load_params(run_dir, s, ev.mesh)) for s in (16, 20))
+    lerp = compiled(ev)[0]
     mixed = lerp(a, b, scalar(0.3))
     for name, x in mixed.items():
-        assert x.sharding == ev.prog.param_shardings[name], name
-    assert ev.prog.param_shardings["blocks.0.mlp.up"].spec == jax.P("fsdp", "model")
+        assert x.sharding == ev.param_shardings[name], name
+    assert ev.param_shardings["blocks.0.mlp.up"].spec == jax.P("fsdp", "model")
     for t, want in ((0.0, a), (1.0, b)):
         got = jax.device_get(lerp(a, b, scalar(t)))
         for name in got:
