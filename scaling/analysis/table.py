@@ -75,7 +75,7 @@ def load_table(
     tokens_col: str | None = None,
     flops_col: str | None = None,
     loss_col: str | None = None,
-    convention: str | float = "6N",
+    convention: str | float | None = None,
     curves: bool = False,
 ) -> pd.DataFrame:
     """Canonical table (columns params, tokens, flops, loss + the source's other columns).
@@ -85,22 +85,30 @@ def load_table(
     when one is missing (listing what exists), or when a value is non-positive or NaN
     (naming the row).
 
+    convention: k of C = k·N·D ("6N", "8N", a number, or a model-dependent convention such as
+    "exact"). Default: a results directory's recorded flop_convention, else the k a
+    table made by load_table carries in ``attrs["k"]`` (so fitting an already-loaded
+    table keeps its k), else "6N".
+
     curves=True reads a results directory's curves.csv (one row per run and evaluation),
     each row joined with its run's columns from runs.csv (finished runs only); rows
     without a loss (steps with no evaluation) are dropped rather than rejected.
     """
+    inherited = source.attrs.get("k") if isinstance(source, pd.DataFrame) else None
     df, is_results = _read(source, curves)
     if is_results:
         if "status" in df.columns:
             df = df[df["status"].astype(str) == "done"]
         params_col = params_col or ("params_nonembedding" if "params_nonembedding" in df.columns else "params")
         loss_col = loss_col or ("eval_loss" if "eval_loss" in df.columns else "loss")
-        if "flop_convention" in df.columns and convention == "6N" and df["flop_convention"].notna().any():
+        if "flop_convention" in df.columns and convention is None and df["flop_convention"].notna().any():
             convention = df["flop_convention"].dropna().iloc[0]
         if not curves and "plan_kind" in df.columns:
             # WSD trunks run at constant LR: their final losses are not annealed, so they
             # are not points of the scaling law (their cooldown branches are).
             df = df[df["plan_kind"].astype(str) != "trunk"]
+    if convention is None:
+        convention = inherited if inherited is not None else "6N"
     names = {
         "params": params_col or "params",
         "tokens": tokens_col or "tokens",

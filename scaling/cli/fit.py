@@ -26,7 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--tokens-col", default=None, help="column of training tokens D (default: tokens)")
     p.add_argument("--flops-col", default=None, help="column of training FLOPs C (default: flops)")
     p.add_argument("--loss-col", default=None, help="column of final losses (default: loss)")
-    p.add_argument("--convention", default="6N", help="FLOPs per parameter per token, e.g. 6N or 6 (default: 6N)")
+    p.add_argument("--convention", default=None,
+                   help="FLOPs per parameter per token, e.g. 6N or 6 (default: a results directory's "
+                        "recorded convention, else 6N)")
     p.add_argument("--method", default="lbfgs", choices=["lbfgs", "varpro"], help="fitting method (default: lbfgs)")
     p.add_argument("--delta", type=float, default=1e-3, help="Huber delta on log residuals (default: 1e-3)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default: 0)")

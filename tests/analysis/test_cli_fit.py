@@ -48,6 +48,17 @@ def test_fit_predict_optimal_round_trip(data_csv, tmp_path, capsys):
     assert "N_opt" in capsys.readouterr().out
 
 
+def test_the_convention_reaches_the_fit_and_the_allocation(data_csv, tmp_path):
+    """--convention 8N: tokens are C/(8N), and `scaling optimal` allocates C = 8·N·D."""
+    fit_json, opt_json = tmp_path / "fit8.json", tmp_path / "opt8.json"
+    assert main(["fit", str(data_csv), "--params-col", "n", "--flops-col", "c", "--loss-col", "final",
+                 "--convention", "8N", "--json", str(fit_json)]) == 0  # fmt: skip
+    assert json.loads(fit_json.read_text())["k"] == 8.0
+    assert main(["optimal", str(fit_json), "--flops", "1e21", "--json", str(opt_json)]) == 0
+    row = json.loads(opt_json.read_text())["optimal"][0]
+    assert row["params"] * row["tokens"] * 8 == pytest.approx(1e21)
+
+
 def test_fit_without_bootstrap_has_no_ci(data_csv, tmp_path):
     out = tmp_path / "fit.json"
     assert main(["fit", str(data_csv), "--params-col", "n", "--flops-col", "c", "--loss-col", "final",

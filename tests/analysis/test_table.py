@@ -92,3 +92,24 @@ def test_model_dependent_convention_uses_the_tables_own_ratio(tmp_path):
     with pytest.raises(ValueError, match="'exact' has no fixed FLOPs per parameter-token"):
         load_table(runs.drop(columns=["tokens"]).rename(columns={"params_nonembedding": "params",
                                                                  "eval_loss": "loss"}), convention="exact")
+
+
+def test_a_loaded_tables_k_survives_fitting_and_optimal_allocation(tmp_path):
+    """fit_law re-reads its input through load_table: a table's own k (here 'exact' FLOPs,
+    k = 13) must survive that, else Approach 3 would allocate with k = 6."""
+    from scaling.analysis import compute_optimal
+    from scaling.analysis.synthetic import isoflop_runs
+
+    truth = isoflop_runs([1e18, 1e19, 1e20], sizes=7)
+    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(len(truth))], "params_nonembedding": truth["params"],
+                         "tokens": truth["tokens"], "flops": 13.0 * truth["params"] * truth["tokens"],
+                         "flop_convention": "exact", "eval_loss": truth["loss"], "status": "done"})
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    table = load_table(tmp_path)
+    assert table.attrs["k"] == pytest.approx(13.0)
+    for source in (table, table[table["params"] > table["params"].min()], tmp_path):
+        assert fit_law(source, "chinchilla").k == pytest.approx(13.0)
+    opt = compute_optimal(fit_law(table, "chinchilla"), 1e21)
+    assert 13.0 * opt["params"] * opt["tokens"] == pytest.approx(1e21, rel=1e-6)
+    # an explicit convention still wins over what the table carries
+    assert load_table(table, convention="6N").attrs["k"] == 6.0
