@@ -13,7 +13,7 @@ checkpoint averaging.
       saved one), or with --ema an exponential moving average over them (oldest first,
       DECAY per saved checkpoint), evaluated against the last of them.
 
-A CKPT is a run directory written by `scaling train` with @STEP appended (runs/tiny@200);
+A CKPT is a run directory written by `scaling train` with @STEP appended (runs/tiny@900);
 without @STEP (or with @latest), its latest checkpoint. Keep the steps you need with
 train.keep / train.keep_eval_checkpoints / train.save_steps.
 
@@ -27,7 +27,7 @@ Parameters are restored onto a device mesh with the trainer's shardings (by defa
 run's own mesh config, as in training; --mesh D,F,M to choose) and mixed on the devices.
 
 Examples:
-  scaling interpolate runs/tiny@300 runs/tiny@600 --points 21 --range -0.5 1.5
+  scaling interpolate runs/tiny@800 runs/tiny@1000 --points 21 --range -0.5 1.5
   scaling interpolate runs/seed0 runs/seed1 --range 0 1 --json seeds.json
   scaling interpolate average runs/tiny --last 3
   scaling interpolate average runs/tiny --ema 0.8 --json ema.json
