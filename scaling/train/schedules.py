@@ -34,6 +34,19 @@ def decay_steps(cfg: ScheduleConfig, total_steps: int) -> int:
     return max(1, int(round(cfg.decay_fraction * total_steps)))
 
 
+def check_schedule(cfg: ScheduleConfig, total_steps: int) -> None:
+    """Reject a schedule that does not fit in the run: a warmup as long as the run never
+    reaches the peak rate, and a WSD warmup overlapping its cooldown has no stable phase."""
+    warm = warmup_steps(cfg, total_steps)
+    if warm >= total_steps:
+        raise ValueError(f"schedule.warmup={cfg.warmup:g} ({warm} steps) is not shorter than the run "
+                         f"({total_steps} steps); the learning rate would never reach its peak")
+    if cfg.kind == "wsd" and warm + decay_steps(cfg, total_steps) > total_steps:
+        raise ValueError(f"schedule.warmup={cfg.warmup:g} ({warm} steps) and schedule.decay_fraction="
+                         f"{cfg.decay_fraction:g} ({decay_steps(cfg, total_steps)} steps) overlap in a run of "
+                         f"{total_steps} steps")
+
+
 def learning_rate(cfg: ScheduleConfig, peak: float, t: int, total_steps: int) -> float:
     """The learning rate of update `t` (0-based) in a run of `total_steps` updates."""
     floor = cfg.min_lr_ratio * peak

@@ -22,6 +22,7 @@ as "diverged"). SIGTERM saves a checkpoint at the current step and ends the run 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -41,7 +42,7 @@ from scaling.train import metrics as M
 from scaling.train.checkpoint import Checkpoints, checkpoint_dir
 from scaling.train.config import RunConfig, diff_configs, load_config
 from scaling.train.mesh import check_batch, make_mesh
-from scaling.train.schedules import schedule_fn
+from scaling.train.schedules import check_schedule, schedule_fn
 from scaling.train.step import Program, program
 
 FINISHED = ("done", "diverged")
@@ -226,6 +227,7 @@ def train(config, out_dir) -> TrainResult:
     cfg = _as_config(config)
     out_dir = Path(out_dir).absolute()
     primary = jax.process_index() == 0
+    created = not out_dir.exists()
     _prepare_dir(out_dir)
     stored = _check_same_run(out_dir, cfg)
     previous = read_result(out_dir) if stored is not None else None
@@ -236,27 +238,34 @@ def train(config, out_dir) -> TrainResult:
         return previous
 
     # ---- everything that can reject the input, before compiling ----
-    from scaling.data import build_dataset
+    try:
+        from scaling.data import build_dataset
 
-    mesh = make_mesh(cfg.mesh)
-    t = cfg.train
-    check_batch(mesh, t.global_batch_size, t.microbatches)
-    if t.eval_batch_size:
-        check_batch(mesh, t.eval_batch_size, what="train.eval_batch_size")
-    if t.init_from is not None and not checkpoint_dir(t.init_from[0]).is_dir() and not Path(t.init_from[0]).is_dir():
-        raise FileNotFoundError(f"train.init_from: no run directory {t.init_from[0]!r}")
-    data_cfg = cfg.data.replace(eval_batch_size=t.eval_size, num_eval_batches=t.eval_batches)
-    ds = build_dataset(data_cfg)
-    if cfg.model.vocab_size < ds.vocab_size:
-        raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the data's vocabulary "
-                         f"({ds.vocab_size} tokens); set model.vocab_size = {ds.vocab_size}")
-    manifest_hash = ds.manifest.get("manifest_hash")
-    if stored is not None and stored.get("data_manifest_hash") not in (None, manifest_hash):
-        raise ValueError(f"{out_dir}: the data changed since this run started (manifest hash "
-                         f"{stored.get('data_manifest_hash')} -> {manifest_hash}); use a new --out directory")
-    plan = _Plan.make(cfg, out_dir)
-    if t.init_from is not None and t.init_from[1] >= plan.total_steps:
-        raise ValueError(f"train.init_from step {t.init_from[1]} is not before the run's last step {plan.total_steps}")
+        mesh = make_mesh(cfg.mesh)
+        t = cfg.train
+        check_batch(mesh, t.global_batch_size, t.microbatches)
+        if t.eval_batch_size:
+            check_batch(mesh, t.eval_batch_size, what="train.eval_batch_size")
+        if t.init_from is not None and not checkpoint_dir(t.init_from[0]).is_dir() and not Path(t.init_from[0]).is_dir():
+            raise FileNotFoundError(f"train.init_from: no run directory {t.init_from[0]!r}")
+        data_cfg = cfg.data.replace(eval_batch_size=t.eval_size, num_eval_batches=t.eval_batches)
+        ds = build_dataset(data_cfg)
+        if cfg.model.vocab_size < ds.vocab_size:
+            raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the data's vocabulary "
+                             f"({ds.vocab_size} tokens); set model.vocab_size = {ds.vocab_size}")
+        manifest_hash = ds.manifest.get("manifest_hash")
+        if stored is not None and stored.get("data_manifest_hash") not in (None, manifest_hash):
+            raise ValueError(f"{out_dir}: the data changed since this run started (manifest hash "
+                             f"{stored.get('data_manifest_hash')} -> {manifest_hash}); use a new --out directory")
+        plan = _Plan.make(cfg, out_dir)
+        check_schedule(cfg.schedule, plan.total_steps)
+        if t.init_from is not None and t.init_from[1] >= plan.total_steps:
+            raise ValueError(f"train.init_from step {t.init_from[1]} is not before the run's last step {plan.total_steps}")
+    except Exception:
+        if created:  # leave no empty directory behind for a rejected config
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
 
     if primary:
         from scaling.runtime import describe_devices, git_state, package_versions

@@ -113,12 +113,16 @@ def test_divergence_stops_the_run(tmp_path):
     ({"train": {"eval_batch_size": 4}}, ValueError, r"train.eval_batch_size=4 is not divisible"),
     ({"model": {"vocab_size": 100}}, ValueError, r"model.vocab_size=100 is smaller"),
     ({"train": {"init_from": ["/nonexistent/run", 4]}}, FileNotFoundError, r"/nonexistent/run"),
+    ({"schedule": {"warmup": 12}}, ValueError, r"schedule.warmup=12 \(12 steps\) is not shorter than the run \(12 steps\)"),
+    ({"schedule": {"kind": "wsd", "warmup": 0.5, "decay_fraction": 0.6}}, ValueError,
+     r"schedule.warmup=0.5 \(6 steps\) and schedule.decay_fraction=0.6 \(7 steps\) overlap"),
 ])
 def test_bad_input_fails_before_compiling(tmp_path, sections, error, message):
     compiled = step_module._program.cache_info().misses
     with pytest.raises(error, match=message):
         train(run_config(**sections), tmp_path / "run")
     assert step_module._program.cache_info().misses == compiled
+    assert not (tmp_path / "run").exists()  # a rejected config leaves no directory behind
 
 
 def test_unwritable_out_dir(tmp_path):
