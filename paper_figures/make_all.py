@@ -52,20 +52,25 @@ def make_all(results_dir, out_dir, *, only: str | None = None, verbose: bool = T
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from scaling.plotting.figure import DEFAULT_OUT, DEFAULT_RESULTS, REPO
+    from scaling.plotting.figure import DEFAULT_OUT, DEFAULT_RESULTS, REPO, resolve_dirs
 
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("results_dir", nargs="?", default=str(DEFAULT_RESULTS),
                    help=f"results directory (default: {DEFAULT_RESULTS.relative_to(REPO)})")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)})")
+    p.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)} for the "
+                                                 "committed results, else RESULTS_DIR/figures)")
     p.add_argument("--only", default=None, help="comma-separated figure names or prefixes (fig1,fig3)")
     args = p.parse_args(argv)
+    try:
+        results, out = resolve_dirs(args.results_dir, args.out)
+    except FileNotFoundError as err:
+        p.error(str(err))
     from scaling.runtime import enable_compilation_cache
 
     enable_compilation_cache()
-    made = make_all(args.results_dir, args.out, only=args.only)
+    made = make_all(results, out, only=args.only)
     done = sum(bool(v) for v in made.values())
-    print(f"{done} of {len(made)} figures written to {args.out}")
+    print(f"{done} of {len(made)} figures written to {out}")
     return 0
 
 

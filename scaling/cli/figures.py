@@ -2,21 +2,23 @@
 
 Regenerates every paper figure (paper_figures/fig*.py) as PNG and PDF from a results
 directory (default: the committed results/quickstart), into DIR (default:
-paper_figures/out). A figure whose inputs are absent is skipped with a note. The same
-inputs give byte-identical files.
+paper_figures/out for the committed results, RESULTS_DIR/figures for any other store, so
+your figures never overwrite the committed ones). A results directory without a runs table
+is an error; a figure whose other inputs are absent (e.g. muP or interpolation results) is
+skipped with a note. The same inputs give byte-identical files.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("figures", help="regenerate the paper figures (PNG + PDF)", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results_dir", nargs="?", default=None, help="results directory (default: results/quickstart)")
-    p.add_argument("--out", default=None, help="output folder (default: paper_figures/out)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: paper_figures/out for results/quickstart, else RESULTS_DIR/figures)")
     p.add_argument("--only", default=None, help="comma-separated figure names or prefixes, e.g. fig1,fig3")
     p.set_defaults(func=run)
 
@@ -36,10 +38,9 @@ def _make_all_module():
 
 
 def run(args) -> int:
-    from scaling.plotting.figure import DEFAULT_OUT, DEFAULT_RESULTS
+    from scaling.plotting.figure import resolve_dirs
 
-    results = Path(args.results_dir) if args.results_dir else DEFAULT_RESULTS
-    out = Path(args.out) if args.out else DEFAULT_OUT
+    results, out = resolve_dirs(args.results_dir, args.out)
     from scaling.runtime import enable_compilation_cache
 
     enable_compilation_cache()

@@ -83,6 +83,19 @@ def test_cli_figures(synthetic_store, tmp_path, capsys):
         "fig1_isoflop.pdf", "fig1_isoflop.png", "fig7_interpolation.pdf", "fig7_interpolation.png"]
     assert "2 of 2 figures written" in capsys.readouterr().out
     assert main(["figures", str(synthetic_store), "--only", "fig9"]) == 2  # unknown figure: a clear error
+    capsys.readouterr()
+    assert main(["figures", str(tmp_path / "nonexistent")]) == 2  # nothing drawn, a one-line error
+    assert "nonexistent' does not exist" in capsys.readouterr().err
+
+
+def test_figures_of_another_store_go_beside_it_not_over_the_committed_ones(synthetic_store, tmp_path):
+    from scaling.plotting.figure import DEFAULT_OUT, DEFAULT_RESULTS, resolve_dirs
+
+    assert resolve_dirs(None, None) == (DEFAULT_RESULTS, DEFAULT_OUT)
+    assert resolve_dirs(synthetic_store, None) == (synthetic_store, synthetic_store / "figures")
+    assert resolve_dirs(synthetic_store, tmp_path) == (synthetic_store, tmp_path)
+    with pytest.raises(FileNotFoundError, match="has no runs.csv"):
+        resolve_dirs(tmp_path, None)
 
 
 def test_figure_script_runs_alone(synthetic_store, tmp_path):
