@@ -1,8 +1,9 @@
 """`scaling plan FILE.toml`: print a sweep's runs without training.
 
 Shows each run's id, size (width, depth, N), tokens D, budget C, tokens per parameter,
-batch, steps, learning rate and an estimated time, then the total FLOPs (and, for a WSD
-plan, the saving over independent runs). The time estimate uses --throughput, else a
+batch, steps, learning rate and an estimated time, then the total FLOPs (for a WSD plan,
+the saving over independent runs; for a horizons plan, what its runs would cost as WSD
+cooldown branches instead). The time estimate uses --throughput, else a
 FLOP/s measured on this machine earlier (--calibrate, or the last sweep trained here).
 """
 

@@ -11,7 +11,9 @@ Multi-host (a TPU pod slice, or a SLURM job of several tasks): every host runs t
 command; JAX finds its peers (or pass --coordinator/--num-processes/--process-id) and
 the hosts train one run at a time, sharded; only process 0 writes the tables.
 
-Exit status: 0 when no run failed, 1 when some failed (see runs.csv), 2 bad input.
+Exit status: 0 when no run failed, 1 when some failed (see runs.csv), 2 bad input, 75
+when a run was preempted (SIGTERM: its checkpoint is saved and the sweep stopped; a
+scheduler that requeues on 75 reruns the command, which resumes it).
 """
 
 from __future__ import annotations
@@ -49,7 +51,13 @@ def run(args) -> int:
                    retry_failed=not args.no_retry_failed, progress=not args.no_progress,
                    compilation_cache=not args.no_compilation_cache, coordinator=args.coordinator,
                    num_processes=args.num_processes, process_id=args.process_id)  # fmt: skip
-    return 1 if report is not None and report.count("failed") else 0
+    if report is None:
+        return 0
+    from scaling.sweep.runner import PREEMPTED_EXIT_CODE
+
+    if report.preempted:
+        return PREEMPTED_EXIT_CODE
+    return 1 if report.count("failed") else 0
 
 
 def sweep(plan, out: Path, *, num_workers: int = 1, worker_index: int = 0, retry_failed: bool = True,

@@ -6,10 +6,14 @@ Three kinds of plan (``[sweep].kind``):
   sizes spaced evenly in log N around the expected optimum N*(C) (where tokens per
   parameter equals ``tokens_per_param``), as far out on both sides as the
   tokens-per-parameter range allows; each run trains D = C / flops_per_token(N) tokens.
-* ``horizons`` (Approach 1): every size of the family trained once, to its longest
-  horizon D = C / flops_per_token(N) over the budgets whose tokens per parameter fall
-  in range, evaluated and checkpointed at each shorter horizon on the way (horizons
-  are rounded to whole multiples of train.eval_every, where the trainer evaluates).
+* ``horizons`` (Approach 1): every size of the family trained at every budget C that
+  gives it an in-range tokens per parameter, to D = C / flops_per_token(N): one run per
+  (size, horizon), from scratch, each with its own schedule ending at its horizon.
+  Hoffmann et al. (2022) match the cosine cycle to each horizon because the mid-run
+  points of a longer cosine are not annealed (their loss is too high), so a size trained
+  once with shorter horizons read off on the way would bias Approach 1. That costs the
+  sum of all horizons; the plan reports what the same (size, horizon) grid would cost
+  as WSD cooldown branches (the ``wsd`` kind's mechanism), the cheap alternative.
 * ``wsd`` (cooldown branches): the sizes an IsoFLOP plan would pick, but each size
   trains one constant-LR trunk, and every budget that gives the size an in-range
   tokens per parameter gets a short cooldown branched from the trunk's checkpoint at
@@ -83,7 +87,6 @@ class PlannedRun:
     group: str  # runs of one group go to one worker, in order (a trunk and its branches)
     parent_run_id: str | None = None
     init_step: int | None = None  # the trunk step a branch starts from
-    eval_tokens: tuple[float, ...] = ()  # horizons evaluated on the way (Approach 1)
     train_config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,7 +103,6 @@ class PlannedRun:
     def record(self) -> dict[str, Any]:
         """The plain-data form stored as runs/<run_id>/run.json."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["eval_tokens"] = list(self.eval_tokens)
         out["train_config"] = _plain(self.train_config)
         out["flops"] = self.flops
         return out
@@ -111,6 +113,10 @@ class Plan:
     config: SweepConfig
     runs: tuple[PlannedRun, ...]
     notes: tuple[str, ...] = ()
+    # A horizons plan: FLOPs of its (size, horizon) runs as WSD cooldown branches instead
+    # (None when they cannot be, with the reason in wsd_unavailable).
+    wsd_flops: float | None = None
+    wsd_unavailable: str = ""
 
     @property
     def total_flops(self) -> float:
@@ -248,6 +254,9 @@ def plan_sweep(cfg: SweepConfig) -> Plan:
                 f"{r.steps} steps each; space the budgets further apart"
             )
         seen[r.run_id] = r
+    if cfg.sweep.kind == "horizons":
+        wsd, why = wsd_equivalent_flops(cfg, sizes, runs)
+        return Plan(cfg, tuple(runs), tuple(notes), wsd, why)
     return Plan(cfg, tuple(runs), tuple(notes))
 
 
@@ -289,7 +298,7 @@ class _Builder:
 
     def run(self, size: Size, *, plan_kind: str, budget: float | None, tokens: float, steps: int, batch: int,
             seed: int, group: str | None = None, schedule: Mapping[str, Any] | None = None,
-            save_steps=(), eval_tokens=(), parent: PlannedRun | None = None,
+            save_steps=(), parent: PlannedRun | None = None,
             init_step: int | None = None) -> PlannedRun:  # fmt: skip
         lr = self.lr(size)
         s = self.cfg.sweep
@@ -327,7 +336,6 @@ class _Builder:
             group=group or rid,
             parent_run_id=parent.run_id if parent else None,
             init_step=init_step,
-            eval_tokens=tuple(eval_tokens),
             train_config=train_config,
         )
 
@@ -349,11 +357,10 @@ def _plan_isoflop(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun]
 
 
 def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    """One run per (size, in-range budget), its schedule as long as that horizon: each
+    has its own id (the config hashed includes the steps), and a (size, budget) that an
+    IsoFLOP plan of the same config also trains is the same run, with the same id."""
     b = _Builder(cfg)
-    every = tc.base_eval_every(cfg.base)
-    if every < 1:
-        raise ValueError("a horizons plan evaluates at every horizon: set train.eval_every > 0 "
-                         "(horizons are rounded to multiples of it)")  # fmt: skip
     lo, hi = cfg.sweep.tokens_per_param_range
     runs, notes, left_out = [], [], []
     for size in sizes:
@@ -361,28 +368,46 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
         if not horizons:
             left_out.append(f"({size.width}, {size.depth})")
             continue
-        longest = max(horizons)
-        batch = b.batch_size(longest)
-        per_step = batch * size.model.seq_len
-        # The trainer evaluates at multiples of train.eval_every: each horizon is rounded to one.
-        steps_at = [every * max(1, round(b.steps(size, c / size.flops_per_token, batch, c) / every)) for c in horizons]
-        for seed in cfg.sweep.seeds:
-            runs.append(b.run(size, plan_kind="horizon", budget=longest, tokens=steps_at[-1] * per_step,
-                              steps=steps_at[-1], batch=batch, seed=seed, save_steps=steps_at[:-1],
-                              eval_tokens=[s * per_step for s in steps_at]))  # fmt: skip
+        for budget in horizons:  # each horizon its own run, its schedule ending there
+            batch = b.batch_size(budget)
+            tokens = budget / size.flops_per_token
+            steps = b.steps(size, tokens, batch, budget)
+            for seed in cfg.sweep.seeds:
+                runs.append(b.run(size, plan_kind="horizon", budget=budget, tokens=tokens, steps=steps,
+                                  batch=batch, seed=seed))  # fmt: skip
     if not runs:
         raise ValueError(f"no family member has a budget giving {lo:g}-{hi:g} tokens per parameter")
     if left_out:
         notes.append(f"left out, as no budget gives them {lo:g}-{hi:g} tokens per parameter: (width, depth) = "
                      + ", ".join(left_out))  # fmt: skip
+    sched = tc.schedule_config(cfg.base)
+    if sched.kind == "constant" or sched.min_lr_ratio == 1:
+        notes.append(f"schedule.kind={sched.kind!r}, min_lr_ratio={sched.min_lr_ratio:g}: the learning rate never "
+                     "decays, so final losses are not annealed, which Approach 1 assumes")  # fmt: skip
     return runs, notes
+
+
+def wsd_equivalent_flops(cfg: SweepConfig, sizes: list[Size], runs: list[PlannedRun]) -> tuple[float | None, str]:
+    """FLOPs of the same (size, budget) runs obtained as WSD cooldown branches from one
+    constant-LR trunk per size (as the ``wsd`` kind plans them), or None and why not."""
+    if cfg.hparams.batch_size != "fixed":
+        return None, "WSD branches share one trunk across budgets, so they need hparams.batch_size = 'fixed'"
+    by_size = {(z.width, z.depth): z for z in sizes}
+    per_size: dict[Size, list[tuple[float, int]]] = {}
+    for r in runs:
+        if r.seed == cfg.sweep.seeds[0]:
+            per_size.setdefault(by_size[r.width, r.depth], []).append((r.budget, r.steps))
+    try:
+        branched = _wsd_runs(cfg, _Builder(cfg), per_size)
+    except ValueError as err:
+        return None, f"not as WSD branches: {err}"
+    return sum(r.own_flops for r in branched), ""
 
 
 def _plan_wsd(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
     if cfg.hparams.batch_size != "fixed":
         raise ValueError("a WSD plan shares one trunk across budgets, so hparams.batch_size must be 'fixed'")
     b = _Builder(cfg)
-    frac = cfg.wsd.cooldown_fraction
     batch = b.batch_size(None)
     notes: list[str] = []
     lo, hi = cfg.sweep.tokens_per_param_range
@@ -399,6 +424,13 @@ def _plan_wsd(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], li
             if lo <= budget / size.flops_per_token / size.params <= hi:
                 steps = b.steps(size, budget / size.flops_per_token, batch, budget)
                 per_size.setdefault(size, []).append((budget, steps))
+    return _wsd_runs(cfg, b, per_size), notes
+
+
+def _wsd_runs(cfg: SweepConfig, b: _Builder, per_size: Mapping[Size, list[tuple[float, int]]]) -> list[PlannedRun]:
+    """Per size, a constant-LR trunk and one cooldown branch per (budget, steps)."""
+    frac = cfg.wsd.cooldown_fraction
+    batch = b.batch_size(None)
     runs = []
     for size in sorted(per_size, key=lambda z: z.params):
         branches = per_size[size]
@@ -422,4 +454,4 @@ def _plan_wsd(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], li
                 runs.append(b.run(size, plan_kind="branch", budget=budget, tokens=budget / size.flops_per_token,
                                   steps=steps, batch=batch, seed=seed, group=trunk.group, schedule=schedule,
                                   parent=trunk, init_step=start))  # fmt: skip
-    return runs, notes
+    return runs

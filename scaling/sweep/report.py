@@ -74,6 +74,19 @@ def format_plan(plan: Plan, flops_per_second: float | None = None, throughput_so
             f"{plan.independent_flops:.3g} FLOPs for the same runs trained independently "
             f"({saving:.0%} saved, {plan.independent_flops / plan.total_flops:.2f}x fewer FLOPs)"
         )
+    if cfg.sweep.kind == "horizons":
+        seeds = " and seed" if len(cfg.sweep.seeds) > 1 else ""
+        out.append(f"horizons: {len(plan.runs)} runs, one per (size, horizon){seeds}, each from scratch with a "
+                   f"{plan.runs[0].schedule} schedule ending at its horizon (annealed final losses for Approach 1)")
+        if plan.wsd_flops:
+            out.append(
+                f"cheaper: the same (size, horizon) runs as WSD cooldowns (a fraction {cfg.wsd.cooldown_fraction:g} "
+                f"of each horizon) branched from one constant-LR trunk per size would cost {plan.wsd_flops:.3g} "
+                f"FLOPs ({plan.wsd_flops / plan.total_flops:.0%} of this plan); sweep.kind = \"wsd\" plans such "
+                f"branches for the sizes an IsoFLOP plan picks at each budget"
+            )
+        elif plan.wsd_unavailable:
+            out.append(f"cheaper WSD cooldown branches are not available here: {plan.wsd_unavailable}")
     if flops_per_second:
         out.append(
             f"estimated time: {duration(plan.total_flops / flops_per_second)} at {flops_per_second:.3g} FLOP/s "

@@ -18,7 +18,11 @@ where ``config`` is the run's resolved trainer config as plain data and ``result
 (as attributes or keys) ``status`` (done | diverged | failed | preempted) and optionally
 ``eval_loss`` (or ``final_eval_loss``), ``steps``, ``tokens``, ``flops``, ``wall_time_s``
 (or ``wall_time``), ``error``. The default is `scaling.train.train`. A preempted run
-(SIGTERM) is left pending and the sweep stops; rerunning the command resumes it.
+is left pending and the sweep stops; rerunning the command resumes it. The real trainer
+signals preemption (SIGTERM, checkpoint saved) by raising
+`scaling.train.trainer.Preempted`, a SystemExit; a train function may also return
+status "preempted". `scaling sweep` then exits with PREEMPTED_EXIT_CODE so that a
+cluster scheduler requeues the job.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from scaling.sweep.store import TERMINAL_STATUSES, ResultsStore
 
 TrainFn = Callable[[dict, Path], Any]
 TERMINAL = TERMINAL_STATUSES  # finished: never trained again
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL, as the trainer's Preempted exits: "try again"
 
 
 # ---- hosts ---------------------------------------------------------------------------
@@ -145,6 +150,16 @@ def result_record(result: Any) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not None}
 
 
+def preempted_step(err: BaseException) -> int | None:
+    """The step a `scaling.train.trainer.Preempted` was raised at; None for any other
+    exception. (Only a loaded trainer module can have raised one, so the check never
+    imports JAX.)"""
+    trainer = sys.modules.get("scaling.train.trainer")
+    if trainer is not None and isinstance(err, trainer.Preempted):
+        return err.step
+    return None
+
+
 def default_train_fn(config: dict, run_dir: Path) -> Any:
     """`scaling.train.train` on the run's config (the real trainer)."""
     from scaling.sweep.trainer_config import build
@@ -163,6 +178,11 @@ class SweepReport:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
+
+    @property
+    def preempted(self) -> bool:
+        """A run was preempted: the sweep stopped early and a rerun resumes it."""
+        return any(r.get("preempted") for r in self.rows)
 
     @property
     def trained(self) -> int:
@@ -256,6 +276,11 @@ def _run_one(run: PlannedRun, store: ResultsStore, train_fn: TrainFn, hosts: Hos
         t0 = time.time()
         try:
             record = result_record(train_fn(_resolved_config(run, store), run_dir))
+        except SystemExit as err:  # the trainer's Preempted: checkpointed, resumable
+            step = preempted_step(err)
+            if step is None:
+                raise
+            record = result_record({"status": "preempted", "steps": step})
         except KeyboardInterrupt:
             raise  # stays "running"; a rerun finds it unclaimed (pending) and resumes it
         except Exception as err:  # noqa: BLE001 - any error fails this run, never the sweep

@@ -48,3 +48,46 @@ def test_wsd_sweep_trains_trunks_and_branches(tmp_path):
     # a second invocation trains nothing
     again = run_sweep(plan, out, progress=False, record_environment=False, log=lambda m: None)
     assert again.trained == 0 and again.count("done") == 3
+
+
+@pytest.mark.slow
+def test_sigterm_preempts_a_real_run_and_the_next_sweep_resumes_it(tmp_path, monkeypatch):
+    """The real trainer, SIGTERMed mid-run: it saves and raises `Preempted`; the sweep
+    records the run as pending ("preempted at step N; rerun to resume") and stops; the
+    next invocation resumes it from that checkpoint to the end."""
+    import os
+    import signal
+
+    from scaling.train import metrics
+
+    config = {k: v for k, v in TINY.items() if k != "wsd"}
+    config["sweep"] = {**TINY["sweep"], "kind": "isoflop", "budgets": [2e8]}
+    plan = plan_sweep(SweepConfig.from_dict(config))
+    (run,) = plan.runs
+    assert run.steps > 30
+    write = metrics.MetricsLog.write
+    sent = []
+
+    def write_then_sigterm(self, row):  # the first evaluation (step 10) is logged, then SIGTERM arrives
+        write(self, row)
+        if not sent:
+            sent.append(row["step"])
+            os.kill(os.getpid(), signal.SIGTERM)  # the trainer's handler is installed while it trains
+
+    monkeypatch.setattr(metrics.MetricsLog, "write", write_then_sigterm)
+    out = tmp_path / "out"
+    report = run_sweep(plan, out, progress=False, record_environment=False, log=lambda m: None)
+    assert sent == [10] and report.preempted
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["status"] == "pending" and row["error"] == "preempted at step 10; rerun to resume"
+    assert (out / "runs" / run.run_id / "checkpoints" / "10").is_dir()
+
+    again = run_sweep(plan, out, progress=False, record_environment=False, log=lambda m: None)
+    assert again.trained == 1 and not again.preempted
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["status"] == "done" and int(row["steps"]) == run.steps and math.isfinite(float(row["eval_loss"]))
+    with open(out / "curves.csv", newline="") as f:
+        steps = [int(c["step"]) for c in csv.DictReader(f)]
+    assert steps == sorted(set(range(10, run.steps + 1, 10)) | {run.steps})  # one curve, resumed after step 10

@@ -62,18 +62,55 @@ def test_ids_are_stable_and_follow_the_config(tmp_path):
     assert ids == {r.run_id for r in mesh.runs}
 
 
-def test_horizons_train_each_size_once_to_its_longest_horizon(tmp_path):
+def test_horizons_train_each_size_and_horizon_with_its_own_schedule(tmp_path):
+    """Approach 1 needs annealed losses at every horizon: one run per (size, horizon), each
+    from scratch with a cosine whose length is that horizon (not mid-run points of one
+    long cosine)."""
     plan = _plan(tmp_path, "horizons")
-    assert len({(r.width, r.depth) for r in plan.runs}) == len(plan.runs)
+    sizes = family_sizes(plan.config)
+    expected = {(z.width, z.depth, c) for z in sizes for c in (1e11, 3e11, 1e12)
+                if 5 <= c / z.flops_per_token / z.params <= 80}  # fmt: skip
+    assert sorted((r.width, r.depth, r.budget) for r in plan.runs) == sorted(expected)
+    assert len({r.run_id for r in plan.runs}) == len(plan.runs)
+    several = [z for z in sizes if sum((z.width, z.depth) == (r.width, r.depth) for r in plan.runs) >= 2]
+    assert len(several) >= 3  # sizes with several horizons, each its own run
     for r in plan.runs:
         model = ModelConfig(width=r.width, depth=r.depth, head_dim=8, seq_len=32)
-        fpt = flops_per_token(model, "6N")
-        # the longest horizon, rounded to a multiple of train.eval_every = 50 steps
-        assert r.steps % 50 == 0 and abs(r.steps - r.budget / fpt / 128) <= 25
-        assert r.tokens == max(r.eval_tokens) == r.steps * 128
-        save = r.train_config["train"]["save_steps"]
-        assert save == [round(t / 128) for t in r.eval_tokens][:-1]
-        assert all(s % 50 == 0 for s in save)
+        assert r.plan_kind == "horizon" and r.group == r.run_id and r.parent_run_id is None
+        assert r.tokens == r.budget / flops_per_token(model, "6N")  # D = C / flops per token, exactly
+        train, schedule = r.train_config["train"], r.train_config["schedule"]
+        assert train["steps"] == r.steps == round(r.tokens / 128)  # the cosine spans exactly this horizon
+        assert schedule["kind"] == "cosine" and r.schedule == "cosine"
+        assert not train.get("save_steps") and not train.get("init_from")
+        assert r.warmup_steps == round(0.1 * r.steps)
+        assert abs(r.flops - r.budget) / r.budget < 1e-3
+    assert plan.total_flops == pytest.approx(sum(r.flops for r in plan.runs))
+    # the cheap alternative, reported not substituted: the same grid as WSD cooldowns
+    # (20% of each horizon) from one constant-LR trunk per size
+    wsd = 0.0
+    for z in sizes:
+        steps = [r.steps for r in plan.runs if (r.width, r.depth) == (z.width, z.depth)]
+        if steps:
+            starts = [round(s * 0.8) for s in steps]
+            wsd += (max(starts) + sum(s - t for s, t in zip(steps, starts))) * 128 * z.flops_per_token
+    assert plan.wsd_flops == pytest.approx(wsd)
+    assert 0.5 * plan.total_flops < plan.wsd_flops < plan.total_flops
+
+
+def test_horizons_plan_says_what_wsd_branches_would_cost(tmp_path, capsys):
+    from scaling.cli.main import main
+
+    assert main(["plan", str(write_config(tmp_path, "horizons")), "--throughput", "1e10"]) == 0
+    out = capsys.readouterr().out
+    plan = _plan(tmp_path, "horizons")
+    assert f"horizons plan, {len(plan.runs)} runs" in out
+    assert "one per (size, horizon), each from scratch with a cosine schedule ending at its horizon" in out
+    share = f"{plan.wsd_flops:.3g} FLOPs ({plan.wsd_flops / plan.total_flops:.0%} of this plan)"
+    assert share in out and 'sweep.kind = "wsd"' in out
+    # a batch that grows with the budget cannot share a trunk: said, not silently dropped
+    grown = plan_sweep(load_sweep_config(write_config(tmp_path, "horizons"), ["hparams.batch_size='budget_power'",
+                                                                            "hparams.batch_reference_flops=1e11"]))
+    assert grown.wsd_flops is None and "batch_size = 'fixed'" in grown.wsd_unavailable
 
 
 def test_wsd_branches_save_flops(tmp_path):

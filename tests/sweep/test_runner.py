@@ -254,9 +254,14 @@ def test_workers_starting_together_do_not_trip_over_each_other(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [".gitignore", "runs"]
 
 
-def test_preempted_run_stops_the_sweep_and_resumes_next_time(tmp_path):
-    """SIGTERM (the trainer checkpoints and returns "preempted"): the run is left pending,
-    the sweep stops at once (the job is going away), and the next invocation resumes it."""
+@pytest.mark.parametrize("how", ["raised", "returned"])
+def test_preempted_run_stops_the_sweep_and_resumes_next_time(tmp_path, how):
+    """SIGTERM: the real trainer checkpoints and raises `Preempted` (a SystemExit, code
+    75); a train function may also return status "preempted". Either way the run is left
+    pending (resumable) with a note, the sweep stops at once (the job is going away), and
+    the next invocation resumes it."""
+    from scaling.train.trainer import Preempted
+
     plan = _plan(tmp_path)
     out = tmp_path / "out"
     victim = plan.runs[1].run_id
@@ -265,17 +270,79 @@ def test_preempted_run_stops_the_sweep_and_resumes_next_time(tmp_path):
     def train(config, run_dir):
         calls.append(Path(run_dir).name)
         if Path(run_dir).name == victim and calls.count(victim) == 1:
+            if how == "raised":
+                raise Preempted(7)
             return {"status": "preempted", "steps": 7}
         return fake_train(config, run_dir)
 
     report = _sweep(plan, out, train)
     assert calls == [plan.runs[0].run_id, victim]  # nothing after the preemption
-    assert report.rows[-1]["status"] == "pending"
+    assert report.preempted and report.rows[-1]["status"] == "pending"
     rows = {r["run_id"]: r for r in _read(out / "runs.csv")}
-    assert rows[victim]["status"] == "pending" and "preempted at step 7" in rows[victim]["error"]
-    _sweep(plan, out, train)
+    assert rows[victim]["status"] == "pending" and "preempted at step 7; rerun to resume" in rows[victim]["error"]
+    assert not (out / "runs" / victim / "error.txt").exists()  # not a failure
+    again = _sweep(plan, out, train)
     assert calls[2] == victim and len(calls) == len(plan.runs) + 1
+    assert not again.preempted
     assert {r["status"] for r in _read(out / "runs.csv")} == {"done"}
+
+
+def test_other_system_exits_are_not_taken_for_preemption(tmp_path):
+    plan = _plan(tmp_path)
+
+    def train(config, run_dir):
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit) as err:
+        _sweep(plan, tmp_path / "out", train)
+    assert err.value.code == 3
+
+
+def test_scaling_sweep_exits_75_when_preempted(tmp_path, monkeypatch, capsys):
+    """`scaling sweep` exits 75 (EX_TEMPFAIL) on preemption, so a scheduler requeues it."""
+    from scaling.cli.main import main
+    from scaling.sweep import runner
+    from scaling.train.trainer import Preempted
+
+    def train(config, run_dir):
+        raise Preempted(3)
+
+    monkeypatch.setattr(runner, "default_train_fn", train)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the throughput cache stays untouched
+    assert main(["sweep", str(write_config(tmp_path)), "--out", str(tmp_path / "out"), "--no-progress"]) == 75
+    assert "preempted" in capsys.readouterr().err
+    rows = _read(tmp_path / "out" / "runs.csv")
+    assert [r["status"] for r in rows] == ["pending"] * len(rows)
+    assert "preempted at step 3" in rows[0]["error"] and rows[1]["error"] == ""
+
+
+def test_horizons_sweep_has_one_final_row_per_size_and_horizon(tmp_path):
+    """A horizons store gives Approach 1 (and 3) one annealed final loss per (N, D): each
+    run's curve ends at its own horizon, and runs.csv holds that final point."""
+    pd = pytest.importorskip("pandas")
+    from scaling.analysis.envelope import envelope_analysis
+    from scaling.analysis.table import load_table
+
+    plan = _plan(tmp_path, "horizons")
+    out = tmp_path / "out"
+    report = _sweep(plan, out, CountingTrain())
+    assert report.trained == len(plan.runs) and report.count("done") == len(plan.runs)
+    runs = load_table(out)
+    assert len(runs) == len(plan.runs) and set(runs["plan_kind"]) == {"horizon"}
+    assert not runs.duplicated(["params", "tokens"]).any()
+    for r in plan.runs:
+        row = runs[runs["run_id"] == r.run_id].iloc[0]
+        assert row["tokens"] == r.steps * 128 and row["budget"] == r.budget  # trained to its own horizon
+    curves = load_table(out, curves=True)
+    last = curves.sort_values("tokens").groupby("run_id").tail(1).set_index("run_id")
+    final = runs.set_index("run_id")
+    assert sorted(last.index) == sorted(final.index)
+    pd.testing.assert_series_equal(last["loss"].sort_index(), final["loss"].sort_index(), check_names=False)
+    pd.testing.assert_series_equal(last["tokens"].sort_index(), final["tokens"].sort_index(), check_names=False)
+    # Approach 1 reads the store (the fake loss falls with width alone, so the widest run
+    # reaching each FLOP value wins: keep those boundary points)
+    env = envelope_analysis(curves, n_boot=20, drop_boundary=False)
+    assert set(env.grid["run_id"].dropna()) <= set(final.index) and env.grid["used"].sum() >= 2
 
 
 def test_finished_runs_in_committed_tables_are_adopted_not_retrained(tmp_path):
