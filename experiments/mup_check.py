@@ -173,8 +173,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    coord_check(ds, widths).to_csv(out / "coord_check.csv", index=False, float_format="%.6g")
-    lr_transfer(ds, widths, lrs, steps).to_csv(out / "lr_transfer.csv", index=False, float_format="%.6g")
+    from scaling.atomic import write_text
+
+    write_text(out / "coord_check.csv", coord_check(ds, widths).to_csv(index=False, float_format="%.6g"))
+    write_text(out / "lr_transfer.csv", lr_transfer(ds, widths, lrs, steps).to_csv(index=False, float_format="%.6g"))
     print(f"wrote {out}/coord_check.csv and lr_transfer.csv in {time.time() - t0:.0f} s")
     return 0
 

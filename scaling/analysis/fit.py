@@ -323,9 +323,9 @@ class FitResult:
     def to_json(self, path=None, **kw) -> str:
         text = json.dumps(self.to_dict(), indent=2, **kw)
         if path is not None:
-            from pathlib import Path
+            from scaling.atomic import write_text
 
-            Path(path).write_text(text + "\n")
+            write_text(path, text + "\n")
         return text
 
     @classmethod

@@ -25,12 +25,9 @@ def read_fit(path):
 
 def write_json(path, payload: dict) -> None:
     """Write JSON atomically (temp file, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n")
-    tmp.replace(p)
-    print(f"wrote {p}")
+    from scaling.atomic import write_json as write
+
+    print(f"wrote {write(path, payload)}")
 
 
 def jsonable(value):

@@ -165,7 +165,10 @@ def isoflop_figure(iso, path: Path, *, target: float, chinchilla: tuple[float, f
     bx.set_title("Optimal size against compute")
     bx.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    from scaling.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
 
 

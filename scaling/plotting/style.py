@@ -24,6 +24,8 @@ import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib import ticker as mticker
 
+from scaling.atomic import atomic_path
+
 __all__ = [
     "LABELS",
     "METHOD_STYLES",
@@ -113,7 +115,8 @@ def save(fig, out_dir: str | Path, name: str, *, formats: Sequence[str] = ("png"
     for fmt in formats:
         path = out / f"{name}.{fmt}"
         meta = {"png": _PNG_METADATA, "pdf": _PDF_METADATA}.get(fmt)
-        fig.savefig(path, format=fmt, metadata=meta)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, metadata=meta)
         paths.append(path)
     plt.close(fig)
     return paths

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scaling.sweep.plan import Plan
 from scaling.runtime import git_state, package_versions
+from scaling.sweep.plan import Plan
 from scaling.sweep.store import ResultsStore, read_json, write_atomic, write_json
 
 # The parts of a manifest that describe the sweep itself; the rest describes the environment.
