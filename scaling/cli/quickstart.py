@@ -44,6 +44,10 @@ def run(args) -> int:
     plan = plan_sweep(load_sweep_config(args.config, args.overrides))
     out = Path(args.out)
     report = sweep(plan, out, progress=not args.no_progress)
+    if report.preempted:  # no analysis of a partial sweep; rerunning the command resumes it
+        from scaling.sweep.runner import PREEMPTED_EXIT_CODE
+
+        return PREEMPTED_EXIT_CODE
     print()
     analyze(out, plan.config)
     return 1 if report.count("failed") else 0

@@ -43,3 +43,19 @@ def test_sweep_rejects_a_bad_worker_index_before_training(tmp_path, capsys):
     assert code == 2
     assert "--worker-index=2" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_quickstart_stops_without_analysis_when_preempted(tmp_path, monkeypatch, capsys):
+    """A preempted quickstart exits 75 (a scheduler requeues it) and fits nothing partial."""
+    import scaling.cli.quickstart as quickstart
+    import scaling.cli.sweep as sweep_cli
+    from scaling.sweep.runner import SweepReport
+
+    def preempted_sweep(plan, out, progress=True):
+        report = SweepReport(out)
+        report.rows.append({"run_id": plan.runs[0].run_id, "action": "trained", "status": "pending", "preempted": True})
+        return report
+
+    monkeypatch.setattr(sweep_cli, "sweep", preempted_sweep)
+    monkeypatch.setattr(quickstart, "analyze", lambda *a, **k: pytest.fail("analysed a preempted sweep"))
+    assert main(["quickstart", "--out", str(tmp_path / "q"), "--no-progress"]) == 75
