@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from scaling import atomic
+
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 
 RUN_COLUMNS = (
@@ -54,20 +56,9 @@ RUN_LOCK_FILE = ".lock"
 
 # ---- atomic files --------------------------------------------------------------------
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the other users of a shared directory
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write `text` to `path` so readers see the old file or the new one, never a part
+    (fsynced: stores live on shared file systems)."""
+    atomic.write_text(path, text, fsync=True)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+
+from scaling import atomic
 
 # bf16 dense peak FLOP/s per device (per chip for TPUs) by substring of `device_kind`
 # (vendors' datasheets, without sparsity); the first match wins, so variants come first.
@@ -48,10 +49,7 @@ def _clean(value):
 
 
 def write_json_atomic(path: str | Path, obj) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -76,9 +74,7 @@ class MetricsLog:
         if not enabled:
             return
         rows = [r for r in read_rows(self.path) if resume_step is not None and r.get("step", 0) <= resume_step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         self.last = rows[-1] if rows else None
 
     def write(self, row: dict) -> None:
