@@ -58,7 +58,11 @@ def measure(cfg, batch: int, steps: int) -> dict:
     import jax
     import numpy as np
 
-    from scaling.model.accounting import flops_per_token, params_nonembedding, params_total
+    from scaling.model.accounting import (
+        flops_per_token,
+        params_nonembedding,
+        params_total,
+    )
     from scaling.train.config import MeshConfig, OptimizerConfig
     from scaling.train.mesh import make_mesh
     from scaling.train.metrics import peak_flops
