@@ -88,8 +88,39 @@ def constrain(x: jax.Array, logical: LogicalSpec) -> jax.Array:
     if current is None:
         return x
     mesh, rules = current
-    spec = logical_to_mesh(logical, rules, mesh)
+    if mesh.size == 1:  # nothing to place: keep one-device programs free of sharding ops
+        return x
+    spec = fit_to_shape(logical_to_mesh(logical, rules, mesh), x.shape, mesh)
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
+def fit_to_shape(spec: PartitionSpec, shape: Sequence[int], mesh: Mesh) -> PartitionSpec:
+    """`spec` with every dimension that its mesh axes do not divide left unsplit, as the
+    trainer stores such parameters (e.g. vocab 257 over model=2): an uneven split would
+    be padded, and every use of it resharded."""
+    dims = []
+    for size, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+        ways = 1
+        for a in (axes,) if isinstance(axes, str) else axes or ():
+            ways *= mesh.shape[a]
+        dims.append(axes if size % ways == 0 else None)
+    return PartitionSpec(*dims)
+
+
+def split_of(logical: str) -> tuple[tuple[str, ...], int]:
+    """The mesh axes the active rules split one logical axis over, and into how many parts
+    (`((), 1)` outside `use_rules`). Lets a layer lay out a computation so that each
+    device's part lines up with its shards, e.g. a fused matmul over several weights."""
+    current = active()
+    if current is None:
+        return (), 1
+    mesh, rules = current
+    (axes,) = logical_to_mesh((logical,), rules, mesh)
+    axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+    ways = 1
+    for a in axes:
+        ways *= mesh.shape[a]
+    return axes, ways
 
 
 def named_sharding(mesh: Mesh, logical: LogicalSpec | None, rules=DEFAULT_RULES) -> NamedSharding:

@@ -16,7 +16,7 @@ from flax import nnx
 
 from scaling.model import parameterization as pz
 from scaling.model.config import ModelConfig
-from scaling.sharding import constrain
+from scaling.sharding import constrain, split_of
 
 F32 = jnp.float32
 ACT = ("batch", "length", "embed")
@@ -73,17 +73,55 @@ class Attention(nnx.Module):
         self.scale = pz.attention_scale(cfg)
         self.impl = cfg.attention
 
+    def _qkv(self, x2: jax.Array, b: int, t: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """q[B, H, T, D], k and v[B, KV, T, D] from tokens x2[B*T, width].
+
+        One 2-D [B*T, width] @ [width, (h + 2kv)*hd] matmul: XLA:CPU inserts transposing
+        copies around 3-D einsums' weight gradients (PERF.md). When the heads are split n
+        ways over the mesh (tensor parallelism), the fused kernel's columns are ordered
+        shard-major: part i holds the q, k and v heads of shard i, so the concatenation,
+        the matmul, its gradients and the split into q, k, v need no communication, and
+        the backward pass all-reduces one input gradient where three matmuls would
+        all-reduce three. (A plain [q | k | v] concatenation split n ways puts q's and
+        k's heads on the wrong shards: GSPMD reshuffled it with all-to-alls and
+        collective-permutes every step.) With n = 1 it is that plain concatenation.
+        """
+        dt = self.dtype
+        w = x2.shape[1]
+        h, kv, hd = self.q.shape[1], self.k.shape[1], self.k.shape[2]
+        q_axes, n = _split(h, "heads")
+        kv_axes, _ = _split(kv, "heads" if kv == h else "kv")
+        weights = (self.q[...], self.k[...], self.v[...])
+
+        if kv_axes != q_axes:
+            # k, v split differently from q (grouped-query attention with "kv" unsplit):
+            # one matmul per projection, each weight all-gathered over "embed" only (the
+            # FSDP gather) and keeping its own head split.
+            def alone(wt: jax.Array, axis: str | None) -> jax.Array:
+                wt = constrain(wt.reshape(w, -1), (None, axis)).astype(dt)
+                return (x2 @ wt).reshape(b, t, -1, hd).transpose(0, 2, 1, 3)
+
+            q_axis, kv_axis = ("heads" if q_axes else None), ("kv" if kv_axes else None)
+            return alone(weights[0], q_axis), alone(weights[1], kv_axis), alone(weights[2], kv_axis)
+        if n == 1:
+            wqkv = jnp.concatenate([wt.reshape(w, -1) for wt in weights], axis=1).astype(dt)
+            qkv = (x2 @ wqkv).reshape(b, t, h + 2 * kv, hd).transpose(0, 2, 1, 3)
+            return qkv[:, :h], qkv[:, h : h + kv], qkv[:, h + kv :]
+        wqkv = jnp.concatenate([wt.reshape(w, n, -1) for wt in weights], axis=2).reshape(w, -1).astype(dt)
+        heads = (h // n, kv // n, kv // n)
+        # [B, n, h/n + 2kv/n, T, D]: shard i's q, k and v heads along the third axis
+        qkv = (x2 @ wqkv).reshape(b, t, n, sum(heads), hd).transpose(0, 2, 3, 1, 4)
+        out, start = [], 0
+        for count in heads:
+            out.append(qkv[:, :, start : start + count].reshape(b, n * count, t, hd))
+            start += count
+        return tuple(out)
+
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
         dt = self.dtype
         b, t, w = x.shape
-        h, kv, hd = self.q.shape[1], self.k.shape[1], self.k.shape[2]
-        # One 2-D [B*T, width] @ [width, (h + 2kv)*hd] matmul for q, k, v: XLA:CPU
-        # inserts transposing copies around 3-D einsums' weight gradients (PERF.md).
-        wqkv = jnp.concatenate(
-            [self.q[...].reshape(w, h * hd), self.k[...].reshape(w, kv * hd), self.v[...].reshape(w, kv * hd)], axis=1
-        ).astype(dt)
-        qkv = (x.reshape(b * t, w) @ wqkv).reshape(b, t, h + 2 * kv, hd).transpose(0, 2, 1, 3)
-        q, k, v = qkv[:, :h], qkv[:, h : h + kv], qkv[:, h + kv :]
+        h, hd = self.q.shape[1], self.q.shape[2]
+        q, k, v = self._qkv(x.reshape(b * t, w), b, t)
         # Heads-major [B, H, T, D]: the attention matmuls batch over (B, H).
         q = constrain(apply_rope(q * jnp.asarray(self.scale, dt), cos, sin), HEADS_ACT)
         k = apply_rope(k, cos, sin)
@@ -94,6 +132,13 @@ class Attention(nnx.Module):
             block = ATTENTION_BLOCK if self.impl == "blocked" else None
             out = constrain(causal_attention(q, k, v, block=block), HEADS_ACT).transpose(0, 2, 1, 3)
         return (out.reshape(b * t, h * hd) @ self.o[...].reshape(h * hd, w).astype(dt)).reshape(b, t, w)
+
+
+def _split(count: int, logical: str) -> tuple[tuple[str, ...], int]:
+    """Mesh axes and parts that `count` heads on `logical` are split into: none when the
+    parts do not divide `count`, as the trainer then keeps the parameter replicated."""
+    axes, ways = split_of(logical)
+    return ((), 1) if count % ways else (axes, ways)
 
 
 def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int | None = None) -> jax.Array:

@@ -9,7 +9,7 @@ from flax import nnx
 from scaling.model import parameterization as pz
 from scaling.model.config import ModelConfig
 from scaling.model.layers import ACT, F32, Block, RMSNorm, param, rope_table
-from scaling.sharding import constrain
+from scaling.sharding import constrain, split_of
 
 
 class Transformer(nnx.Module):
@@ -34,6 +34,27 @@ class Transformer(nnx.Module):
         if not cfg.tied_embeddings:
             self.readout = param(rngs, (cfg.width, cfg.vocab_size), ("embed", "vocab"), pz.init_std(cfg, "readout"))
 
+    def _lookup(self, tokens: jax.Array) -> jax.Array:
+        """Token embeddings x[B, T, width], the table first brought to a layout that the
+        gather can use without resharding its output.
+
+        The table is stored (vocab, embed) over (model, fsdp), the tokens split over the
+        batch axes (data, fsdp). Left alone, GSPMD gathers along the table's embed split
+        and must then move the output onto the batch split: with all-to-alls at best, and
+        on meshes such as (2, 2, 2) or (2, 4, 1) only by replicating everything
+        ("involuntary full rematerialization"). So, whichever moves fewer bytes per step
+        and device:
+        - a table with at most as many rows as a batch shard has tokens (a byte-level
+          vocab) is all-gathered whole, and each device looks up its own tokens;
+        - a larger one is all-gathered over embed only (the FSDP gather every weight
+          gets) and, when its vocab is split, looked up vocab-parallel: each vocab shard
+          finds the tokens in its slice and one all-reduce of the activations sums them.
+        Outside `use_rules` both are a plain `take`.
+        """
+        table = self.embedding[...]
+        whole = table.shape[0] <= tokens.size // split_of("batch")[1]
+        return jnp.take(constrain(table, (None, None) if whole else ("vocab", None)), tokens, axis=0)
+
     def __call__(self, tokens: jax.Array, *, return_activations: bool = False):
         cfg = self.cfg
         dt = jnp.dtype(cfg.compute_dtype)
@@ -43,7 +64,7 @@ class Transformer(nnx.Module):
         cos, sin = (jnp.asarray(a[:t]) for a in rope_table(cfg.seq_len, cfg.head_dim, float(cfg.rope_theta)))
         acts: dict[str, jax.Array] = {}
 
-        x = constrain(jnp.take(self.embedding[...], tokens, axis=0).astype(dt), ACT)
+        x = constrain(self._lookup(tokens).astype(dt), ACT)
         if return_activations:
             acts["embedding"] = x
         if cfg.scan_layers:
@@ -64,9 +85,11 @@ class Transformer(nnx.Module):
 
         h = self.final_norm(x)
         if cfg.tied_embeddings:
-            logits = jnp.einsum("btd,vd->btv", h, self.embedding[...].astype(dt), preferred_element_type=F32)
+            table = constrain(self.embedding[...], ("vocab", None))  # gathered over embed (FSDP)
+            logits = jnp.einsum("btd,vd->btv", h, table.astype(dt), preferred_element_type=F32)
         else:
-            logits = jnp.einsum("btd,dv->btv", h, self.readout[...].astype(dt), preferred_element_type=F32)
+            readout = constrain(self.readout[...], (None, "vocab"))  # gathered over embed (FSDP)
+            logits = jnp.einsum("btd,dv->btv", h, readout.astype(dt), preferred_element_type=F32)
         mult = pz.output_multiplier(cfg)
         if mult != 1.0:
             logits = logits * mult
