@@ -41,11 +41,12 @@ SHAPES = {512: 8, 768: 12, 1024: 24, 1536: 24, 2048: 24}
 SMOKE = dict(widths=[64, 128], depth=2, seq_len=128, vocab=512, head_dim=32, batch=4, steps=3)
 
 
-def model_config(width: int, depth: int, *, seq_len: int, vocab: int, head_dim: int, dtype: str):
+def model_config(width: int, depth: int, *, seq_len: int, vocab: int, head_dim: int, dtype: str,
+                 remat: str = "none", scan: bool = False):
     from scaling.model import ModelConfig
 
     return ModelConfig(width=width, depth=depth, vocab_size=vocab, seq_len=seq_len, head_dim=head_dim,
-                       compute_dtype=dtype, attention="xla")
+                       compute_dtype=dtype, attention="xla", remat=remat, scan_layers=scan)
 
 
 def _is_oom(err: Exception) -> bool:
@@ -116,7 +117,7 @@ def run_shape(width: int, depth: int, args) -> dict:
     import jax
 
     cfg = model_config(width, depth, seq_len=args.seq_len, vocab=args.vocab, head_dim=args.head_dim,
-                       dtype=args.dtype)
+                       dtype=args.dtype, remat=args.remat, scan=args.scan_layers)
     batch = args.batch
     while batch >= 1:
         try:
@@ -164,6 +165,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16, help="starting batch in sequences (halved on OOM)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    ap.add_argument("--remat", default="none", choices=("none", "full", "save_dots"),
+                    help="model.remat: recompute activations to fit larger batches (MFU counts model FLOPs only)")
+    ap.add_argument("--scan-layers", action="store_true", help="model.scan_layers (faster compiles at depth)")
     ap.add_argument("--smoke", action="store_true", help="tiny shapes, any backend: checks the script")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -198,7 +202,8 @@ def main() -> None:
     result = {
         "command": "python benchmarks/gpu_mfu.py " + " ".join(sys.argv[1:]),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "setting": {"seq_len": args.seq_len, "vocab": args.vocab, "head_dim": args.head_dim, "dtype": args.dtype},
+        "setting": {"seq_len": args.seq_len, "vocab": args.vocab, "head_dim": args.head_dim, "dtype": args.dtype,
+                    "remat": args.remat, "scan_layers": args.scan_layers},
         "environment": {"device_kind": device.device_kind, "backend": jax.default_backend(), "jax": jax.__version__,
                         "python": platform.python_version(), "peak_tflops": peak / 1e12 if peak else None},
         "rows": rows,

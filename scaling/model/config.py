@@ -18,6 +18,7 @@ MLP_KINDS = ("gelu", "swiglu")
 DTYPES = ("float32", "bfloat16")
 PARAMETERIZATIONS = ("sp", "mup")
 ATTENTION_IMPLS = ("blocked", "full", "xla")
+REMAT_POLICIES = ("none", "full", "save_dots")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class ModelConfig:
     attention: "blocked" (causal attention in query chunks of 64 that skip fully
         masked key blocks; fastest on CPU), "full" (the whole T×T matrix, masked), or
         "xla" (`jax.nn.dot_product_attention`, for accelerators' fused kernels).
+    remat: activation rematerialization per block, trading FLOPs for memory on
+        accelerators: "none"; "full" (keep only each block's input, recompute the rest
+        in the backward pass: about a third more FLOPs); "save_dots" (keep matmul
+        outputs, recompute the elementwise work). Gradients are unchanged; FLOP
+        accounting and MFU count model FLOPs, not the recomputation. On CPU the memory
+        saving shows only with scan_layers (XLA:CPU hoists an unrolled model's
+        recomputation back into the forward pass; tests/model/test_remat.py).
     """
 
     width: int
@@ -61,6 +69,7 @@ class ModelConfig:
     norm_eps: float = 1e-6
     scan_layers: bool = False
     attention: str = "blocked"
+    remat: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("width", "depth", "vocab_size", "seq_len", "head_dim", "base_width"):
@@ -82,6 +91,7 @@ class ModelConfig:
         _check_choice("param_dtype", self.param_dtype, ("float32",))
         _check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
         _check_choice("attention", self.attention, ATTENTION_IMPLS)
+        _check_choice("remat", self.remat, REMAT_POLICIES)
         for name in ("tied_embeddings", "scan_layers"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")

@@ -16,6 +16,7 @@ from flax import nnx
 
 from scaling.model import parameterization as pz
 from scaling.model.config import ModelConfig
+from scaling.model.precision import einsum_f32
 from scaling.sharding import constrain, split_of
 
 F32 = jnp.float32
@@ -156,13 +157,13 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int | None
     outs = []
     for start in range(0, t, step):
         stop = min(start + step, t)
-        s = jnp.einsum("bngqd,bnkd->bngqk", q[:, :, :, start:stop], k[:, :, :stop], preferred_element_type=F32)
+        s = einsum_f32("bngqd,bnkd->bngqk", q[:, :, :, start:stop], k[:, :, :stop])
         visible = np.tril(np.ones((stop - start, stop), dtype=bool), k=start)
         s = jnp.where(visible, s, np.float32(-1e30))
         e = jnp.exp(s - jax.lax.stop_gradient(jnp.max(s, axis=-1, keepdims=True)))
         # Normalise after the p·v matmul: dividing [.., q, d] instead of [.., q, k]
         # (measured ~10% faster per block on CPU).
-        o = jnp.einsum("bngqk,bnkd->bngqd", e.astype(v.dtype), v[:, :, :stop], preferred_element_type=F32)
+        o = einsum_f32("bngqk,bnkd->bngqd", e.astype(v.dtype), v[:, :, :stop])
         outs.append((o / jnp.sum(e, axis=-1, keepdims=True)).astype(v.dtype))
     out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=3)
     return out.reshape(b, h, t, d)

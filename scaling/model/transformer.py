@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from scaling.model import parameterization as pz
 from scaling.model.config import ModelConfig
-from scaling.model.layers import ACT, F32, Block, RMSNorm, param, rope_table
+from scaling.model.layers import ACT, Block, RMSNorm, param, rope_table
+from scaling.model.precision import einsum_f32
 from scaling.sharding import constrain, split_of
 
 
@@ -71,7 +74,7 @@ class Transformer(nnx.Module):
             graphdef, state = nnx.split(self.blocks)
 
             def body(h, layer_state):
-                h = nnx.merge(graphdef, layer_state)(h, cos, sin)
+                h = _checkpointed(lambda st, h: nnx.merge(graphdef, st)(h, cos, sin), cfg.remat)(layer_state, h)
                 return h, (h if return_activations else None)
 
             x, ys = jax.lax.scan(body, x, state)
@@ -79,17 +82,21 @@ class Transformer(nnx.Module):
                 acts.update({f"block_{i}": ys[i] for i in range(cfg.depth)})
         else:
             for i, block in enumerate(self.blocks):
-                x = block(x, cos, sin)
+                if cfg.remat == "none":
+                    x = block(x, cos, sin)
+                else:
+                    graph, block_state = nnx.split(block)
+                    x = _checkpointed(functools.partial(_apply_block, graph, cos=cos, sin=sin), cfg.remat)(block_state, x)
                 if return_activations:
                     acts[f"block_{i}"] = x
 
         h = self.final_norm(x)
         if cfg.tied_embeddings:
             table = constrain(self.embedding[...], ("vocab", None))  # gathered over embed (FSDP)
-            logits = jnp.einsum("btd,vd->btv", h, table.astype(dt), preferred_element_type=F32)
+            logits = einsum_f32("btd,vd->btv", h, table.astype(dt))
         else:
             readout = constrain(self.readout[...], (None, "vocab"))  # gathered over embed (FSDP)
-            logits = jnp.einsum("btd,dv->btv", h, readout.astype(dt), preferred_element_type=F32)
+            logits = einsum_f32("btd,dv->btv", h, readout.astype(dt))
         mult = pz.output_multiplier(cfg)
         if mult != 1.0:
             logits = logits * mult
@@ -98,6 +105,20 @@ class Transformer(nnx.Module):
             acts["logits"] = logits
             return logits, acts
         return logits
+
+
+def _apply_block(graph, block_state, x, *, cos, sin):
+    return nnx.merge(graph, block_state)(x, cos, sin)
+
+
+def _checkpointed(fn, remat: str):
+    """`fn(block_state, x)` under the config's rematerialization policy: "none" as is,
+    "full" saves only the block's input, "save_dots" also the outputs of its weight
+    matmuls (the 2-D projections; attention's batched matmuls are recomputed)."""
+    if remat == "none":
+        return fn
+    policy = jax.checkpoint_policies.dots_with_no_batch_dims_saveable if remat == "save_dots" else None
+    return jax.checkpoint(fn, policy=policy)
 
 
 def _stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:

@@ -271,7 +271,7 @@ SECTIONS = ("model", "data", *_OWN_SECTIONS)
 # Keys that may differ when a run directory is resumed (they do not change the numbers).
 RESUME_FREE_KEYS = {("data", "cache_dir"), ("train", "progress"), ("train", "log_every"),
                     ("train", "async_checkpointing"), ("mesh", "data"), ("mesh", "fsdp"), ("mesh", "model"),
-                    ("mesh", "rules")}
+                    ("mesh", "rules"), ("model", "remat")}
 
 
 def _section_class(name: str):
@@ -410,9 +410,20 @@ def diff_configs(old: dict, new: dict, ignore=RESUME_FREE_KEYS) -> list[str]:
     out = []
     for section in sorted(set(old) | set(new)):
         a, b = old.get(section, {}) or {}, new.get(section, {}) or {}
+        defaults = _field_defaults(section)
         for key in sorted(set(a) | set(b)):
             if (section, key) in ignore:
                 continue
-            if a.get(key) != b.get(key):
-                out.append(f"{section}.{key}: {a.get(key)!r} (existing run) != {b.get(key)!r} (this config)")
+            # an option added after the run started reads as its default there
+            va, vb = a.get(key, defaults.get(key)), b.get(key, defaults.get(key))
+            if va != vb:
+                out.append(f"{section}.{key}: {va!r} (existing run) != {vb!r} (this config)")
     return out
+
+
+def _field_defaults(section: str) -> dict[str, Any]:
+    try:
+        cls = _section_class(section)
+    except KeyError:
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}

@@ -24,6 +24,7 @@ def test_derived_shapes():
         (dict(width=128, depth=2, param_dtype="bfloat16"), "param_dtype='bfloat16'"),
         (dict(width=128, depth=2, parameterization="ntk"), "parameterization='ntk'"),
         (dict(width=128, depth=2, attention="flash"), "attention='flash'"),
+        (dict(width=128, depth=2, remat="yes"), "remat='yes'"),
         (dict(width=128, depth=2, init_std=0.0), "init_std=0.0"),
         (dict(width=128, depth=2, base_width=0), "base_width=0"),
         (dict(width=128.0, depth=2), "width=128.0 must be an integer"),

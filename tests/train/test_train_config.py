@@ -129,3 +129,16 @@ def test_multi_host_detection_and_flag_errors(monkeypatch):
     monkeypatch.setenv("SCALING_NUM_PROCESSES", "x")
     with pytest.raises(ValueError, match="SCALING_NUM_PROCESSES='x' must be an integer"):
         distributed.initialize(process_id=0)
+
+
+def test_runs_started_before_an_option_existed_resume_at_its_default():
+    """A run's stored config lacks options added to the trainer later: they read as their
+    defaults, so the run resumes; a non-default value is still a difference."""
+    new = RunConfig.from_dict(RUN).to_dict()
+    old = json.loads(json.dumps(new))
+    del old["model"]["tied_embeddings"], old["schedule"]["decay_shape"]
+    assert diff_configs(old, new) == []
+    changed = RunConfig.from_dict(run_config(model={"tied_embeddings": True})).to_dict()
+    assert diff_configs(old, changed) == ["model.tied_embeddings: False (existing run) != True (this config)"]
+    # rematerialization changes memory, not numbers: a run may resume with another policy
+    assert diff_configs(new, RunConfig.from_dict(run_config(model={"remat": "full"})).to_dict()) == []
