@@ -14,9 +14,9 @@ from typing import Any
 
 import jax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding
 
-from scaling.sharding import logical_to_mesh
+from scaling.sharding import fit_to_shape, logical_to_mesh
 
 
 def _key_name(k: Any) -> str:
@@ -48,17 +48,9 @@ class ParamLayout:
     def shardings(self, mesh: Mesh, rules) -> dict[str, NamedSharding]:
         """Each parameter's sharding under `rules`; a dimension that its mesh axes do not
         divide (e.g. vocab 257 over model=2) stays replicated."""
-        out = {}
-        for n in self.names:
-            spec = logical_to_mesh(self.logical[n], rules, mesh)
-            dims = []
-            for size, axes in zip(self.abstract[n].shape, tuple(spec) + (None,) * len(self.abstract[n].shape)):
-                ways = 1
-                for a in (axes,) if isinstance(axes, str) else axes or ():
-                    ways *= mesh.shape[a]
-                dims.append(axes if size % ways == 0 else None)
-            out[n] = NamedSharding(mesh, PartitionSpec(*dims))
-        return out
+        return {n: NamedSharding(mesh, fit_to_shape(logical_to_mesh(self.logical[n], rules, mesh),
+                                                     self.abstract[n].shape, mesh))
+                for n in self.names}
 
     def kind(self, name: str) -> str:
         from scaling.model.parameterization import param_kind
