@@ -160,6 +160,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "mup"))
     p.add_argument("--quick", action="store_true", help="a small grid (smoke test, ~30 s)")
+    p.add_argument("--transfer-only", type=int, metavar="STEPS", default=None,
+                   help="only the LR sweep, STEPS long, at lr 2^-9..2^-5, into lr_transfer_STEPS.csv")
     args = p.parse_args(argv)
 
     from scaling.data import DataConfig, build_dataset
@@ -175,6 +177,12 @@ def main(argv=None) -> int:
     t0 = time.time()
     from scaling.atomic import write_text
 
+    if args.transfer_only:
+        name = f"lr_transfer_{args.transfer_only}.csv"
+        table = lr_transfer(ds, widths, tuple(2.0**k for k in range(-9, -4)), args.transfer_only)
+        write_text(out / name, table.to_csv(index=False, float_format="%.6g"))
+        print(f"wrote {out}/{name} in {time.time() - t0:.0f} s")
+        return 0
     write_text(out / "coord_check.csv", coord_check(ds, widths).to_csv(index=False, float_format="%.6g"))
     write_text(out / "lr_transfer.csv", lr_transfer(ds, widths, lrs, steps).to_csv(index=False, float_format="%.6g"))
     print(f"wrote {out}/coord_check.csv and lr_transfer.csv in {time.time() - t0:.0f} s")
