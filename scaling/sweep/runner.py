@@ -21,16 +21,21 @@ where ``config`` is the run's resolved trainer config as plain data and ``result
 is left pending and the sweep stops; rerunning the command resumes it. The real trainer
 signals preemption (SIGTERM, checkpoint saved) by raising
 `scaling.train.trainer.Preempted`, a SystemExit; a train function may also return
-status "preempted". `scaling sweep` then exits with PREEMPTED_EXIT_CODE so that a
+status "preempted". A SIGTERM outside the trainer's loop (between runs, or while a run is
+set up or compiled) stops a single-process sweep the same way, the run pending at its last
+complete checkpoint. `scaling sweep` then exits with PREEMPTED_EXIT_CODE so that a
 cluster scheduler requeues the job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -150,6 +155,39 @@ def result_record(result: Any) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not None}
 
 
+class SweepTerminated(BaseException):
+    """SIGTERM reached the sweep outside the trainer's own handler (between runs, or while a
+    run was being set up or compiled). A BaseException, so that no `except Exception`
+    mistakes it for a failed run; the runner records the run as preempted and stops."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds(hosts: Hosts):
+    """While the sweep runs, SIGTERM raises SweepTerminated, except inside the trainer's
+    loop, whose own handler saves a checkpoint first and raises Preempted. Single-process
+    only: on a multi-host job an exception on one process would strand the others in
+    their collectives, so there the default (terminate) stays."""
+    if hosts.count != 1 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        raise SweepTerminated()
+
+    old = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _last_checkpoint(run_dir: Path) -> int:
+    """The newest complete checkpoint step in a run directory (Orbax writes a step under a
+    temporary name and renames it to the bare number when complete); 0 if none."""
+    steps = [int(p.name) for p in (Path(run_dir) / "checkpoints").glob("*") if p.name.isdigit()]
+    return max(steps, default=0)
+
+
 def preempted_step(err: BaseException) -> int | None:
     """The step a `scaling.train.trainer.Preempted` was raised at; None for any other
     exception. (Only a loaded trainer module can have raised one, so the check never
@@ -175,14 +213,16 @@ class SweepReport:
 
     out_dir: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
+    terminated: bool = False  # SIGTERM between runs
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
 
     @property
     def preempted(self) -> bool:
-        """A run was preempted: the sweep stopped early and a rerun resumes it."""
-        return any(r.get("preempted") for r in self.rows)
+        """A run was preempted, or SIGTERM came between runs: the sweep stopped early and a
+        rerun resumes it."""
+        return self.terminated or any(r.get("preempted") for r in self.rows)
 
     @property
     def trained(self) -> int:
@@ -218,15 +258,20 @@ def run_sweep(
     report = SweepReport(store.root)
     bar = _SweepBar(mine, enabled=progress and hosts.is_writer)
     try:
-        for run in mine:
-            row = _run_one(run, store, train_fn, hosts, retry_failed, log)
-            report.rows.append(row)
-            bar.advance(run, row)
-            if hosts.is_writer and row["action"] != "skipped":
-                store.consolidate()
-            if row.get("preempted"):
-                log("[sweep] preempted (SIGTERM): stopping; rerun the same command to resume")
-                break
+        with _sigterm_unwinds(hosts):
+            try:
+                for run in mine:
+                    row = _run_one(run, store, train_fn, hosts, retry_failed, log)
+                    report.rows.append(row)
+                    bar.advance(run, row)
+                    if hosts.is_writer and row["action"] != "skipped":
+                        store.consolidate()
+                    if row.get("preempted"):
+                        log("[sweep] preempted (SIGTERM): stopping; rerun the same command to resume")
+                        break
+            except SweepTerminated:  # between runs: nothing was training
+                report.terminated = True
+                log("[sweep] SIGTERM between runs: stopping; rerun the same command to resume")
     finally:
         bar.close()
         if hosts.is_writer:
@@ -281,6 +326,8 @@ def _run_one(run: PlannedRun, store: ResultsStore, train_fn: TrainFn, hosts: Hos
             if step is None:
                 raise
             record = result_record({"status": "preempted", "steps": step})
+        except SweepTerminated:  # SIGTERM before the trainer took over its handling (set-up, compile)
+            record = result_record({"status": "preempted", "steps": _last_checkpoint(run_dir)})
         except KeyboardInterrupt:
             raise  # stays "running"; a rerun finds it unclaimed (pending) and resumes it
         except Exception as err:  # noqa: BLE001 - any error fails this run, never the sweep

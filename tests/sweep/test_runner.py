@@ -287,6 +287,47 @@ def test_preempted_run_stops_the_sweep_and_resumes_next_time(tmp_path, how):
     assert {r["status"] for r in _read(out / "runs.csv")} == {"done"}
 
 
+@pytest.mark.parametrize("when", ["set-up", "runner"])
+def test_sigterm_outside_the_trainers_loop_stops_the_sweep_resumably(tmp_path, when):
+    """SIGTERM before the trainer installs its own handler (data, compile), or in the
+    runner's own code between trainings: the sweep stops without a traceback, a run that
+    had started is pending at its last complete checkpoint, the SIGTERM handler is
+    restored, and a rerun finishes everything."""
+    import signal
+
+    plan = _plan(tmp_path)
+    out = tmp_path / "out"
+    victim = plan.runs[1].run_id
+    calls = []
+
+    def train(config, run_dir):
+        calls.append(Path(run_dir).name)
+        if when == "set-up" and Path(run_dir).name == victim and calls.count(victim) == 1:
+            (Path(run_dir) / "checkpoints" / "4").mkdir(parents=True)  # an earlier start's checkpoint
+            (Path(run_dir) / "checkpoints" / "8.orbax-checkpoint-tmp-1").mkdir()  # half-written
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise AssertionError("SIGTERM did not interrupt")
+        return fake_train(config, run_dir)
+
+    def log(message):  # the runner logs just before it calls the train function
+        if when == "runner" and message.startswith(f"[sweep] training {victim}") and victim not in calls:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    report = run_sweep(plan, out, train_fn=train, progress=False, record_environment=False, log=log)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert report.preempted
+    rows = {r["run_id"]: r for r in _read(out / "runs.csv")}
+    assert rows[plan.runs[0].run_id]["status"] == "done" and rows[plan.runs[2].run_id]["status"] == "pending"
+    if when == "set-up":
+        assert calls == [plan.runs[0].run_id, victim]
+        assert rows[victim]["status"] == "pending" and "preempted at step 4" in rows[victim]["error"]
+    else:
+        assert calls == [plan.runs[0].run_id] and rows[victim]["status"] == "pending"
+    again = _sweep(plan, out, CountingTrain())
+    assert not again.preempted and all(r["status"] == "done" for r in _read(out / "runs.csv"))
+
+
 def test_other_system_exits_are_not_taken_for_preemption(tmp_path):
     plan = _plan(tmp_path)
 
