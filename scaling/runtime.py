@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Exit status of a run or sweep stopped by SIGTERM after saving its state (EX_TEMPFAIL,
+# "try again"): schedulers that requeue on it rerun the command, which resumes.
+PREEMPTED_EXIT_CODE = 75
+
 _DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scaling" / "jax"
 
 

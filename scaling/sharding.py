@@ -13,6 +13,7 @@ map to the same mesh axis (parameters shard "embed" over "fsdp" while activation
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -98,13 +99,8 @@ def fit_to_shape(spec: PartitionSpec, shape: Sequence[int], mesh: Mesh) -> Parti
     """`spec` with every dimension that its mesh axes do not divide left unsplit, as the
     trainer stores such parameters (e.g. vocab 257 over model=2): an uneven split would
     be padded, and every use of it resharded."""
-    dims = []
-    for size, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
-        ways = 1
-        for a in (axes,) if isinstance(axes, str) else axes or ():
-            ways *= mesh.shape[a]
-        dims.append(axes if size % ways == 0 else None)
-    return PartitionSpec(*dims)
+    padded = tuple(spec) + (None,) * (len(shape) - len(spec))
+    return PartitionSpec(*(axes if size % _ways(mesh, axes) == 0 else None for size, axes in zip(shape, padded)))
 
 
 def split_of(logical: str) -> tuple[tuple[str, ...], int]:
@@ -116,11 +112,17 @@ def split_of(logical: str) -> tuple[tuple[str, ...], int]:
         return (), 1
     mesh, rules = current
     (axes,) = logical_to_mesh((logical,), rules, mesh)
-    axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
-    ways = 1
-    for a in axes:
-        ways *= mesh.shape[a]
-    return axes, ways
+    return _as_tuple(axes), _ways(mesh, axes)
+
+
+def _as_tuple(axes: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """One PartitionSpec entry (None, a mesh axis, or several) as a tuple of mesh axes."""
+    return () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+
+
+def _ways(mesh: Mesh, axes: str | tuple[str, ...] | None) -> int:
+    """Into how many parts one PartitionSpec entry splits a dimension on `mesh`."""
+    return math.prod(mesh.shape[a] for a in _as_tuple(axes))
 
 
 def named_sharding(mesh: Mesh, logical: LogicalSpec | None, rules=DEFAULT_RULES) -> NamedSharding:

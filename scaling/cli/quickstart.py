@@ -45,7 +45,7 @@ def run(args) -> int:
     out = Path(args.out)
     report = sweep(plan, out, progress=not args.no_progress)
     if report.preempted:  # no analysis of a partial sweep; rerunning the command resumes it
-        from scaling.sweep.runner import PREEMPTED_EXIT_CODE
+        from scaling.runtime import PREEMPTED_EXIT_CODE
 
         return PREEMPTED_EXIT_CODE
     print()

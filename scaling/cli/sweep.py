@@ -53,7 +53,7 @@ def run(args) -> int:
                    num_processes=args.num_processes, process_id=args.process_id)  # fmt: skip
     if report is None:
         return 0
-    from scaling.sweep.runner import PREEMPTED_EXIT_CODE
+    from scaling.runtime import PREEMPTED_EXIT_CODE
 
     if report.preempted:
         return PREEMPTED_EXIT_CODE

@@ -70,11 +70,16 @@ class Transformer(nnx.Module):
         x = constrain(self._lookup(tokens).astype(dt), ACT)
         if return_activations:
             acts["embedding"] = x
+
+        def block_fn(graph):  # (block state, x) -> x, under the config's remat policy
+            return _checkpointed(functools.partial(_apply_block, graph, cos=cos, sin=sin), cfg.remat)
+
         if cfg.scan_layers:
             graphdef, state = nnx.split(self.blocks)
+            run_block = block_fn(graphdef)
 
             def body(h, layer_state):
-                h = _checkpointed(lambda st, h: nnx.merge(graphdef, st)(h, cos, sin), cfg.remat)(layer_state, h)
+                h = run_block(layer_state, h)
                 return h, (h if return_activations else None)
 
             x, ys = jax.lax.scan(body, x, state)
@@ -86,7 +91,7 @@ class Transformer(nnx.Module):
                     x = block(x, cos, sin)
                 else:
                     graph, block_state = nnx.split(block)
-                    x = _checkpointed(functools.partial(_apply_block, graph, cos=cos, sin=sin), cfg.remat)(block_state, x)
+                    x = block_fn(graph)(block_state, x)
                 if return_activations:
                     acts[f"block_{i}"] = x
 

@@ -13,9 +13,6 @@ from scaling.runtime import git_state, package_versions
 from scaling.sweep.plan import Plan
 from scaling.sweep.store import ResultsStore, read_json, write_atomic, write_json
 
-# The parts of a manifest that describe the sweep itself; the rest describes the environment.
-_PLAN_KEYS = ("sweep", "seeds", "data_seed")
-
 
 def write_sweep_files(store: ResultsStore, plan: Plan, *, record_environment: bool = True) -> None:
     """sweep.toml, manifest.json, runs/plan.json and every planned run's run.json.
@@ -32,10 +29,9 @@ def write_sweep_files(store: ResultsStore, plan: Plan, *, record_environment: bo
         store.write_run(run.record())
     write_json(store.runs_dir / "plan.json", {"run_ids": [r.run_id for r in plan.runs]})
     path = store.root / "manifest.json"
-    new = manifest(plan, record_environment=record_environment, previous=path)
     old = _read_manifest(path)
-    if old is None or any(old.get(k) != new.get(k) for k in _PLAN_KEYS):
-        write_json(path, new)
+    if old is None or any(old.get(k) != v for k, v in _plan_part(plan).items()):
+        write_json(path, manifest(plan, record_environment=record_environment, previous=path))
 
 
 def record_training(store: ResultsStore, plan: Plan, *, record_environment: bool = True) -> None:
@@ -43,6 +39,25 @@ def record_training(store: ResultsStore, plan: Plan, *, record_environment: bool
     creation time is kept; every run's own config.json records its own start's commit)."""
     path = store.root / "manifest.json"
     write_json(path, manifest(plan, record_environment=record_environment, previous=path))
+
+
+def _plan_part(plan: Plan) -> dict[str, Any]:
+    """The part of a manifest that describes the sweep itself (the rest describes the
+    environment that wrote it)."""
+    cfg = plan.config
+    return {
+        "sweep": {
+            "name": cfg.sweep.name,
+            "kind": cfg.sweep.kind,
+            "runs": len(plan.runs),
+            "budgets": list(cfg.sweep.budgets),
+            "flops_total": plan.total_flops,
+            "flops_independent_runs": plan.independent_flops,
+            "flop_convention": cfg.sweep.flop_convention,
+        },
+        "seeds": list(cfg.sweep.seeds),
+        "data_seed": cfg.base.get("data", {}).get("seed", 0),
+    }
 
 
 def _read_manifest(path: Path) -> dict | None:
@@ -55,17 +70,7 @@ def _read_manifest(path: Path) -> dict | None:
 def manifest(plan: Plan, *, record_environment: bool = True, previous: Path | None = None) -> dict[str, Any]:
     cfg = plan.config
     out: dict[str, Any] = {
-        "sweep": {
-            "name": cfg.sweep.name,
-            "kind": cfg.sweep.kind,
-            "runs": len(plan.runs),
-            "budgets": list(cfg.sweep.budgets),
-            "flops_total": plan.total_flops,
-            "flops_independent_runs": plan.independent_flops,
-            "flop_convention": cfg.sweep.flop_convention,
-        },
-        "seeds": list(cfg.sweep.seeds),
-        "data_seed": cfg.base.get("data", {}).get("seed", 0),
+        **_plan_part(plan),
         "packages": package_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -390,8 +390,6 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
 def wsd_equivalent_flops(cfg: SweepConfig, sizes: list[Size], runs: list[PlannedRun]) -> tuple[float | None, str]:
     """FLOPs of the same (size, budget) runs obtained as WSD cooldown branches from one
     constant-LR trunk per size (as the ``wsd`` kind plans them), or None and why not."""
-    if cfg.hparams.batch_size != "fixed":
-        return None, "WSD branches share one trunk across budgets, so they need hparams.batch_size = 'fixed'"
     by_size = {(z.width, z.depth): z for z in sizes}
     per_size: dict[Size, list[tuple[float, int]]] = {}
     for r in runs:
@@ -404,9 +402,14 @@ def wsd_equivalent_flops(cfg: SweepConfig, sizes: list[Size], runs: list[Planned
     return sum(r.own_flops for r in branched), ""
 
 
-def _plan_wsd(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+def _require_fixed_batch(cfg: SweepConfig) -> None:
     if cfg.hparams.batch_size != "fixed":
-        raise ValueError("a WSD plan shares one trunk across budgets, so hparams.batch_size must be 'fixed'")
+        raise ValueError("WSD branches share one trunk across budgets, so they need hparams.batch_size = 'fixed' "
+                         f"(not {cfg.hparams.batch_size!r})")
+
+
+def _plan_wsd(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    _require_fixed_batch(cfg)
     b = _Builder(cfg)
     batch = b.batch_size(None)
     notes: list[str] = []
@@ -429,6 +432,7 @@ def _plan_wsd(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], li
 
 def _wsd_runs(cfg: SweepConfig, b: _Builder, per_size: Mapping[Size, list[tuple[float, int]]]) -> list[PlannedRun]:
     """Per size, a constant-LR trunk and one cooldown branch per (budget, steps)."""
+    _require_fixed_batch(cfg)
     frac = cfg.wsd.cooldown_fraction
     batch = b.batch_size(None)
     runs = []

@@ -23,8 +23,8 @@ signals preemption (SIGTERM, checkpoint saved) by raising
 `scaling.train.trainer.Preempted`, a SystemExit; a train function may also return
 status "preempted". A SIGTERM outside the trainer's loop (between runs, or while a run is
 set up or compiled) stops a single-process sweep the same way, the run pending at its last
-complete checkpoint. `scaling sweep` then exits with PREEMPTED_EXIT_CODE so that a
-cluster scheduler requeues the job.
+complete checkpoint. `scaling sweep` then exits with `scaling.runtime.PREEMPTED_EXIT_CODE`
+(75) so that a cluster scheduler requeues the job.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from scaling.sweep.store import TERMINAL_STATUSES, ResultsStore
 
 TrainFn = Callable[[dict, Path], Any]
 TERMINAL = TERMINAL_STATUSES  # finished: never trained again
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL, as the trainer's Preempted exits: "try again"
 
 
 # ---- hosts ---------------------------------------------------------------------------

@@ -137,25 +137,9 @@ _MISSING = object()
 
 def _defaults() -> dict[str, dict[str, Any]]:
     """Each trainer section's field defaults, in the JSON shape of `RunConfig.to_dict()`."""
-    import dataclasses
-    import json
+    from scaling.train.config import SECTIONS, field_defaults
 
-    from scaling.data import DataConfig
-    from scaling.model import ModelConfig
-    from scaling.train.config import MeshConfig, OptimizerConfig, ScheduleConfig, TrainConfig
-
-    classes = {"model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig,
-               "schedule": ScheduleConfig, "train": TrainConfig, "mesh": MeshConfig}  # fmt: skip
-    out: dict[str, dict[str, Any]] = {}
-    for name, cls in classes.items():
-        section = {}
-        for f in dataclasses.fields(cls):
-            if f.default is not dataclasses.MISSING:
-                section[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                section[f.name] = f.default_factory()
-        out[name] = json.loads(json.dumps(section, default=list))
-    return out
+    return {name: field_defaults(name) for name in SECTIONS}
 
 
 def build(config: Mapping[str, Mapping[str, Any]]):

@@ -410,7 +410,7 @@ def diff_configs(old: dict, new: dict, ignore=RESUME_FREE_KEYS) -> list[str]:
     out = []
     for section in sorted(set(old) | set(new)):
         a, b = old.get(section, {}) or {}, new.get(section, {}) or {}
-        defaults = _field_defaults(section)
+        defaults = field_defaults(section)
         for key in sorted(set(a) | set(b)):
             if (section, key) in ignore:
                 continue
@@ -421,9 +421,17 @@ def diff_configs(old: dict, new: dict, ignore=RESUME_FREE_KEYS) -> list[str]:
     return out
 
 
-def _field_defaults(section: str) -> dict[str, Any]:
+def field_defaults(section: str) -> dict[str, Any]:
+    """A config section's field defaults in the JSON shape of `RunConfig.to_dict()` (as a
+    run's config.json holds them); {} for an unknown section."""
     try:
         cls = _section_class(section)
     except KeyError:
         return {}
-    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return json.loads(json.dumps(out, default=list))

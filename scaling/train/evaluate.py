@@ -39,7 +39,7 @@ from scaling.train.config import MeshConfig, RunConfig, load_config
 from scaling.train.mesh import check_batch, make_mesh
 from scaling.train.params import param_layout
 from scaling.train.step import Program, program
-from scaling.train.trainer import eval_arrays, eval_metrics
+from scaling.train.trainer import eval_arrays, eval_loss_sum, eval_metrics
 
 # ---- run directories -----------------------------------------------------------------
 
@@ -184,11 +184,7 @@ class Evaluator:
         """Sum over the validation batches of the per-batch mean loss, as a device scalar
         (no host sync): the trainer's `eval_loss` before its division, in its order.
         `params` must be placed (`place`)."""
-        total = None
-        for b in self.batches:
-            loss = self.prog.eval_step(params, b)
-            total = loss if total is None else total + loss
-        return total
+        return eval_loss_sum(self.prog, params, self.batches)
 
     def losses(self, sums) -> list[float]:
         """Host floats (nats per token) of several `loss_sum` results, in one sync."""

@@ -38,6 +38,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from scaling.runtime import PREEMPTED_EXIT_CODE
 from scaling.train import metrics as M
 from scaling.train.checkpoint import Checkpoints, checkpoint_dir
 from scaling.train.config import RunConfig, diff_configs, load_config
@@ -53,7 +54,7 @@ class Preempted(SystemExit):
     exit (status 75, "try again"); rerunning resumes. result.json says "preempted"."""
 
     def __init__(self, step: int) -> None:
-        super().__init__(75)
+        super().__init__(PREEMPTED_EXIT_CODE)
         self.step = step
 
 
@@ -133,13 +134,19 @@ def eval_arrays(prog: Program, ds, cfg: RunConfig) -> list[jax.Array]:
     return [put_batch(prog, b, size) for b in local]
 
 
-def eval_loss(prog: Program, params: dict, batches: list[jax.Array]) -> float:
-    """Mean held-out loss (nats/token) over the fixed validation batches (one host sync)."""
+def eval_loss_sum(prog: Program, params: dict, batches) -> jax.Array:
+    """Sum over the fixed validation batches of the per-batch mean loss, as a device scalar
+    (no host sync; the one summation order every evaluation uses)."""
     total = None
     for b in batches:
         loss = prog.eval_step(params, b)
         total = loss if total is None else total + loss
-    return float(jax.device_get(total)) / len(batches)
+    return total
+
+
+def eval_loss(prog: Program, params: dict, batches: list[jax.Array]) -> float:
+    """Mean held-out loss (nats/token) over the fixed validation batches (one host sync)."""
+    return float(jax.device_get(eval_loss_sum(prog, params, batches))) / len(batches)
 
 
 def eval_metrics(loss: float, bytes_per_token: float) -> dict:
