@@ -91,15 +91,23 @@ def np_objective(theta, lnN, lnD, lnL, w):
     ar = np.abs(r)
     h = np.where(ar <= DELTA, 0.5 * r * r, DELTA * (ar - 0.5 * DELTA))
     psi = np.clip(r, -DELTA, DELTA) * w / s
-    g = np.array([(psi * x3).sum(), (psi * x1).sum(), (psi * x2).sum(), -(psi * x1 * lnN).sum(), -(psi * x2 * lnD).sum()])
+    g = np.array(
+        [(psi * x3).sum(), (psi * x1).sum(), (psi * x2).sum(), -(psi * x1 * lnN).sum(), -(psi * x2 * lnD).sum()]
+    )
     return float(h @ w), g
 
 
 def scipy_fit(theta0, arrays, w):
     from scipy.optimize import minimize
 
-    r = minimize(np_objective, theta0, args=(*arrays, w), jac=True, method="L-BFGS-B",
-                 options=dict(ftol=1e-15, gtol=1e-10, maxiter=10_000, maxfun=20_000))
+    r = minimize(
+        np_objective,
+        theta0,
+        args=(*arrays, w),
+        jac=True,
+        method="L-BFGS-B",
+        options=dict(ftol=1e-15, gtol=1e-10, maxiter=10_000, maxfun=20_000),
+    )
     return r.x, r.fun
 
 
@@ -158,8 +166,12 @@ def main(argv=None) -> int:
     starts = law.start_grid()
     n_boot = 400 if args.quick else 4000
     n_grid_boot = 16 if args.quick else 1000
-    report = {"command": " ".join([sys.executable.split("/")[-1]] + sys.argv), "machine": machine(),
-              "load_average_start": load(), "data": {"points": pts.n, "source": str(DATA.relative_to(REPO.parent))}}
+    report = {
+        "command": " ".join([sys.executable.split("/")[-1]] + sys.argv),
+        "machine": machine(),
+        "load_average_start": load(),
+        "data": {"points": pts.n, "source": str(DATA.relative_to(REPO.parent))},
+    }
     print(json.dumps(report["machine"]), flush=True)
 
     # 1. grid fit ---------------------------------------------------------------------
@@ -168,8 +180,11 @@ def main(argv=None) -> int:
     print(f"grid fit (pruned): wall {wall:.3f} s, cpu {cpu:.3f} s, objective {fit.objective:.7e}", flush=True)
     fit_law(df, prune=None)
     fit_all, wall_all, cpu_all = best_of(lambda: fit_law(df, prune=None), 2)
-    print(f"grid fit (every start converged): wall {wall_all:.3f} s, cpu {cpu_all:.3f} s, "
-          f"{fit_all.n_at_best}/{fit_all.n_starts} starts at the best", flush=True)
+    print(
+        f"grid fit (every start converged): wall {wall_all:.3f} s, cpu {cpu_all:.3f} s, "
+        f"{fit_all.n_at_best}/{fit_all.n_starts} starts at the best",
+        flush=True,
+    )
     sub = starts[::20]
     w1 = np.ones(pts.n)
     with Timer() as t:
@@ -180,23 +195,45 @@ def main(argv=None) -> int:
     ours = fit.theta
     report["grid_fit"] = {
         "starts": len(starts),
-        "ours_pruned": {"wall_s": wall, "cpu_s": cpu, "objective": fit.objective, "n_kept": fit.n_kept,
-                        "n_at_best": fit.n_at_best, "converged": fit.converged, "params": fit.params},
-        "ours_all_starts": {"wall_s": wall_all, "cpu_s": cpu_all, "objective": fit_all.objective,
-                            "n_at_best": fit_all.n_at_best, "params": fit_all.params},
-        "scipy": {"starts_timed": len(sub), "wall_s_timed": t.wall, "cpu_s_timed": t.cpu,
-                  "wall_s_scaled": t.wall * scale, "cpu_s_scaled": t.cpu * scale,
-                  "objective": float(sp_f.min()), "params": dict(zip(law.params, law.to_natural(sp_best).tolist())),
-                  "n_at_best": int(np.sum(sp_f <= sp_f.min() * (1 + 1e-6)))},
+        "ours_pruned": {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "objective": fit.objective,
+            "n_kept": fit.n_kept,
+            "n_at_best": fit.n_at_best,
+            "converged": fit.converged,
+            "params": fit.params,
+        },
+        "ours_all_starts": {
+            "wall_s": wall_all,
+            "cpu_s": cpu_all,
+            "objective": fit_all.objective,
+            "n_at_best": fit_all.n_at_best,
+            "params": fit_all.params,
+        },
+        "scipy": {
+            "starts_timed": len(sub),
+            "wall_s_timed": t.wall,
+            "cpu_s_timed": t.cpu,
+            "wall_s_scaled": t.wall * scale,
+            "cpu_s_scaled": t.cpu * scale,
+            "objective": float(sp_f.min()),
+            "params": dict(zip(law.params, law.to_natural(sp_best).tolist())),
+            "n_at_best": int(np.sum(sp_f <= sp_f.min() * (1 + 1e-6))),
+        },
         "speedup_wall": t.wall * scale / wall,
         "speedup_cpu": t.cpu * scale / cpu,
-        "optimum_agrees": bool(abs(fit.objective - sp_f.min()) <= 1e-6 * sp_f.min()
-                               and np.max(np.abs(ours[3:] - sp_best[3:])) < 1e-4),
+        "optimum_agrees": bool(
+            abs(fit.objective - sp_f.min()) <= 1e-6 * sp_f.min() and np.max(np.abs(ours[3:] - sp_best[3:])) < 1e-4
+        ),
         "max_abs_diff_exponents": float(np.max(np.abs(ours[3:] - sp_best[3:]))),
         "objective_rel_diff": float(abs(fit.objective - sp_f.min()) / sp_f.min()),
     }
-    print(f"scipy: {t.wall:.2f} s wall for {len(sub)} starts -> {t.wall * scale:.1f} s for {len(starts)}; "
-          f"objective {sp_f.min():.7e}", flush=True)
+    print(
+        f"scipy: {t.wall:.2f} s wall for {len(sub)} starts -> {t.wall * scale:.1f} s for {len(starts)}; "
+        f"objective {sp_f.min():.7e}",
+        flush=True,
+    )
 
     # 2. bootstrap from the optimum ---------------------------------------------------
     bootstrap(df, fit=fit, n=n_boot, seed=0)  # compile
@@ -214,10 +251,20 @@ def main(argv=None) -> int:
     se = boot.se()
     report["bootstrap_from_optimum"] = {
         "resamples": n_boot,
-        "ours": {"wall_s": bwall, "cpu_s": bcpu, "converged_fraction": float(boot.converged.mean()),
-                 "se": se, "ci95": boot.ci()},
-        "scipy": {"resamples_timed": n_sp, "wall_s_timed": t.wall, "cpu_s_timed": t.cpu,
-                  "wall_s_scaled": t.wall * scale_b, "cpu_s_scaled": t.cpu * scale_b},
+        "ours": {
+            "wall_s": bwall,
+            "cpu_s": bcpu,
+            "converged_fraction": float(boot.converged.mean()),
+            "se": se,
+            "ci95": boot.ci(),
+        },
+        "scipy": {
+            "resamples_timed": n_sp,
+            "wall_s_timed": t.wall,
+            "cpu_s_timed": t.cpu,
+            "wall_s_scaled": t.wall * scale_b,
+            "cpu_s_scaled": t.cpu * scale_b,
+        },
         "speedup_wall": t.wall * scale_b / bwall,
         "speedup_cpu": t.cpu * scale_b / bcpu,
         "epoch_se": {"alpha": 0.0154, "beta": 0.0206, "E": 0.0257},
@@ -227,9 +274,12 @@ def main(argv=None) -> int:
         "max_relative_objective_excess_ours": float(np.max((f_ours - f_sp) / f_sp)),
         "optima_agree": bool(diff.max() < 1e-3),
     }
-    print(f"bootstrap {n_boot}: ours wall {bwall:.2f} s cpu {bcpu:.2f} s; scipy {t.wall:.2f} s for {n_sp} -> "
-          f"{t.wall * scale_b:.1f} s; SE alpha {se['alpha']:.4f} beta {se['beta']:.4f} E {se['E']:.4f}; "
-          f"max |diff| vs scipy {diff.max():.2e}", flush=True)
+    print(
+        f"bootstrap {n_boot}: ours wall {bwall:.2f} s cpu {bcpu:.2f} s; scipy {t.wall:.2f} s for {n_sp} -> "
+        f"{t.wall * scale_b:.1f} s; SE alpha {se['alpha']:.4f} beta {se['beta']:.4f} E {se['E']:.4f}; "
+        f"max |diff| vs scipy {diff.max():.2e}",
+        flush=True,
+    )
 
     # 3. full-grid bootstrap ------------------------------------------------------------
     if not args.skip_grid_bootstrap:
@@ -247,16 +297,27 @@ def main(argv=None) -> int:
         with Timer() as tc:
             for i in range(n_check):
                 with jax.enable_x64(True):
-                    r = _lbfgs.minimize(vg, starts, {"w": _lane_weights(pts, Wg[i], len(starts))}, _shared(pts),
-                                        gtol=fit.gtol, max_iter=2000)
-                checks.append({"resample": i, "all_starts_objective": float(np.min(r.f)),
-                               "pruned_objective": float(gb.objectives[i]),
-                               "agree": bool(gb.objectives[i] <= np.min(r.f) * (1 + 1e-9))})
+                    r = _lbfgs.minimize(
+                        vg,
+                        starts,
+                        {"w": _lane_weights(pts, Wg[i], len(starts))},
+                        _shared(pts),
+                        gtol=fit.gtol,
+                        max_iter=2000,
+                    )
+                checks.append(
+                    {
+                        "resample": i,
+                        "all_starts_objective": float(np.min(r.f)),
+                        "pruned_objective": float(gb.objectives[i]),
+                        "agree": bool(gb.objectives[i] <= np.min(r.f) * (1 + 1e-9)),
+                    }
+                )
         report["full_grid_bootstrap"] = {
             "resamples": n_grid_boot,
             "starts_per_resample": len(starts),
             "prune": "successive halving per resample: 4,500 starts -> best 512 after 3 objective evaluations "
-                     "-> best 64 after 10 -> best 16 after 24 -> converged to gtol",
+            "-> best 64 after 10 -> best 16 after 24 -> converged to gtol",
             "wall_s": t.wall,
             "cpu_s": t.cpu,
             "converged_fraction": float(gb.converged.mean()),
@@ -267,12 +328,19 @@ def main(argv=None) -> int:
                 "max_relative_objective_gain": float(np.max(better / ob.objectives)),
                 "se_from_optimum": ob.se(),
             },
-            "pruning_check": {"resamples": n_check, "wall_s": tc.wall, "results": checks,
-                              "all_agree": all(c["agree"] for c in checks)},
+            "pruning_check": {
+                "resamples": n_check,
+                "wall_s": tc.wall,
+                "results": checks,
+                "all_agree": all(c["agree"] for c in checks),
+            },
             "scipy_estimate_cpu_hours": report["grid_fit"]["scipy"]["cpu_s_scaled"] * n_grid_boot / 3600,
         }
-        print(f"full-grid bootstrap {n_grid_boot}: wall {t.wall:.1f} s cpu {t.cpu:.1f} s; pruning check "
-              f"{[c['agree'] for c in checks]}", flush=True)
+        print(
+            f"full-grid bootstrap {n_grid_boot}: wall {t.wall:.1f} s cpu {t.cpu:.1f} s; pruning check "
+            f"{[c['agree'] for c in checks]}",
+            flush=True,
+        )
     report["load_average_end"] = load()
 
     out = Path(args.out)

@@ -41,12 +41,30 @@ SHAPES = {512: 8, 768: 12, 1024: 24, 1536: 24, 2048: 24}
 SMOKE = dict(widths=[64, 128], depth=2, seq_len=128, vocab=512, head_dim=32, batch=4, steps=3)
 
 
-def model_config(width: int, depth: int, *, seq_len: int, vocab: int, head_dim: int, dtype: str,
-                 remat: str = "none", scan: bool = False):
+def model_config(
+    width: int,
+    depth: int,
+    *,
+    seq_len: int,
+    vocab: int,
+    head_dim: int,
+    dtype: str,
+    remat: str = "none",
+    scan: bool = False,
+):
     from scaling.model import ModelConfig
 
-    return ModelConfig(width=width, depth=depth, vocab_size=vocab, seq_len=seq_len, head_dim=head_dim,
-                       compute_dtype=dtype, attention="xla", remat=remat, scan_layers=scan)
+    return ModelConfig(
+        width=width,
+        depth=depth,
+        vocab_size=vocab,
+        seq_len=seq_len,
+        head_dim=head_dim,
+        compute_dtype=dtype,
+        attention="xla",
+        remat=remat,
+        scan_layers=scan,
+    )
 
 
 def _is_oom(err: Exception) -> bool:
@@ -71,11 +89,16 @@ def measure(cfg, batch: int, steps: int) -> dict:
 
     device = jax.devices()[0]
     mesh = make_mesh(MeshConfig(data=1), [device])
-    prog = program(cfg, OptimizerConfig(lr=3e-4, weight_decay=0.1, clip_norm=1.0), 1, mesh,
-                   MeshConfig().sharding_rules())
+    prog = program(
+        cfg, OptimizerConfig(lr=3e-4, weight_decay=0.1, clip_norm=1.0), 1, mesh, MeshConfig().sharding_rules()
+    )
     rng = np.random.default_rng(0)
-    batches = [jax.device_put(rng.integers(0, cfg.vocab_size, (batch, cfg.seq_len + 1)).astype(np.int32),
-                              prog.batch_sharding()) for _ in range(4)]
+    batches = [
+        jax.device_put(
+            rng.integers(0, cfg.vocab_size, (batch, cfg.seq_len + 1)).astype(np.int32), prog.batch_sharding()
+        )
+        for _ in range(4)
+    ]
     params, opt_state = prog.init(np.int32(0))
     lr = np.float32(3e-4)
     t0 = time.perf_counter()
@@ -97,13 +120,21 @@ def measure(cfg, batch: int, steps: int) -> dict:
     peak = peak_flops(device.device_kind)
     exact, six_n = flops_per_token(cfg, "exact"), flops_per_token(cfg, "6N")
     row = {
-        "width": cfg.width, "depth": cfg.depth, "params_total": params_total(cfg),
-        "params_nonembedding": params_nonembedding(cfg), "batch": batch, "seq_len": cfg.seq_len,
-        "steps": steps, "step_ms": 1e3 * wall / steps, "tokens_per_s": tokens_per_s,
-        "flops_per_token_exact": exact, "model_tflops_per_s": tokens_per_s * exact / 1e12,
+        "width": cfg.width,
+        "depth": cfg.depth,
+        "params_total": params_total(cfg),
+        "params_nonembedding": params_nonembedding(cfg),
+        "batch": batch,
+        "seq_len": cfg.seq_len,
+        "steps": steps,
+        "step_ms": 1e3 * wall / steps,
+        "tokens_per_s": tokens_per_s,
+        "flops_per_token_exact": exact,
+        "model_tflops_per_s": tokens_per_s * exact / 1e12,
         "mfu": tokens_per_s * exact / peak if peak else None,
         "mfu_6N": tokens_per_s * six_n / peak if peak else None,
-        "compile_s": compile_s, "loss": float(m["loss"]),
+        "compile_s": compile_s,
+        "loss": float(m["loss"]),
     }
     stats = getattr(device, "memory_stats", lambda: None)() or {}
     if "peak_bytes_in_use" in stats:
@@ -116,8 +147,16 @@ def run_shape(width: int, depth: int, args) -> dict:
 
     import jax
 
-    cfg = model_config(width, depth, seq_len=args.seq_len, vocab=args.vocab, head_dim=args.head_dim,
-                       dtype=args.dtype, remat=args.remat, scan=args.scan_layers)
+    cfg = model_config(
+        width,
+        depth,
+        seq_len=args.seq_len,
+        vocab=args.vocab,
+        head_dim=args.head_dim,
+        dtype=args.dtype,
+        remat=args.remat,
+        scan=args.scan_layers,
+    )
     batch = args.batch
     while batch >= 1:
         try:
@@ -150,9 +189,11 @@ def markdown(result: dict) -> str:
         if "error" in r:
             lines.append(f"| {r['width']} | {r['depth']} | | | | | | {r['error']} | |")
             continue
-        lines.append(f"| {r['width']} | {r['depth']} | {r['params_total'] / 1e6:.0f}M | {r['batch']} × {r['seq_len']} "
-                     f"| {r['step_ms']:.1f} | {r['tokens_per_s']:,.0f} | {r['model_tflops_per_s']:.1f} "
-                     f"| {pct(r['mfu'])} | {pct(r['mfu_6N'])} |")
+        lines.append(
+            f"| {r['width']} | {r['depth']} | {r['params_total'] / 1e6:.0f}M | {r['batch']} × {r['seq_len']} "
+            f"| {r['step_ms']:.1f} | {r['tokens_per_s']:,.0f} | {r['model_tflops_per_s']:.1f} "
+            f"| {pct(r['mfu'])} | {pct(r['mfu_6N'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -165,8 +206,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16, help="starting batch in sequences (halved on OOM)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
-    ap.add_argument("--remat", default="none", choices=("none", "full", "save_dots"),
-                    help="model.remat: recompute activations to fit larger batches (MFU counts model FLOPs only)")
+    ap.add_argument(
+        "--remat",
+        default="none",
+        choices=("none", "full", "save_dots"),
+        help="model.remat: recompute activations to fit larger batches (MFU counts model FLOPs only)",
+    )
     ap.add_argument("--scan-layers", action="store_true", help="model.scan_layers (faster compiles at depth)")
     ap.add_argument("--smoke", action="store_true", help="tiny shapes, any backend: checks the script")
     ap.add_argument("--no-write", action="store_true")
@@ -186,8 +231,10 @@ def main() -> None:
         shapes = [(w, SMOKE["depth"]) for w in SMOKE["widths"]]
     else:
         if device.platform == "cpu":
-            sys.exit("gpu_mfu: no accelerator (jax.devices() is CPU). MFU is measured against an "
-                     "accelerator's bf16 peak; run on a GPU/TPU, or pass --smoke to check the script.")
+            sys.exit(
+                "gpu_mfu: no accelerator (jax.devices() is CPU). MFU is measured against an "
+                "accelerator's bf16 peak; run on a GPU/TPU, or pass --smoke to check the script."
+            )
         unknown = [w for w in args.widths if w not in SHAPES]
         if unknown:
             sys.exit(f"gpu_mfu: --widths {unknown} have no depth in SHAPES {SHAPES}")
@@ -202,10 +249,21 @@ def main() -> None:
     result = {
         "command": "python benchmarks/gpu_mfu.py " + " ".join(sys.argv[1:]),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "setting": {"seq_len": args.seq_len, "vocab": args.vocab, "head_dim": args.head_dim, "dtype": args.dtype,
-                    "remat": args.remat, "scan_layers": args.scan_layers},
-        "environment": {"device_kind": device.device_kind, "backend": jax.default_backend(), "jax": jax.__version__,
-                        "python": platform.python_version(), "peak_tflops": peak / 1e12 if peak else None},
+        "setting": {
+            "seq_len": args.seq_len,
+            "vocab": args.vocab,
+            "head_dim": args.head_dim,
+            "dtype": args.dtype,
+            "remat": args.remat,
+            "scan_layers": args.scan_layers,
+        },
+        "environment": {
+            "device_kind": device.device_kind,
+            "backend": jax.default_backend(),
+            "jax": jax.__version__,
+            "python": platform.python_version(),
+            "peak_tflops": peak / 1e12 if peak else None,
+        },
         "rows": rows,
     }
     md = markdown(result)

@@ -78,14 +78,16 @@ def child(spec: dict) -> dict:
 
     cfg = ModelConfig(**SHAPES[spec["shape"]], vocab_size=256, seq_len=256, **spec.get("model", {}))
     mesh = make_mesh(MeshConfig(data=1), jax.devices()[:1])
-    prog = program(cfg, OptimizerConfig(lr=1e-3, weight_decay=0.1, clip_norm=1.0), 1, mesh,
-                   MeshConfig().sharding_rules())
+    prog = program(
+        cfg, OptimizerConfig(lr=1e-3, weight_decay=0.1, clip_norm=1.0), 1, mesh, MeshConfig().sharding_rules()
+    )
     step = prog.train_step
     if not spec.get("donate", True):
         step = jax.jit(step.__wrapped__ if hasattr(step, "__wrapped__") else step)
     rng = np.random.default_rng(0)
-    batches = [jax.device_put(rng.integers(0, 256, (16, 257)).astype(np.int32), prog.batch_sharding())
-               for _ in range(4)]
+    batches = [
+        jax.device_put(rng.integers(0, 256, (16, 257)).astype(np.int32), prog.batch_sharding()) for _ in range(4)
+    ]
     params, opt_state = prog.init(np.int32(0))
     t = time.perf_counter()
     for i in range(2):  # compile + warm up
@@ -106,16 +108,25 @@ def child(spec: dict) -> dict:
     jax.block_until_ready((params, m))
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     tokens = spec["steps"] * 16 * 256
-    return {"tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu, "wall_s": wall, "cpu_s": cpu,
-            "compile_s": compile_s, "steps": spec["steps"], "loss": float(m["loss"]),
-            "dispatch_ms_per_step": 1e3 * dispatch / spec["steps"], "step_ms": 1e3 * wall / spec["steps"]}
+    return {
+        "tokens_per_s": tokens / wall,
+        "tokens_per_cpu_s": tokens / cpu,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "compile_s": compile_s,
+        "steps": spec["steps"],
+        "loss": float(m["loss"]),
+        "dispatch_ms_per_step": 1e3 * dispatch / spec["steps"],
+        "step_ms": 1e3 * wall / spec["steps"],
+    }
 
 
 def measure(spec: dict) -> dict:
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("XLA_FLAGS", None)
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], env=env, capture_output=True, text=True, check=False
+    )
     if out.returncode:
         return {"error": (out.stderr or out.stdout).strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -151,10 +162,16 @@ def main() -> None:
         runs = [measure({**spec, "pinned": True}) for _ in range(args.repeats)]
         pinned = best(runs, "tokens_per_cpu_s")
         threads = best([measure({**spec, "pinned": False}) for _ in range(2)], "tokens_per_s")
-        baseline[shape] = {"pinned_1_core": pinned, "threads_2": threads,
-                           "pinned_runs": [r.get("tokens_per_cpu_s") for r in runs]}
-        print(f"baseline {shape}: {pinned.get('tokens_per_cpu_s', float('nan')):7.0f} tokens/CPU-s pinned, "
-              f"{threads.get('tokens_per_s', float('nan')):7.0f} tokens/s on 2 threads", flush=True)
+        baseline[shape] = {
+            "pinned_1_core": pinned,
+            "threads_2": threads,
+            "pinned_runs": [r.get("tokens_per_cpu_s") for r in runs],
+        }
+        print(
+            f"baseline {shape}: {pinned.get('tokens_per_cpu_s', float('nan')):7.0f} tokens/CPU-s pinned, "
+            f"{threads.get('tokens_per_s', float('nan')):7.0f} tokens/s on 2 threads",
+            flush=True,
+        )
         for name in ideas:
             base_runs, idea_runs = [], []
             for _ in range(args.repeats):  # alternate: both see the same load
@@ -162,23 +179,37 @@ def main() -> None:
                 idea_runs.append(measure({**spec, **VARIANTS[name], "pinned": True}))
             b, i = best(base_runs, "tokens_per_cpu_s"), best(idea_runs, "tokens_per_cpu_s")
             ratio = i["tokens_per_cpu_s"] / b["tokens_per_cpu_s"] if "error" not in i and "error" not in b else None
-            idea_rows.setdefault(name, {})[shape] = {"baseline": b.get("tokens_per_cpu_s"), "idea": i.get(
-                "tokens_per_cpu_s"), "ratio": ratio, "compile_s": i.get("compile_s"), "error": i.get("error")}
-            print(f"  {name:18s} {shape}: {i.get('tokens_per_cpu_s', float('nan')):7.0f} vs baseline "
-                  f"{b.get('tokens_per_cpu_s', float('nan')):7.0f} tokens/CPU-s"
-                  + (f" ({ratio:.3f}x)" if ratio else f" {i.get('error')}"), flush=True)
+            idea_rows.setdefault(name, {})[shape] = {
+                "baseline": b.get("tokens_per_cpu_s"),
+                "idea": i.get("tokens_per_cpu_s"),
+                "ratio": ratio,
+                "compile_s": i.get("compile_s"),
+                "error": i.get("error"),
+            }
+            print(
+                f"  {name:18s} {shape}: {i.get('tokens_per_cpu_s', float('nan')):7.0f} vs baseline "
+                f"{b.get('tokens_per_cpu_s', float('nan')):7.0f} tokens/CPU-s"
+                + (f" ({ratio:.3f}x)" if ratio else f" {i.get('error')}"),
+                flush=True,
+            )
     if args.no_write:
         return
     import jax
 
-    meta = {"cpu": _cpu_name(), "cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg(), "jax": jax.__version__,
-            "python": platform.python_version(), "time": time.strftime("%Y-%m-%d %H:%M"), "steps": steps,
-            "repeats": args.repeats}
+    meta = {
+        "cpu": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "loadavg_at_end": os.getloadavg(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "time": time.strftime("%Y-%m-%d %H:%M"),
+        "steps": steps,
+        "repeats": args.repeats,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "train_throughput.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    record = {"meta": meta, "peers": PEERS, "baseline": baseline,
-              "ideas": {**previous.get("ideas", {}), **idea_rows}}
+    record = {"meta": meta, "peers": PEERS, "baseline": baseline, "ideas": {**previous.get("ideas", {}), **idea_rows}}
     path.write_text(json.dumps(record, indent=1) + "\n")
     (RESULTS / "train_throughput.md").write_text(markdown(record))
     print(f"wrote {path} and train_throughput.md")
@@ -244,16 +275,28 @@ def markdown(record: dict) -> str:
         nanodo = record["peers"]["nanodo (JAX/Flax)"][shape][0]
         nanogpt = record["peers"]["nanoGPT (PyTorch eager)"][shape][0]
         dispatch = pinned.get("dispatch_ms_per_step")
-        lines.append(f"| {shape} | {ours:,.0f} | {thr:,.0f} | {nanodo:,} | **{ours / nanodo:.2f}x** | {nanogpt:,} "
-                     f"| {'-' if dispatch is None else f'{dispatch:.2f}'} |")
-    lines += ["", "## Ideas, each measured alternately with the baseline (ratio > 1: faster)", "",
-              "| idea | w128_d4 | w256_d6 |", "|---|---|---|"]
+        lines.append(
+            f"| {shape} | {ours:,.0f} | {thr:,.0f} | {nanodo:,} | **{ours / nanodo:.2f}x** | {nanogpt:,} "
+            f"| {'-' if dispatch is None else f'{dispatch:.2f}'} |"
+        )
+    lines += [
+        "",
+        "## Ideas, each measured alternately with the baseline (ratio > 1: faster)",
+        "",
+        "| idea | w128_d4 | w256_d6 |",
+        "|---|---|---|",
+    ]
     for name, shapes in record["ideas"].items():
         cells = []
         for shape in SHAPES:
             c = shapes.get(shape, {})
-            cells.append(f"{c['ratio']:.3f}x ({c['idea']:,.0f} vs {c['baseline']:,.0f})" if c.get("ratio")
-                         else f"error: {c.get('error')}" if c else "-")
+            cells.append(
+                f"{c['ratio']:.3f}x ({c['idea']:,.0f} vs {c['baseline']:,.0f})"
+                if c.get("ratio")
+                else f"error: {c.get('error')}"
+                if c
+                else "-"
+            )
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n\n" + FINDINGS
 

@@ -104,21 +104,27 @@ def run(data: Path) -> tuple[dict, pd.DataFrame, float]:
         lr = np.ones(int(max(curve.step.max(), br.end_step.max())))
         hot = ScheduledCurve(lr, curve.step.to_numpy(), curve.final_loss.to_numpy())
         for name, decay, cal in PROTOCOLS:
-            fit, table = backtest_cooldowns(
-                hot, br.branch_step, br.end_step, br.end_loss, calibrate=cal, decay=decay
-            )
+            fit, table = backtest_cooldowns(hot, br.branch_step, br.end_step, br.end_loss, calibrate=cal, decay=decay)
             table["model"], table["protocol"], table["begin_loss"] = model, name, br.begin_loss.to_numpy()
             rows.append(table)
             fits.append(dict(model=model, protocol=name, **fit.params, decay=fit.decay, fit_rmse_log=fit.rmse_log))
         # baselines, from the observed loss where each cooldown branches
         first = br.iloc[:N_HELD]
-        for name, drop in (("baseline_no_drop", 0.0), ("baseline_mean_early_drop", float((first.begin_loss - first.end_loss).mean()))):
+        for name, drop in (
+            ("baseline_no_drop", 0.0),
+            ("baseline_mean_early_drop", float((first.begin_loss - first.end_loss).mean())),
+        ):
             rows.append(
                 pd.DataFrame(
                     dict(
-                        branch_step=br.branch_step.to_numpy(), end_step=br.end_step.to_numpy(), end_loss=br.end_loss.to_numpy(),
-                        predicted=br.begin_loss.to_numpy() - drop, role=np.where(np.arange(len(br)) < N_HELD, "calibration", "test"),
-                        model=model, protocol=name, begin_loss=br.begin_loss.to_numpy(),
+                        branch_step=br.branch_step.to_numpy(),
+                        end_step=br.end_step.to_numpy(),
+                        end_loss=br.end_loss.to_numpy(),
+                        predicted=br.begin_loss.to_numpy() - drop,
+                        role=np.where(np.arange(len(br)) < N_HELD, "calibration", "test"),
+                        model=model,
+                        protocol=name,
+                        begin_loss=br.begin_loss.to_numpy(),
                     )
                 )
             )
@@ -136,9 +142,10 @@ def run(data: Path) -> tuple[dict, pd.DataFrame, float]:
         d = (br.begin_loss - br.end_loss).to_numpy()
         early_late.append(d[-3:].mean() / d[:3].mean())
     k_first, k_last = (int(branches.end_step.iloc[i] - branches.branch_step.iloc[i]) for i in (0, 9))
-    s2_ratio = schedule_areas(np.r_[np.ones(1), np.linspace(1, 0, k_last + 1)[1:]], decay=0.999)[1][-1] / schedule_areas(
-        np.r_[np.ones(1), np.linspace(1, 0, k_first + 1)[1:]], decay=0.999
-    )[1][-1]
+    s2_ratio = (
+        schedule_areas(np.r_[np.ones(1), np.linspace(1, 0, k_last + 1)[1:]], decay=0.999)[1][-1]
+        / schedule_areas(np.r_[np.ones(1), np.linspace(1, 0, k_first + 1)[1:]], decay=0.999)[1][-1]
+    )
 
     protocols = [p[0] for p in PROTOCOLS] + ["baseline_no_drop", "baseline_mean_early_drop"]
     overall, by_branch, per_model = {}, {}, []
@@ -154,9 +161,19 @@ def run(data: Path) -> tuple[dict, pd.DataFrame, float]:
         }
         for model, tm in t.groupby("model"):
             mm = metrics(tm.predicted.to_numpy(), tm.end_loss.to_numpy(), tm.begin_loss.to_numpy())
-            row = dict(model=model, width=int(sizes.loc[model, "width"]), depth=int(sizes.loc[model, "depth"]),
-                       params=int(sizes.loc[model, "params_active_precise"]), protocol=name, n_test=mm["n"],
-                       mare=mm["mare"], mae=mm["mae"], max_abs_err=mm["max_abs_err"], bias=mm["bias"], drop_mare=mm["drop_mare"])
+            row = dict(
+                model=model,
+                width=int(sizes.loc[model, "width"]),
+                depth=int(sizes.loc[model, "depth"]),
+                params=int(sizes.loc[model, "params_active_precise"]),
+                protocol=name,
+                n_test=mm["n"],
+                mare=mm["mare"],
+                mae=mm["mae"],
+                max_abs_err=mm["max_abs_err"],
+                bias=mm["bias"],
+                drop_mare=mm["drop_mare"],
+            )
             f = fits[(fits.model == model) & (fits.protocol == name)]
             if len(f):
                 row.update(f.iloc[0].drop(["model", "protocol"]).to_dict())
@@ -170,12 +187,19 @@ def run(data: Path) -> tuple[dict, pd.DataFrame, float]:
         description="Tissue et al. (2024) loss-curve law fitted per Gemstones model to the constant-LR curve plus "
         "the earliest cooldown end losses; predicts the end loss of later cooldowns (linear to LR 0 over 10% of tokens).",
         data={k: str(Path("../shared/reference_data/gemstones2025") / v) for k, v in FILES.items()},
-        settings=dict(lr="constant, normalised to 1", warmup_steps=0, loss="huber on log loss, delta 1e-3",
-                      tokens_per_step=2048 * 2048, held_out="every cooldown after the first two, for every protocol",
-                      suspect_rule=f"observed drop < {SUSPECT} x the model's median drop"),
+        settings=dict(
+            lr="constant, normalised to 1",
+            warmup_steps=0,
+            loss="huber on log loss, delta 1e-3",
+            tokens_per_step=2048 * 2048,
+            held_out="every cooldown after the first two, for every protocol",
+            suspect_rule=f"observed drop < {SUSPECT} x the model's median drop",
+        ),
         protocols={p[0]: dict(decay=p[1], calibration_cooldowns=p[2]) for p in PROTOCOLS}
-        | {"baseline_no_drop": "end loss = observed loss where the cooldown branches",
-           "baseline_mean_early_drop": "branch loss minus the mean drop of the model's first two cooldowns"},
+        | {
+            "baseline_no_drop": "end loss = observed loss where the cooldown branches",
+            "baseline_mean_early_drop": "branch loss minus the mean drop of the model's first two cooldowns",
+        },
         n_models=int(branches.model.nunique()),
         n_test_cooldowns=int(overall[protocols[0]]["n"]),
         suspect=branches[branches.suspect][["model", "branch_step", "begin_loss", "end_loss"]].to_dict("records"),
@@ -244,8 +268,13 @@ def readme(summary: dict, per_model: pd.DataFrame) -> str:
         f"(MARE {100 * o['law_decayfit_cal1']['mare']:.1f}%).",
         "- Suspect cooldowns (observed drop under a quarter of the model's median), kept in every metric above "
         "(summary.json also has MARE without the models that have one): "
-        + (", ".join(f"{s['model']} branching at step {s['branch_step']} (loss {s['begin_loss']:.4f} -> {s['end_loss']:.4f})"
-                     for s in summary["suspect"]) or "none")
+        + (
+            ", ".join(
+                f"{s['model']} branching at step {s['branch_step']} (loss {s['begin_loss']:.4f} -> {s['end_loss']:.4f})"
+                for s in summary["suspect"]
+            )
+            or "none"
+        )
         + ". Where such a cooldown calibrates a model, that model's predictions inherit its error.",
         "",
         "Files: `summary.json` (settings, overall and per-branch metrics), `per_model.csv` (per model and protocol: "
@@ -278,7 +307,9 @@ def main(argv=None) -> int:
     _write(args.out / "per_model.csv", per_model.to_csv(index=False, float_format="%.6g"))
     _write(args.out / "README.md", readme(summary, per_model))
     for name, m in summary["overall"].items():
-        print(f"{name:28s} MARE {100 * m['mare']:6.3f}%  MAE {m['mae']:.4f}  bias {m['bias']:+.4f}  drop MARE {100 * m['drop_mare']:5.1f}%")
+        print(
+            f"{name:28s} MARE {100 * m['mare']:6.3f}%  MAE {m['mae']:.4f}  bias {m['bias']:+.4f}  drop MARE {100 * m['drop_mare']:5.1f}%"
+        )
     print(f"wrote {args.out} (fits took {seconds:.1f} s)")
     return 0
 

@@ -55,8 +55,14 @@ EVAL_BATCHES = 4
 def model_config(width: int, parameterization: str):
     from scaling.model import ModelConfig
 
-    return ModelConfig(width=width, depth=DEPTH, head_dim=HEAD_DIM, seq_len=SEQ_LEN,
-                       parameterization=parameterization, base_width=BASE_WIDTH)
+    return ModelConfig(
+        width=width,
+        depth=DEPTH,
+        head_dim=HEAD_DIM,
+        seq_len=SEQ_LEN,
+        parameterization=parameterization,
+        base_width=BASE_WIDTH,
+    )
 
 
 class Model:
@@ -78,7 +84,9 @@ class Model:
             lambda p: optax.EmptyState(),
             lambda u, s, p=None: (jax.tree.map(lambda a, m: a * m, u, mult), s),
         )
-        self.tx = tx = optax.chain(optax.clip_by_global_norm(1.0), optax.scale_by_adam(b1=0.9, b2=0.95), scale_per_tensor)
+        self.tx = tx = optax.chain(
+            optax.clip_by_global_norm(1.0), optax.scale_by_adam(b1=0.9, b2=0.95), scale_per_tensor
+        )
 
         def loss_fn(p, tokens):
             logits = nnx.merge(graphdef, p)(tokens[:, :-1])
@@ -117,11 +125,21 @@ def coord_check(ds, widths) -> pd.DataFrame:
                 params, opt_state = m.init(seed)
                 for t in range(COORD_STEPS + 1):
                     for name, v in m.activation_rms(params, batch).items():
-                        rows.append(dict(parameterization=parameterization, width=width, seed=seed, step=t,
-                                         activation=name, rms=float(v)))
+                        rows.append(
+                            dict(
+                                parameterization=parameterization,
+                                width=width,
+                                seed=seed,
+                                step=t,
+                                activation=name,
+                                rms=float(v),
+                            )
+                        )
                     if t < COORD_STEPS:
                         # train on fresh batches; measure on the fixed one
-                        params, opt_state, _ = m.step(params, opt_state, ds.train_batch(t + 1, BATCH), np.float32(COORD_LR))
+                        params, opt_state, _ = m.step(
+                            params, opt_state, ds.train_batch(t + 1, BATCH), np.float32(COORD_LR)
+                        )
             print(f"coord check: {parameterization} width {width} done", flush=True)
     return pd.DataFrame(rows)
 
@@ -149,10 +167,19 @@ def lr_transfer(ds, widths, lrs, steps) -> pd.DataFrame:
                     train.append(loss)
                 eval_loss = float(np.mean([m.loss(params, b) for b in evals]))
                 train_loss = float(np.mean(np.asarray(train[-10:])))
-                rows.append(dict(parameterization=parameterization, width=width, lr=peak,
-                                 eval_loss=eval_loss if math.isfinite(eval_loss) else float("nan"),
-                                 train_loss=train_loss))
-            print(f"lr transfer: {parameterization} width {width}: {len(lrs)} runs in {time.time() - t0:.0f} s", flush=True)
+                rows.append(
+                    dict(
+                        parameterization=parameterization,
+                        width=width,
+                        lr=peak,
+                        eval_loss=eval_loss if math.isfinite(eval_loss) else float("nan"),
+                        train_loss=train_loss,
+                    )
+                )
+            print(
+                f"lr transfer: {parameterization} width {width}: {len(lrs)} runs in {time.time() - t0:.0f} s",
+                flush=True,
+            )
     return pd.DataFrame(rows)
 
 
@@ -160,8 +187,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "mup"))
     p.add_argument("--quick", action="store_true", help="a small grid (smoke test, ~30 s)")
-    p.add_argument("--transfer-only", type=int, metavar="STEPS", default=None,
-                   help="only the LR sweep, STEPS long, at lr 2^-9..2^-5, into lr_transfer_STEPS.csv")
+    p.add_argument(
+        "--transfer-only",
+        type=int,
+        metavar="STEPS",
+        default=None,
+        help="only the LR sweep, STEPS long, at lr 2^-9..2^-5, into lr_transfer_STEPS.csv",
+    )
     args = p.parse_args(argv)
 
     from scaling.data import DataConfig, build_dataset

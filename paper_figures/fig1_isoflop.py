@@ -32,21 +32,41 @@ def make(results_dir, out_dir):
         for p in iso.profiles:
             c, m = scale.color(p.budget), scale.marker(p.budget)
             used = p.budget in iso.used
-            ax.plot(p.params, p.loss, linestyle="none", marker=m, color=c, markeredgecolor="white",
-                    markeredgewidth=0.5, label=f"$C$ = {format_budget(p.budget)}", zorder=3)
+            ax.plot(
+                p.params,
+                p.loss,
+                linestyle="none",
+                marker=m,
+                color=c,
+                markeredgecolor="white",
+                markeredgewidth=0.5,
+                label=f"$C$ = {format_budget(p.budget)}",
+                zorder=3,
+            )
             span = np.log(p.params.max() / p.params.min())
             grid = np.geomspace(p.params.min() * np.exp(-0.15 * span), p.params.max() * np.exp(0.15 * span), 200)
             ax.plot(grid, p.parabola(grid), color=c, linestyle="-" if used else "--", linewidth=1.1, zorder=2)
             if np.isfinite(p.n_opt):
                 lo, hi = p.n_opt_ci
-                ax.errorbar([p.n_opt], [p.loss_opt], xerr=[[p.n_opt - lo], [hi - p.n_opt]] if np.isfinite(lo) else None,
-                            marker="*", markersize=11, color=c, markeredgecolor="black", markeredgewidth=0.6,
-                            markerfacecolor=c if used else "white", ecolor="black", elinewidth=0.8, zorder=4)
+                ax.errorbar(
+                    [p.n_opt],
+                    [p.loss_opt],
+                    xerr=[[p.n_opt - lo], [hi - p.n_opt]] if np.isfinite(lo) else None,
+                    marker="*",
+                    markersize=11,
+                    color=c,
+                    markeredgecolor="black",
+                    markeredgewidth=0.6,
+                    markerfacecolor=c if used else "white",
+                    ecolor="black",
+                    elinewidth=0.8,
+                    zorder=4,
+                )
         # the minima across budgets, joined: the compute-efficient frontier in this plane
         mins = [(p.n_opt, p.loss_opt) for p in iso.profiles if p.budget in iso.used]
         if len(mins) > 1:
-            n, l = np.array(mins).T
-            ax.plot(n, l, color="0.3", linestyle=":", linewidth=1.0, zorder=1, label="minima $N^*(C)$")
+            n, loss = np.array(mins).T
+            ax.plot(n, loss, color="0.3", linestyle=":", linewidth=1.0, zorder=1, label="minima $N^*(C)$")
         ax.set_xscale("log")
         ax.set_xlabel(LABELS["params"])
         ax.set_ylabel(LABELS["loss"])

@@ -47,28 +47,65 @@ def make(results_dir, out_dir):
                 ax.plot(run["flops"], run["loss"], color=scale.color(c), linewidth=0.7, alpha=0.7, zorder=2)
         for c in res.budgets:
             r = res.runs[res.runs["budget"] == c]
-            ax.plot(r["flops"], r["loss"], linestyle="none", marker=scale.marker(c), color=scale.color(c),
-                    markeredgecolor="white", markeredgewidth=0.4, markersize=4, zorder=3,
-                    label=f"runs at $C$ = {format_budget(c)}")
+            ax.plot(
+                r["flops"],
+                r["loss"],
+                linestyle="none",
+                marker=scale.marker(c),
+                color=scale.color(c),
+                markeredgecolor="white",
+                markeredgewidth=0.4,
+                markersize=4,
+                zorder=3,
+                label=f"runs at $C$ = {format_budget(c)}",
+            )
         if env is not None:
             g = env.grid[np.isfinite(env.grid["loss"])]
-            ax.plot(g["flops"], g["loss"], color="black", linewidth=2.2, alpha=0.8, zorder=4,
-                    label="envelope of all curves (Approach 1)")
+            ax.plot(
+                g["flops"],
+                g["loss"],
+                color="black",
+                linewidth=2.2,
+                alpha=0.8,
+                zorder=4,
+                label="envelope of all curves (Approach 1)",
+            )
         prof = [p for p in iso.profiles if np.isfinite(p.loss_opt)]
-        ax.errorbar([p.budget for p in prof], [p.loss_opt for p in prof],
-                    yerr=np.array([[p.loss_opt - p.loss_opt_ci[0], p.loss_opt_ci[1] - p.loss_opt] for p in prof]).T,
-                    marker="*", markersize=10, color="white", markeredgecolor="black", ecolor="black",
-                    linestyle="none", zorder=6, label="IsoFLOP minima $L^*(C)$ (Approach 2)")
+        ax.errorbar(
+            [p.budget for p in prof],
+            [p.loss_opt for p in prof],
+            yerr=np.array([[p.loss_opt - p.loss_opt_ci[0], p.loss_opt_ci[1] - p.loss_opt] for p in prof]).T,
+            marker="*",
+            markersize=10,
+            color="white",
+            markeredgecolor="black",
+            ecolor="black",
+            linestyle="none",
+            zorder=6,
+            label="IsoFLOP minima $L^*(C)$ (Approach 2)",
+        )
         C = np.geomspace(res.runs["flops"].min() / 1.5, c_max * EXTRAPOLATE, 300)
         opt = compute_optimal(fit, C, level=0.95)
         lo, hi = opt["loss_lo"], opt["loss_hi"]
         fit_part = C <= c_max
-        ax.fill_between(C, lo, hi, color="#7570b3", alpha=0.2, linewidth=0, zorder=1,
-                        label="95% interval (bootstrap)")
-        ax.plot(C[fit_part], opt["loss"][fit_part], color="#7570b3", linewidth=1.6, zorder=5,
-                label="fitted $L_\\mathrm{opt}(C)$ (Approach 3)")
-        ax.plot(C[~fit_part], opt["loss"][~fit_part], color="#7570b3", linewidth=1.6, linestyle="--", zorder=5,
-                label=f"extrapolation to {EXTRAPOLATE:g}× the largest budget")
+        ax.fill_between(C, lo, hi, color="#7570b3", alpha=0.2, linewidth=0, zorder=1, label="95% interval (bootstrap)")
+        ax.plot(
+            C[fit_part],
+            opt["loss"][fit_part],
+            color="#7570b3",
+            linewidth=1.6,
+            zorder=5,
+            label="fitted $L_\\mathrm{opt}(C)$ (Approach 3)",
+        )
+        ax.plot(
+            C[~fit_part],
+            opt["loss"][~fit_part],
+            color="#7570b3",
+            linewidth=1.6,
+            linestyle="--",
+            zorder=5,
+            label=f"extrapolation to {EXTRAPOLATE:g}× the largest budget",
+        )
         ax.axvline(c_max, color="0.6", linewidth=0.6, linestyle=":")
         ax.set_xscale("log")
         loss_axis(ax)
@@ -77,8 +114,11 @@ def make(results_dir, out_dir):
         log_axis(ax.xaxis)
         ax.set_xlabel(LABELS["flops"])
         ax.set_ylabel(LABELS["loss"])
-        ax.set_title(f"Loss against compute: $L_\\mathrm{{opt}}$(100× largest budget) = "
-                     f"{opt['loss'][-1]:.3f} [{lo[-1]:.3f}, {hi[-1]:.3f}]", fontsize=9)
+        ax.set_title(
+            f"Loss against compute: $L_\\mathrm{{opt}}$(100× largest budget) = "
+            f"{opt['loss'][-1]:.3f} [{lo[-1]:.3f}, {hi[-1]:.3f}]",
+            fontsize=9,
+        )
         ax.legend(loc="upper right", fontsize=6.5)
         return save(fig, out_dir, NAME)
 

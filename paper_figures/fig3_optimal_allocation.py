@@ -60,24 +60,45 @@ def make(results_dir, out_dir):
                 central.append(law(C))
                 ax.fill_between(C, lo, hi, color=st["color"], alpha=0.12, linewidth=0)
                 elo, ehi = law.exponent_ci
-                ax.plot(C, law(C), color=st["color"], linestyle=st["linestyle"],
-                        label=f"{st['label']}: {'ab'[j]} = {law.exponent:.3f} [{elo:.3f}, {ehi:.3f}]")
+                ax.plot(
+                    C,
+                    law(C),
+                    color=st["color"],
+                    linestyle=st["linestyle"],
+                    label=f"{st['label']}: {'ab'[j]} = {law.exponent:.3f} [{elo:.3f}, {ehi:.3f}]",
+                )
             # Approach 3
             st = METHOD_STYLES["approach3"]
             e = "ab"[j]
             ax.fill_between(C, opt[f"{what}_lo"], opt[f"{what}_hi"], color=st["color"], alpha=0.12, linewidth=0)
-            ax.plot(C, opt[what], color=st["color"], linestyle=st["linestyle"], linewidth=1.8,
-                    label=f"{st['label']}: {e} = {opt[e]:.3f} [{opt[e + '_lo']:.3f}, {opt[e + '_hi']:.3f}]")
+            ax.plot(
+                C,
+                opt[what],
+                color=st["color"],
+                linestyle=st["linestyle"],
+                linewidth=1.8,
+                label=f"{st['label']}: {e} = {opt[e]:.3f} [{opt[e + '_lo']:.3f}, {opt[e + '_hi']:.3f}]",
+            )
             # Approach 2's per-budget minima, in the budget colours
             for p in iso.profiles:
                 if not np.isfinite(p.n_opt):
                     continue
                 y, (lo, hi) = (p.n_opt, p.n_opt_ci) if what == "params" else (p.d_opt, p.d_opt_ci)
                 used = p.budget in iso.used
-                ax.errorbar([p.budget], [y], yerr=[[y - lo], [hi - y]] if np.isfinite(lo) else None,
-                            marker=scale.marker(p.budget), color=scale.color(p.budget), markeredgecolor="black",
-                            markeredgewidth=0.5, markerfacecolor=scale.color(p.budget) if used else "white",
-                            ecolor="0.3", elinewidth=0.8, linestyle="none", zorder=5)
+                ax.errorbar(
+                    [p.budget],
+                    [y],
+                    yerr=[[y - lo], [hi - y]] if np.isfinite(lo) else None,
+                    marker=scale.marker(p.budget),
+                    color=scale.color(p.budget),
+                    markeredgecolor="black",
+                    markeredgewidth=0.5,
+                    markerfacecolor=scale.color(p.budget) if used else "white",
+                    ecolor="0.3",
+                    elinewidth=0.8,
+                    linestyle="none",
+                    zorder=5,
+                )
             ax.axvspan(c_max * 1.05, C.max(), color="0.94", zorder=0)
             ax.text(c_max * 1.25, 0.03, "extrapolation", transform=ax.get_xaxis_transform(), fontsize=7, color="0.4")
             ax.set_xscale("log")
@@ -89,8 +110,10 @@ def make(results_dir, out_dir):
             log_axis(ax.yaxis)
             ax.set_xlabel(LABELS["flops"])
             ax.set_ylabel(LABELS[what])
-            ax.set_title(f"({'ab'[j]}) " + ("$N_\\mathrm{opt}(C) \\propto C^a$" if what == "params"
-                                            else "$D_\\mathrm{opt}(C) \\propto C^b$"))
+            ax.set_title(
+                f"({'ab'[j]}) "
+                + ("$N_\\mathrm{opt}(C) \\propto C^a$" if what == "params" else "$D_\\mathrm{opt}(C) \\propto C^b$")
+            )
             ax.legend(loc="upper left", fontsize=6.8)
         fig.tight_layout()
         return save(fig, out_dir, NAME)

@@ -51,13 +51,27 @@ def make(results_dir, out_dir):
         C = np.geomspace(fit.k * n_lim[0] * d_lim[0], fit.k * n_lim[1] * d_lim[1], 300)
         opt = compute_optimal(fit, C, level=0.95)
         ax.fill_betweenx(opt["tokens"], opt["params_lo"], opt["params_hi"], color="black", alpha=0.12, linewidth=0)
-        ax.plot(opt["params"], opt["tokens"], color="black", linewidth=1.8,
-                label=f"efficient frontier: $N_\\mathrm{{opt}} \\propto C^{{{opt['a']:.2f}}}$")
+        ax.plot(
+            opt["params"],
+            opt["tokens"],
+            color="black",
+            linewidth=1.8,
+            label=f"efficient frontier: $N_\\mathrm{{opt}} \\propto C^{{{opt['a']:.2f}}}$",
+        )
         for c in res.budgets:
             r = runs[runs["budget"] == c]
-            ax.plot(r["params"], r["tokens"], linestyle="none", marker=scale.marker(c), color=scale.color(c),
-                    markeredgecolor="black", markeredgewidth=0.5, markersize=5.5,
-                    label=f"runs at $C$ = {format_budget(c)}", zorder=5)
+            ax.plot(
+                r["params"],
+                r["tokens"],
+                linestyle="none",
+                marker=scale.marker(c),
+                color=scale.color(c),
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+                markersize=5.5,
+                label=f"runs at $C$ = {format_budget(c)}",
+                zorder=5,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(n_lim)
@@ -67,8 +81,11 @@ def make(results_dir, out_dir):
         ax.set_xlabel(LABELS["params"])
         ax.set_ylabel(LABELS["tokens"])
         p = fit.params
-        ax.set_title(f"Fitted $L(N, D)$: E = {p['E']:.3g}, A = {p['A']:.3g}, B = {p['B']:.3g}, "
-                     f"α = {p['alpha']:.3f}, β = {p['beta']:.3f}", fontsize=8.5)
+        ax.set_title(
+            f"Fitted $L(N, D)$: E = {p['E']:.3g}, A = {p['A']:.3g}, B = {p['B']:.3g}, "
+            f"α = {p['alpha']:.3f}, β = {p['beta']:.3f}",
+            fontsize=8.5,
+        )
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
         return save(fig, out_dir, NAME)
 

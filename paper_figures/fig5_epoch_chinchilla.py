@@ -89,17 +89,35 @@ def make(results_dir, out_dir):
         for key, p in sets.items():
             r = np.log(chinchilla(p, N, D)) - np.log(L)
             st = METHOD_STYLES[key]
-            axr.hist(r, bins=bins, histtype="step", color=st["color"], linestyle=st["linestyle"], linewidth=1.4,
-                     label=f"{st['label']}: median {np.median(r) + 0.0:+.4f}")
-            rows.append(f"{st['label']:<22} {p['E']:5.3g} {p['A']:6.4g} {p['B']:6.4g} {p['alpha']:6.4f} {p['beta']:6.4f}")
+            axr.hist(
+                r,
+                bins=bins,
+                histtype="step",
+                color=st["color"],
+                linestyle=st["linestyle"],
+                linewidth=1.4,
+                label=f"{st['label']}: median {np.median(r) + 0.0:+.4f}",
+            )
+            rows.append(
+                f"{st['label']:<22} {p['E']:5.3g} {p['A']:6.4g} {p['B']:6.4g} {p['alpha']:6.4f} {p['beta']:6.4f}"
+            )
         axr.axvline(0, color="0.5", linewidth=0.6)
         axr.set_xlabel("Residual $\\log \\hat L - \\log L$")
         axr.set_ylabel("Points")
         axr.set_title("(b) residuals of three parameter sets")
         axr.legend(loc="upper left")
         header = f"{'':<22} {'E':>5} {'A':>6} {'B':>6} {'α':>6} {'β':>6}"
-        axr.text(0.99, 0.72, "\n".join([header] + rows), transform=axr.transAxes, ha="right", va="top",
-                 family="monospace", fontsize=6.3, bbox=dict(facecolor="white", edgecolor="0.8", boxstyle="round"))
+        axr.text(
+            0.99,
+            0.72,
+            "\n".join([header] + rows),
+            transform=axr.transAxes,
+            ha="right",
+            va="top",
+            family="monospace",
+            fontsize=6.3,
+            bbox=dict(facecolor="white", edgecolor="0.8", boxstyle="round"),
+        )
         axr.set_ylim(0, axr.get_ylim()[1] * 2.3)
         fig.tight_layout()
         return save(fig, out_dir, NAME)

@@ -71,8 +71,14 @@ def make(results_dir, out_dir):
             mean = c.groupby(["activation", "width"])["rms"].mean()
             for i, a in enumerate(acts):
                 s = mean.loc[a]
-                ax.plot(s.index, s.values, color=ACT_COLORS[i % 6], marker=ACT_MARKERS[i % 6],
-                        linestyle=ACT_STYLES[i % 6], label=act_label(a))
+                ax.plot(
+                    s.index,
+                    s.values,
+                    color=ACT_COLORS[i % 6],
+                    marker=ACT_MARKERS[i % 6],
+                    linestyle=ACT_STYLES[i % 6],
+                    label=act_label(a),
+                )
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel(LABELS["width"])
@@ -89,8 +95,17 @@ def make(results_dir, out_dir):
                 ok = s[np.isfinite(s["eval_loss"])]
                 if len(ok):
                     best = ok.loc[ok["eval_loss"].idxmin()]
-                    ax.plot([best["lr"]], [best["eval_loss"]], marker="*", markersize=12, color=wcolor[w],
-                            markeredgecolor="black", markeredgewidth=0.6, linestyle="none", zorder=5)
+                    ax.plot(
+                        [best["lr"]],
+                        [best["eval_loss"]],
+                        marker="*",
+                        markersize=12,
+                        color=wcolor[w],
+                        markeredgecolor="black",
+                        markeredgewidth=0.6,
+                        linestyle="none",
+                        zorder=5,
+                    )
             ax.set_xscale("log", base=2)
             ax.set_xlabel(LABELS["lr"])
             ax.set_title(f"({'cd'[j]}) learning-rate transfer, {TITLES[param]}")

@@ -30,13 +30,17 @@ INTERPOLANTS = (  # name, options, style
     ("pchip", {}, dict(color="#1b9e77", linestyle="--", label="PCHIP (monotone)")),
     ("cubic", {}, dict(color="#d95f02", linestyle="-.", label="cubic spline")),
     ("smoothing", {}, dict(color="#7570b3", linestyle=":", label="smoothing spline (GCV)")),
-    ("polynomial", {"degree": 2}, dict(color="#e7298a", linestyle=(0, (5, 1, 1, 1, 1, 1)), label="quadratic (least squares)")),
+    (
+        "polynomial",
+        {"degree": 2},
+        dict(color="#e7298a", linestyle=(0, (5, 1, 1, 1, 1, 1)), label="quadratic (least squares)"),
+    ),
 )
 PATH_STYLES = ("-", "--", "-.", ":")
 
 
 def path_label(path, data: dict) -> str:
-    """"RUN: step A → step B, barrier X nats" from a `scaling interpolate --json` result."""
+    """ "RUN: step A → step B, barrier X nats" from a `scaling interpolate --json` result."""
     run = data.get("run_id") or Path(str(data.get("eval_run") or path.stem)).name
     label = run
     if data.get("step_a") is not None and data.get("step_b") is not None:
@@ -67,7 +71,9 @@ def make(results_dir, out_dir):
 
     with paper_style():
         ncols = 3 if paths else 2
-        fig, axes = plt.subplots(1, ncols, figsize=(3.4 * ncols, 3.2), width_ratios=[1.25, 1] + ([1.1] if paths else []))
+        fig, axes = plt.subplots(
+            1, ncols, figsize=(3.4 * ncols, 3.2), width_ratios=[1.25, 1] + ([1.1] if paths else [])
+        )
         ax, axd = axes[0], axes[1]
         grid = np.geomspace(x.min(), x.max(), 400)
         ref = interpolate_curve(x, y, method="linear")(grid)
@@ -76,8 +82,17 @@ def make(results_dir, out_dir):
             g = f(grid)
             ax.plot(grid, g, linewidth=1.0, **style)
             axd.plot(grid, 100 * (g / ref - 1), linewidth=1.0, **style)
-        ax.plot(x, y, linestyle="none", marker="o", color=color, markeredgecolor="black", markeredgewidth=0.5,
-                zorder=5, label="evaluations (checkpoints)")
+        ax.plot(
+            x,
+            y,
+            linestyle="none",
+            marker="o",
+            color=color,
+            markeredgecolor="black",
+            markeredgewidth=0.5,
+            zorder=5,
+            label="evaluations (checkpoints)",
+        )
         ax.set_xscale("log")
         loss_axis(ax)
         log_axis(ax.xaxis)
@@ -100,16 +115,27 @@ def make(results_dir, out_dir):
                 t = np.asarray(data["t"], dtype=float)
                 loss = np.asarray(data["loss"], dtype=float)  # null (diverged) -> NaN
                 order = np.argsort(t)
-                axp.plot(t[order], loss[order], color="black", linestyle=PATH_STYLES[i], marker="o", markersize=2.5,
-                         label=path_label(path, data))
+                axp.plot(
+                    t[order],
+                    loss[order],
+                    color="black",
+                    linestyle=PATH_STYLES[i],
+                    marker="o",
+                    markersize=2.5,
+                    label=path_label(path, data),
+                )
                 la, lb = data.get("loss_a"), data.get("loss_b")
                 if la is not None and lb is not None:  # the barrier is measured above this chord
                     axp.plot([0, 1], [la, lb], color="0.45", linestyle=":", linewidth=0.9)
                 bt, b = data.get("barrier_t"), data.get("barrier")
                 if bt is not None and b is not None and la is not None and lb is not None and np.isfinite(b):
                     base = (1 - bt) * la + bt * lb
-                    axp.annotate("", xy=(bt, base + b), xytext=(bt, base),
-                                 arrowprops=dict(arrowstyle="<->", color="#d95f02", linewidth=1.0))
+                    axp.annotate(
+                        "",
+                        xy=(bt, base + b),
+                        xytext=(bt, base),
+                        arrowprops=dict(arrowstyle="<->", color="#d95f02", linewidth=1.0),
+                    )
             axp.axvspan(0, 1, color="0.93", zorder=0)
             for t0, name in ((0, "$\\theta_a$"), (1, "$\\theta_b$")):
                 axp.axvline(t0, color="0.5", linewidth=0.6)

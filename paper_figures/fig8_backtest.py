@@ -57,11 +57,20 @@ def make(results_dir, out_dir):
             p = bt.points.merge(res.runs[["run_id", "budget"]], on="run_id")
             s = bt.summary
             yerr = np.abs(np.stack([p["pred"] - p["lo"], p["hi"] - p["pred"]]))
-            ax.errorbar(p["loss"], p["pred"], yerr=yerr, linestyle="none", marker=CUTOFF_MARKERS[j % 4],
-                        color=CUTOFF_COLORS[j % 4], markerfacecolor="white" if j else CUTOFF_COLORS[0],
-                        ecolor=CUTOFF_COLORS[j % 4], elinewidth=0.8, markersize=5,
-                        label=f"fit $C$ < {format_budget(cutoff)} ({s['n_fit']} runs): "
-                              f"error {100 * s['mean_abs_rel_error']:.2f}%, coverage {100 * s['coverage']:.0f}%")
+            ax.errorbar(
+                p["loss"],
+                p["pred"],
+                yerr=yerr,
+                linestyle="none",
+                marker=CUTOFF_MARKERS[j % 4],
+                color=CUTOFF_COLORS[j % 4],
+                markerfacecolor="white" if j else CUTOFF_COLORS[0],
+                ecolor=CUTOFF_COLORS[j % 4],
+                elinewidth=0.8,
+                markersize=5,
+                label=f"fit $C$ < {format_budget(cutoff)} ({s['n_fit']} runs): "
+                f"error {100 * s['mean_abs_rel_error']:.2f}%, coverage {100 * s['coverage']:.0f}%",
+            )
             lo_all += [p["loss"].min(), p["lo"].min()]
             hi_all += [p["loss"].max(), p["hi"].max()]
         lim = [min(lo_all) * 0.98, max(hi_all) * 1.02]
@@ -80,10 +89,19 @@ def make(results_dir, out_dir):
             n = np.geomspace(r["params"].min() / 1.5, r["params"].max() * 1.5, 100)
             pred = predict_loss(bt.fit, params=n, tokens=c / (bt.fit.k * n), level=0.95)
             axp.fill_between(n, pred["loss_lo"], pred["loss_hi"], color=scale.color(c), alpha=0.2, linewidth=0)
-            axp.plot(n, pred["loss"], color=scale.color(c), linestyle="--",
-                     label=f"predicted at $C$ = {format_budget(c)}")
-            axp.plot(r["params"], r["loss"], linestyle="none", marker=scale.marker(c), color=scale.color(c),
-                     markeredgecolor="black", markeredgewidth=0.5, label=f"observed at $C$ = {format_budget(c)}")
+            axp.plot(
+                n, pred["loss"], color=scale.color(c), linestyle="--", label=f"predicted at $C$ = {format_budget(c)}"
+            )
+            axp.plot(
+                r["params"],
+                r["loss"],
+                linestyle="none",
+                marker=scale.marker(c),
+                color=scale.color(c),
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+                label=f"observed at $C$ = {format_budget(c)}",
+            )
         axp.set_xscale("log")
         loss_axis(axp)
         log_axis(axp.xaxis)

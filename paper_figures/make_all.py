@@ -25,7 +25,9 @@ def figure_scripts(only: str | None = None) -> list[Path]:
         wanted = [w.strip() for w in only.split(",") if w.strip()]
         unknown = [w for w in wanted if not any(p.stem.startswith(w) for p in scripts)]
         if unknown:
-            raise ValueError(f"no figure named {', '.join(unknown)}; the figures are {', '.join(p.stem for p in scripts)}")
+            raise ValueError(
+                f"no figure named {', '.join(unknown)}; the figures are {', '.join(p.stem for p in scripts)}"
+            )
         scripts = [p for p in scripts if any(p.stem.startswith(w) for w in wanted)]
     return scripts
 
@@ -55,10 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     from scaling.plotting.figure import DEFAULT_OUT, DEFAULT_RESULTS, REPO, resolve_dirs
 
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument("results_dir", nargs="?", default=str(DEFAULT_RESULTS),
-                   help=f"results directory (default: {DEFAULT_RESULTS.relative_to(REPO)})")
-    p.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)} for the "
-                                                 "committed results, else RESULTS_DIR/figures)")
+    p.add_argument(
+        "results_dir",
+        nargs="?",
+        default=str(DEFAULT_RESULTS),
+        help=f"results directory (default: {DEFAULT_RESULTS.relative_to(REPO)})",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)} for the "
+        "committed results, else RESULTS_DIR/figures)",
+    )
     p.add_argument("--only", default=None, help="comma-separated figure names or prefixes (fig1,fig3)")
     args = p.parse_args(argv)
     try:

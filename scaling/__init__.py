@@ -1,2 +1,3 @@
 """scaling: a scaling-law research toolkit."""
+
 __version__ = "0.1.0"

@@ -60,9 +60,7 @@ def logical_to_mesh(logical: LogicalSpec | None, rules=DEFAULT_RULES, mesh: Mesh
             raise ValueError(f"logical axis {name!r} has no sharding rule; known: {sorted(table)}")
         target = table[name]
         axes = (target,) if isinstance(target, str) else tuple(target or ())
-        keep = tuple(
-            a for a in axes if a not in used and (mesh is None or mesh.shape.get(a, 1) > 1)
-        )
+        keep = tuple(a for a in axes if a not in used and (mesh is None or mesh.shape.get(a, 1) > 1))
         used.update(keep)
         out.append(None if not keep else keep[0] if len(keep) == 1 else keep)
     return PartitionSpec(*out)

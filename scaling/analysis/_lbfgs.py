@@ -20,8 +20,9 @@ shapes need compiling. Results come back in the original lane order.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -111,10 +112,25 @@ def _initial_state(x0: np.ndarray, idle: np.ndarray) -> State:
     m = _MEMORY
     zeros, izeros = np.zeros(B), np.zeros(B, np.int32)
     state = State(
-        x=x0, f=zeros + np.inf, g=np.zeros((B, P)), S=np.zeros((B, m, P)), Y=np.zeros((B, m, P)), n_mem=izeros,
-        d=np.zeros((B, P)), gd0=zeros - 1.0, t=zeros, t_lo=zeros, f_lo=zeros + np.inf, gd_lo=zeros - 1.0,
-        g_lo=np.zeros((B, P)), t_hi=zeros + np.inf, f_hi=zeros + np.inf, n_ls=izeros, n_iter=izeros - 1,
-        n_eval=izeros, status=np.where(idle, MAX_ITER, RUNNING).astype(np.int32),
+        x=x0,
+        f=zeros + np.inf,
+        g=np.zeros((B, P)),
+        S=np.zeros((B, m, P)),
+        Y=np.zeros((B, m, P)),
+        n_mem=izeros,
+        d=np.zeros((B, P)),
+        gd0=zeros - 1.0,
+        t=zeros,
+        t_lo=zeros,
+        f_lo=zeros + np.inf,
+        gd_lo=zeros - 1.0,
+        g_lo=np.zeros((B, P)),
+        t_hi=zeros + np.inf,
+        f_hi=zeros + np.inf,
+        n_ls=izeros,
+        n_iter=izeros - 1,
+        n_eval=izeros,
+        status=np.where(idle, MAX_ITER, RUNNING).astype(np.int32),
     )
     return State(*(jnp.asarray(a) for a in state))
 
@@ -140,8 +156,7 @@ def _step(vg, s: State, lane, shared, gtol, max_iter) -> State:
     # approximate Wolfe test of Hager & Zhang: f barely above f0 and the slope says the
     # step has not overshot the minimum along d.
     armijo = finite & (
-        (ft <= s.f + _C1 * s.t * s.gd0)
-        | ((ft <= s.f + _EPS_F * jnp.abs(s.f)) & (dt <= (2 * _C1 - 1) * s.gd0))
+        (ft <= s.f + _C1 * s.t * s.gd0) | ((ft <= s.f + _EPS_F * jnp.abs(s.f)) & (dt <= (2 * _C1 - 1) * s.gd0))
     )
     wolfe = armijo & (dt >= _C2 * s.gd0)
 
@@ -224,7 +239,7 @@ def _step(vg, s: State, lane, shared, gtol, max_iter) -> State:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(vg: Callable, gtol: float):
     import jax
     import jax.numpy as jnp
@@ -332,8 +347,10 @@ def minimize(
     pick = np.concatenate([np.arange(L), np.zeros(size - L, int)])
     lane = _take(lane, pick)
     state = _initial_state(x0[pick], np.arange(size) >= L)
-    out = {k: np.empty((L,) + np.shape(getattr(state, k))[1:], dtype=np.asarray(getattr(state, k)).dtype)
-           for k in Result._fields}
+    out = {
+        k: np.empty((L,) + np.shape(getattr(state, k))[1:], dtype=np.asarray(getattr(state, k)).dtype)
+        for k in Result._fields
+    }
     rows = np.arange(L)  # original lane of each real batch row (the first n_real rows are real)
     n_real = L
 

@@ -87,7 +87,7 @@ def fit_power_law(x, y, y_draws=None, *, ci: float = 0.95) -> PowerLawFit:
         draws = np.stack([s, i], axis=1)
         good = np.isfinite(s)
         q = 50 * (1 - ci)
-        lo, hi = (np.percentile(s[good], [q, 100 - q]) if good.any() else (np.nan, np.nan))
+        lo, hi = np.percentile(s[good], [q, 100 - q]) if good.any() else (np.nan, np.nan)
     return PowerLawFit(
         exponent=float(slope),
         coefficient=float(np.exp(icpt)),

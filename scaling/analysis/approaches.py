@@ -14,7 +14,6 @@ is doing the work.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .allocation import PowerLawFit
@@ -24,8 +23,22 @@ from .isoflop import isoflop_analysis
 __all__ = ["compare_approaches", "COLUMNS"]
 
 COLUMNS = (
-    "approach", "name", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi",
-    "flops", "n_opt", "n_opt_lo", "n_opt_hi", "d_opt", "d_opt_lo", "d_opt_hi", "warnings",
+    "approach",
+    "name",
+    "a",
+    "a_lo",
+    "a_hi",
+    "b",
+    "b_lo",
+    "b_hi",
+    "flops",
+    "n_opt",
+    "n_opt_lo",
+    "n_opt_hi",
+    "d_opt",
+    "d_opt_lo",
+    "d_opt_hi",
+    "warnings",
 )
 
 
@@ -33,11 +46,21 @@ def _from_power_laws(approach: int, name: str, n_fit: PowerLawFit, d_fit: PowerL
     n_lo, n_hi = n_fit.interval(C)
     d_lo, d_hi = d_fit.interval(C)
     return dict(
-        approach=approach, name=name,
-        a=n_fit.exponent, a_lo=n_fit.exponent_ci[0], a_hi=n_fit.exponent_ci[1],
-        b=d_fit.exponent, b_lo=d_fit.exponent_ci[0], b_hi=d_fit.exponent_ci[1],
-        flops=C, n_opt=float(n_fit(C)), n_opt_lo=float(n_lo[0]), n_opt_hi=float(n_hi[0]),
-        d_opt=float(d_fit(C)), d_opt_lo=float(d_lo[0]), d_opt_hi=float(d_hi[0]),
+        approach=approach,
+        name=name,
+        a=n_fit.exponent,
+        a_lo=n_fit.exponent_ci[0],
+        a_hi=n_fit.exponent_ci[1],
+        b=d_fit.exponent,
+        b_lo=d_fit.exponent_ci[0],
+        b_hi=d_fit.exponent_ci[1],
+        flops=C,
+        n_opt=float(n_fit(C)),
+        n_opt_lo=float(n_lo[0]),
+        n_opt_hi=float(n_hi[0]),
+        d_opt=float(d_fit(C)),
+        d_opt_lo=float(d_lo[0]),
+        d_opt_hi=float(d_hi[0]),
         warnings=len(warns),
     )
 
@@ -60,11 +83,21 @@ def _parametric(fit, runs, C, k, n_boot, ci, seed, fit_options, bootstrap_option
     nan = float("nan")
     base = fit.fit if isinstance(fit, BootstrapResult) else fit
     return dict(
-        approach=3, name="parametric",
-        a=out["a"], a_lo=out.get("a_lo", nan), a_hi=out.get("a_hi", nan),
-        b=out["b"], b_lo=out.get("b_lo", nan), b_hi=out.get("b_hi", nan),
-        flops=C, n_opt=out["params"], n_opt_lo=out.get("params_lo", nan), n_opt_hi=out.get("params_hi", nan),
-        d_opt=out["tokens"], d_opt_lo=out.get("tokens_lo", nan), d_opt_hi=out.get("tokens_hi", nan),
+        approach=3,
+        name="parametric",
+        a=out["a"],
+        a_lo=out.get("a_lo", nan),
+        a_hi=out.get("a_hi", nan),
+        b=out["b"],
+        b_lo=out.get("b_lo", nan),
+        b_hi=out.get("b_hi", nan),
+        flops=C,
+        n_opt=out["params"],
+        n_opt_lo=out.get("params_lo", nan),
+        n_opt_hi=out.get("params_hi", nan),
+        d_opt=out["tokens"],
+        d_opt_lo=out.get("tokens_lo", nan),
+        d_opt_hi=out.get("tokens_hi", nan),
         warnings=len(base.warnings) + (len(boot.warnings) if boot is not None else 0),
     )
 

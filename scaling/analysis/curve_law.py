@@ -31,8 +31,8 @@ loss a cooldown branched from a checkpoint would reach.
 from __future__ import annotations
 
 import warnings as _warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -193,7 +193,9 @@ def _fit_fixed_decay(S1, S2, y, *, with_c, loss, delta, alpha_bounds, n_alpha, n
         lin.append(theta)
         sse[k] = np.sum((X @ theta - y) ** 2)
     # starts: the best grid points that are local minima along the grid
-    local = [k for k in range(n_alpha) if (k == 0 or sse[k] <= sse[k - 1]) and (k == n_alpha - 1 or sse[k] <= sse[k + 1])]
+    local = [
+        k for k in range(n_alpha) if (k == 0 or sse[k] <= sse[k - 1]) and (k == n_alpha - 1 or sse[k] <= sse[k + 1])
+    ]
     starts = sorted(local, key=lambda k: sse[k])[:n_starts] or [int(np.argmin(sse))]
 
     # 2. joint refinement of (L0, A, alpha[, C]) on log loss
@@ -211,8 +213,16 @@ def _fit_fixed_decay(S1, S2, y, *, with_c, loss, delta, alpha_bounds, n_alpha, n
         p0 = np.array([th[0], th[1], alphas[k]] + ([th[2]] if with_c else []), dtype=float)
         p0 = np.clip(p0, np.array(lower) + 1e-12, upper)
         sol = optimize.least_squares(
-            resid, p0, bounds=(lower, upper), loss="linear" if loss == "l2" else "huber",
-            f_scale=delta, x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000,
+            resid,
+            p0,
+            bounds=(lower, upper),
+            loss="linear" if loss == "l2" else "huber",
+            f_scale=delta,
+            x_scale="jac",
+            xtol=1e-12,
+            ftol=1e-12,
+            gtol=1e-12,
+            max_nfev=2000,
         )
         obj = _objective(resid(sol.x), loss, delta)
         if best is None or obj < best[1]:
@@ -264,10 +274,20 @@ def fit_curve_law(
         if np.any(S1 <= 0):
             raise ValueError("every evaluation needs a positive forward area S1 (some LR before it)")
         with_c = bool(np.any(np.abs(S2) > 1e-12 * S1.max()))
-        results[lam] = (*_fit_fixed_decay(
-            S1, S2, y, with_c=with_c, loss=loss, delta=delta, alpha_bounds=alpha_bounds,
-            n_alpha=n_alpha, n_starts=n_starts,
-        ), with_c)
+        results[lam] = (
+            *_fit_fixed_decay(
+                S1,
+                S2,
+                y,
+                with_c=with_c,
+                loss=loss,
+                delta=delta,
+                alpha_bounds=alpha_bounds,
+                n_alpha=n_alpha,
+                n_starts=n_starts,
+            ),
+            with_c,
+        )
     lam = min(results, key=lambda k: results[k][1])
     (L0, A, alpha, C), obj, r, with_c = results[lam]
     warns = []
@@ -278,9 +298,18 @@ def fit_curve_law(
     if decay == "fit" and lam in (min(decays), max(decays)):
         warns.append(f"the fitted decay {lam} is at the edge of the grid {min(decays)}..{max(decays)}")
     return CurveLawFit(
-        L0=float(L0), A=float(A), alpha=float(alpha), C=float(C), decay=float(lam),
-        warmup_steps=int(warmup_steps), loss=loss, delta=float(delta), n_points=len(y),
-        rmse_log=float(np.sqrt(np.mean(r * r))), objective=float(obj), c_identified=with_c,
+        L0=float(L0),
+        A=float(A),
+        alpha=float(alpha),
+        C=float(C),
+        decay=float(lam),
+        warmup_steps=int(warmup_steps),
+        loss=loss,
+        delta=float(delta),
+        n_points=len(y),
+        rmse_log=float(np.sqrt(np.mean(r * r))),
+        objective=float(obj),
+        c_identified=with_c,
         warnings=tuple(warns),
         decay_scan={k: v[1] for k, v in results.items()} if decay == "fit" else {},
     )

@@ -63,7 +63,9 @@ def curve_matrix(
         v = curves[col].to_numpy(float)
         bad = ~np.isfinite(v) | (v <= 0)
         if bad.any():
-            raise ValueError(f"envelope: column {col!r} must be finite and positive; row {int(np.argmax(bad))} has {float(v[bad][0])!r}")
+            raise ValueError(
+                f"envelope: column {col!r} must be finite and positive; row {int(np.argmax(bad))} has {float(v[bad][0])!r}"
+            )
     f_all = curves[flops_col].to_numpy(float)
     if flops_grid is None:
         if n_grid < 2:
@@ -89,7 +91,9 @@ def curve_matrix(
         # tokens are proportional to FLOPs along a run: interpolate linearly in log-log
         order = np.argsort(f)
         tok = np.full(grid.shape, np.nan)
-        tok[inside] = np.exp(np.interp(np.log(grid[inside]), np.log(f[order]), np.log(run[tokens_col].to_numpy(float)[order])))
+        tok[inside] = np.exp(
+            np.interp(np.log(grid[inside]), np.log(f[order]), np.log(run[tokens_col].to_numpy(float)[order]))
+        )
         run_ids.append(rid)
         params.append(float(sizes[0]))
         losses.append(row)
@@ -164,8 +168,16 @@ def envelope_analysis(
     if min_runs < 1:
         raise ValueError(f"min_runs must be >= 1; got {min_runs!r}")
     m = curve_matrix(
-        curves, flops_grid, n_grid=n_grid, method=method, run_col=run_col, params_col=params_col,
-        tokens_col=tokens_col, flops_col=flops_col, loss_col=loss_col, **interp_options,
+        curves,
+        flops_grid,
+        n_grid=n_grid,
+        method=method,
+        run_col=run_col,
+        params_col=params_col,
+        tokens_col=tokens_col,
+        flops_col=flops_col,
+        loss_col=loss_col,
+        **interp_options,
     )
     R = len(m.run_ids)
     win, best, n_reach, boundary = _envelope(m, np.ones((1, R), dtype=bool))

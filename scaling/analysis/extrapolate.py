@@ -26,7 +26,9 @@ from .laws import get_law
 __all__ = ["BacktestResult", "backtest", "predict_loss"]
 
 
-def predict_loss(fit, params=None, tokens=None, flops=None, *, k: float | None = None, level: float | None = None) -> dict:
+def predict_loss(
+    fit, params=None, tokens=None, flops=None, *, k: float | None = None, level: float | None = None
+) -> dict:
     """Predicted loss with its bootstrap interval (when the fit carries one).
 
     fit: a FitResult (intervals need .bootstrap) or a BootstrapResult.
@@ -97,7 +99,9 @@ def backtest(
     test = df[df["flops"] > cutoff_flops]
     lawobj = get_law(law)
     if len(test) == 0:
-        raise ValueError(f"no rows above cutoff_flops={cutoff_flops:.3g} (max flops {df['flops'].max():.3g}): nothing to predict")
+        raise ValueError(
+            f"no rows above cutoff_flops={cutoff_flops:.3g} (max flops {df['flops'].max():.3g}): nothing to predict"
+        )
     if len(train) < lawobj.n_params:
         raise ValueError(
             f"only {len(train)} rows at or below cutoff_flops={cutoff_flops:.3g}; law {lawobj.name!r} "

@@ -24,9 +24,9 @@ the analysis calls only; the process-wide default (float32, for training) is unt
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Mapping, Sequence
+from functools import cache
 
 import numpy as np
 
@@ -98,7 +98,7 @@ def _huber(r, delta):
     return jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _value_and_grad(law: Law, delta: float):
     """vg(theta (B,P), lane, shared) -> (objective (B,), gradient (B,P)) for the L-BFGS engine.
 
@@ -130,8 +130,9 @@ def _value_and_grad(law: Law, delta: float):
         if B <= _LANE_BLOCK or B % _LANE_BLOCK:
             return block(theta, w, shared)
         nb = B // _LANE_BLOCK
-        f, g = jax.lax.map(lambda a: block(a[0], a[1], shared),
-                           (theta.reshape(nb, _LANE_BLOCK, P), w.reshape(nb, _LANE_BLOCK, -1)))
+        f, g = jax.lax.map(
+            lambda a: block(a[0], a[1], shared), (theta.reshape(nb, _LANE_BLOCK, P), w.reshape(nb, _LANE_BLOCK, -1))
+        )
         return f.reshape(B), g.reshape(B, P)
 
     return vg
@@ -155,7 +156,7 @@ def objective(law, theta, data, *, delta: float = DEFAULT_DELTA, weights=None) -
         return np.asarray(f)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _jitted_vg(law: Law, delta: float):
     import jax
 
@@ -187,7 +188,7 @@ def _lane_weights(pts: Points, W, lanes: int | None = None) -> np.ndarray:
     return np.broadcast_to(W, (lanes, W.shape[1])) if lanes is not None else W
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hessian_fn(law: Law, delta: float):
     import jax
     import jax.numpy as jnp
@@ -205,8 +206,9 @@ def _hessian(law: Law, delta: float, theta, pts: Points, w=None) -> np.ndarray:
     w = np.ones(pts.n) if w is None else np.asarray(w, dtype=float)
     with jax.enable_x64(True):
         sh = _shared(pts)
-        H = _hessian_fn(law, float(delta))(np.asarray(theta, dtype=float), sh["logx"], sh["logy"],
-                                           _lane_weights(pts, w)[0])
+        H = _hessian_fn(law, float(delta))(
+            np.asarray(theta, dtype=float), sh["logx"], sh["logy"], _lane_weights(pts, w)[0]
+        )
         return np.asarray(H)
 
 
@@ -290,7 +292,7 @@ class FitResult:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "FitResult":
+    def from_dict(cls, d: Mapping) -> FitResult:
         law = get_law(d["law"])
         missing = [p for p in law.params if p not in d.get("params", {})]
         if missing:
@@ -329,7 +331,7 @@ class FitResult:
         return text
 
     @classmethod
-    def from_json(cls, path_or_text) -> "FitResult":
+    def from_json(cls, path_or_text) -> FitResult:
         from pathlib import Path
 
         s = str(path_or_text)
@@ -338,9 +340,11 @@ class FitResult:
 
     def summary(self) -> str:
         """A small text table of the parameters (with intervals when bootstrapped)."""
-        lines = [f"law: {self.law}   points: {self.n_points}   objective: {self.objective:.6e}   "
-                 f"converged: {self.converged}   starts at best: {self.n_at_best}/{self.n_kept}"
-                 + (f" (of {self.n_starts} screened)" if self.n_kept < self.n_starts else "")]
+        lines = [
+            f"law: {self.law}   points: {self.n_points}   objective: {self.objective:.6e}   "
+            f"converged: {self.converged}   starts at best: {self.n_at_best}/{self.n_kept}"
+            + (f" (of {self.n_starts} screened)" if self.n_kept < self.n_starts else "")
+        ]
         ci_lvl = f"{int(round(100 * self.bootstrap.level))}% CI" if self.bootstrap is not None else "CI"
         lines.append(f"{'param':>10} {'value':>14}" + (f" {ci_lvl:>30}" if self.ci else ""))
         for p, v in self.params.items():
@@ -404,16 +408,25 @@ def fit_law(
     with jax.enable_x64(True):
         if method == "lbfgs":
             res = _lbfgs.minimize(
-                _value_and_grad(law, float(delta)), starts, {"w": _lane_weights(pts, w, len(starts))}, _shared(pts),
-                gtol=gtol, max_iter=max_iter, prune=prune,
+                _value_and_grad(law, float(delta)),
+                starts,
+                {"w": _lane_weights(pts, w, len(starts))},
+                _shared(pts),
+                gtol=gtol,
+                max_iter=max_iter,
+                prune=prune,
             )
         elif method == "varpro":
             from .varpro import varpro_starts
 
             polish = varpro_starts(law, pts, w, delta=delta, grid=grid)
             res = _lbfgs.minimize(
-                _value_and_grad(law, float(delta)), polish, {"w": _lane_weights(pts, w, len(polish))}, _shared(pts),
-                gtol=gtol, max_iter=max_iter,
+                _value_and_grad(law, float(delta)),
+                polish,
+                {"w": _lane_weights(pts, w, len(polish))},
+                _shared(pts),
+                gtol=gtol,
+                max_iter=max_iter,
             )
         else:
             raise ValueError(f"unknown method {method!r}; use 'lbfgs' or 'varpro'")
@@ -440,7 +453,9 @@ def _result(law, pts, w, res: _lbfgs.Result, starts, *, method, delta, gtol, k, 
     params = {p: float(v) for p, v in zip(law.params, natural)}
     H = _hessian(law, delta, theta, pts, w)
     evals, evecs = np.linalg.eigh(0.5 * (H + H.T))
-    warns = _warnings_for(law, theta, fbest, evals, evecs, starts if grid is None or isinstance(grid, Mapping) else None)
+    warns = _warnings_for(
+        law, theta, fbest, evals, evecs, starts if grid is None or isinstance(grid, Mapping) else None
+    )
     converged = bool(res.status[best] == _lbfgs.CONVERGED)
     if not converged:
         warns.append(

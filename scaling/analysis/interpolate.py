@@ -21,8 +21,8 @@ unless ``extrapolate=True`` (at construction or per call).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from scipy import interpolate as _si
@@ -132,7 +132,9 @@ def _validate(x, loss, duplicates: str) -> tuple[np.ndarray, np.ndarray]:
     for name, arr in (("x", x), ("loss", loss)):
         bad = ~np.isfinite(arr) | (arr <= 0)
         if np.any(bad):
-            raise ValueError(f"{name} must be finite and positive (log-log space); {name}[{int(np.argmax(bad))}]={float(arr[bad][0])!r}")
+            raise ValueError(
+                f"{name} must be finite and positive (log-log space); {name}[{int(np.argmax(bad))}]={float(arr[bad][0])!r}"
+            )
     order = np.argsort(x, kind="stable")
     x, loss = x[order], loss[order]
     ux, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)

@@ -192,7 +192,9 @@ def isoflop_profile(
     if np.any(~np.isfinite(N)) or np.any(N <= 0) or np.any(~np.isfinite(L)):
         raise ValueError(f"budget {budget:.4g}: params must be finite and positive and loss finite")
     if len(np.unique(N)) < 3:
-        raise ValueError(f"budget {budget:.4g}: an IsoFLOP minimum needs at least 3 distinct sizes; got {len(np.unique(N))}")
+        raise ValueError(
+            f"budget {budget:.4g}: an IsoFLOP minimum needs at least 3 distinct sizes; got {len(np.unique(N))}"
+        )
     if tokens is not None:
         D = np.asarray(tokens, dtype=float)
         k = float(np.median(budget / (N * D)))
@@ -216,7 +218,9 @@ def isoflop_profile(
     warns = []
     if minimum != "parabola":
         if not np.isfinite(n_opt):
-            warns.append(f"budget {budget:.4g}: the lowest '{minimum}' loss is at an end of the sizes tried; no interior minimum")
+            warns.append(
+                f"budget {budget:.4g}: the lowest '{minimum}' loss is at an end of the sizes tried; no interior minimum"
+            )
     elif not coef[2] > 0:
         warns.append(f"budget {budget:.4g}: the parabola opens downwards (curvature {coef[2]:.3g}); no minimum")
     elif not (N.min() <= n_opt <= N.max()):

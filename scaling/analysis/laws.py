@@ -26,9 +26,9 @@ Adding a form takes a few lines::
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Callable, Mapping, Sequence
+from functools import cache
 
 import numpy as np
 
@@ -149,14 +149,14 @@ class Law:
         return out.reshape((len(theta),) + shape)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _batch_log_loss(law: Law):
     import jax
 
     return jax.jit(jax.vmap(jax.vmap(law.log_loss_vec, in_axes=(None, 0)), in_axes=(0, None)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _paired_log_loss(law: Law):
     """(R, P) parameters with their own (R, m, k) log inputs -> (R, m) log losses."""
     import jax

@@ -121,8 +121,11 @@ def _loss_draws(law, draws, nd, dd) -> np.ndarray:
     from .laws import _paired_log_loss
 
     R = len(draws)
-    ok = (np.all(np.isfinite(draws), axis=1) & np.all(np.isfinite(nd.reshape(R, -1)), axis=1)
-          & np.all(np.isfinite(dd.reshape(R, -1)), axis=1))
+    ok = (
+        np.all(np.isfinite(draws), axis=1)
+        & np.all(np.isfinite(nd.reshape(R, -1)), axis=1)
+        & np.all(np.isfinite(dd.reshape(R, -1)), axis=1)
+    )
     theta = np.nan_to_num(law.to_fit(np.where(ok[:, None], draws, 1.0), strict=False), nan=0.0)
     cols = {"params": nd.reshape(R, -1), "tokens": dd.reshape(R, -1)}
     with np.errstate(all="ignore"):

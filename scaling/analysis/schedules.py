@@ -87,7 +87,9 @@ def wsd_lr(
     return lr * linear_warmup(s, warmup_steps)
 
 
-def branch_cooldown(lr, branch_step: int, cooldown_steps: int, *, shape: str = "linear", floor: float = 0.0) -> np.ndarray:
+def branch_cooldown(
+    lr, branch_step: int, cooldown_steps: int, *, shape: str = "linear", floor: float = 0.0
+) -> np.ndarray:
     """Per-step LR of a cooldown branched after ``branch_step`` steps of the schedule
     ``lr`` (per-step array): the first branch_step entries of lr, then cooldown_steps
     steps falling from lr[branch_step - 1] to ``floor`` (reached at the last step)."""

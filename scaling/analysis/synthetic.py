@@ -74,6 +74,8 @@ def training_curves(
         D = N * np.geomspace(*tokens_per_param, evals)
         L = _noisy(chinchilla_loss(N, D, **law), noise, rng)
         rows.append(
-            pd.DataFrame(dict(run_id=f"n{i:03d}", params=N, tokens=D, flops=6 * N * D, step=np.arange(1, evals + 1), loss=L))
+            pd.DataFrame(
+                dict(run_id=f"n{i:03d}", params=N, tokens=D, flops=6 * N * D, step=np.arange(1, evals + 1), loss=L)
+            )
         )
     return pd.DataFrame(pd.concat(rows, ignore_index=True))

@@ -169,7 +169,11 @@ def _positive(col: pd.Series, name: str, original: pd.DataFrame) -> pd.Series:
         i = int(np.nonzero(bad)[0][0])
         label = original.index[i] if len(original.index) > i else i
         raw = col.iloc[i]
-        what = "NaN or missing" if pd.isna(raw) or not np.isfinite(values[i]) and not np.isinf(values[i]) else "not positive"
+        what = (
+            "NaN or missing"
+            if pd.isna(raw) or not np.isfinite(values[i]) and not np.isinf(values[i])
+            else "not positive"
+        )
         if np.isinf(values[i]):
             what = "infinite"
         raise ValueError(

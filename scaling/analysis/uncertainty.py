@@ -14,8 +14,8 @@ Intervals are percentile intervals over the resamples.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -130,7 +130,7 @@ class BootstrapResult:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping, fit: FitResult | None = None) -> "BootstrapResult":
+    def from_dict(cls, d: Mapping, fit: FitResult | None = None) -> BootstrapResult:
         law = fit.law if fit is not None else d["law"]
         draws = np.asarray(d.get("draws", []), dtype=float).reshape(-1, get_law(law).n_params)
         return cls(
@@ -201,8 +201,10 @@ def bootstrap(
         warns.append(f"{int((~converged).sum())} of {n} refits did not reach gtol {gtol:.0e}")
     vanished = np.any(theta[:, lawobj.is_log] < -700, axis=1)  # exp() of it is 0: the term is gone
     if vanished.any():
-        warns.append(f"{int(vanished.sum())} of {n} refits drove {'/'.join(lawobj.log_params)} to zero "
-                     "(a term vanished); quantities undefined for them (e.g. the optimum) leave them out")
+        warns.append(
+            f"{int(vanished.sum())} of {n} refits drove {'/'.join(lawobj.log_params)} to zero "
+            "(a term vanished); quantities undefined for them (e.g. the optimum) leave them out"
+        )
     result = BootstrapResult(
         law=lawobj.name,
         draws=lawobj.to_natural(theta),
@@ -237,8 +239,9 @@ def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
         # every chunk has the same shapes (the last one padded with copies of its first
         # resample), so one compilation serves them all
         Wc = _lane_weights(pts, W[np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)]])
-        res = _lbfgs.minimize(vg, x0, {"w": np.repeat(Wc, S, axis=0)}, shared, gtol=gtol, max_iter=max_iter,
-                              prune=prune, group_size=S)
+        res = _lbfgs.minimize(
+            vg, x0, {"w": np.repeat(Wc, S, axis=0)}, shared, gtol=gtol, max_iter=max_iter, prune=prune, group_size=S
+        )
         f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(per_chunk, S)[:m]
         best = np.argmin(f, axis=1)
         rows = best + S * np.arange(m)

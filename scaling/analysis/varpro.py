@@ -16,7 +16,7 @@ solved and the best feasible one kept, which is the NNLS solution.
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -28,7 +28,7 @@ _MAX_GRID = 2500  # exponent points searched
 _IRLS = 4  # reweighting passes
 
 
-@lru_cache(maxsize=None)
+@cache
 def _solver(law: Law, delta: float):
     import jax
     import jax.numpy as jnp

@@ -47,6 +47,7 @@ def jsonable(value):
 
 def print_rows(rows: list[dict], columns: list[str]) -> None:
     """A plain aligned table."""
+
     def fmt(v):
         if isinstance(v, float):
             return "nan" if math.isnan(v) else f"{v:.6g}"

@@ -14,11 +14,18 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("figures", help="regenerate the paper figures (PNG + PDF)", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "figures",
+        help="regenerate the paper figures (PNG + PDF)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("results_dir", nargs="?", default=None, help="results directory (default: results/quickstart)")
-    p.add_argument("--out", default=None,
-                   help="output folder (default: paper_figures/out for results/quickstart, else RESULTS_DIR/figures)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: paper_figures/out for results/quickstart, else RESULTS_DIR/figures)",
+    )
     p.add_argument("--only", default=None, help="comma-separated figure names or prefixes, e.g. fig1,fig3")
     p.set_defaults(func=run)
 

@@ -26,14 +26,23 @@ def register(subparsers) -> None:
     p.add_argument("--tokens-col", default=None, help="column of training tokens D (default: tokens)")
     p.add_argument("--flops-col", default=None, help="column of training FLOPs C (default: flops)")
     p.add_argument("--loss-col", default=None, help="column of final losses (default: loss)")
-    p.add_argument("--convention", default=None,
-                   help="FLOPs per parameter per token, e.g. 6N or 6 (default: a results directory's "
-                        "recorded convention, else 6N)")
+    p.add_argument(
+        "--convention",
+        default=None,
+        help="FLOPs per parameter per token, e.g. 6N or 6 (default: a results directory's "
+        "recorded convention, else 6N)",
+    )
     p.add_argument("--method", default="lbfgs", choices=["lbfgs", "varpro"], help="fitting method (default: lbfgs)")
     p.add_argument("--delta", type=float, default=1e-3, help="Huber delta on log residuals (default: 1e-3)")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default: 0)")
-    p.add_argument("--bootstrap-start", default="optimum", choices=["optimum", "grid"],
-                   help="start each refit at the full-data optimum (default) or search the whole grid")
+    p.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default: 0)"
+    )
+    p.add_argument(
+        "--bootstrap-start",
+        default="optimum",
+        choices=["optimum", "grid"],
+        help="start each refit at the full-data optimum (default) or search the whole grid",
+    )
     p.add_argument("--level", type=float, default=0.95, help="interval level (default: 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the fit as JSON")
@@ -64,8 +73,11 @@ def run(args) -> int:
     print(fit.summary())
     if fit.bootstrap is not None:
         se = fit.bootstrap.se()
-        print("bootstrap: " + f"{fit.bootstrap.n} resamples of {fit.bootstrap.unit}; standard errors "
-              + ", ".join(f"{k} {v:.4g}" for k, v in se.items()))
+        print(
+            "bootstrap: "
+            + f"{fit.bootstrap.n} resamples of {fit.bootstrap.unit}; standard errors "
+            + ", ".join(f"{k} {v:.4g}" for k, v in se.items())
+        )
         for w in fit.bootstrap.warnings:
             print(f"warning: {w}")
     if args.json:

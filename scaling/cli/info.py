@@ -1,7 +1,7 @@
 """`scaling info`: the JAX runtime, and the model family's parameter and FLOP accounting.
 
-    scaling info                                   # devices + a family table
-    scaling info --width 512 --depth 8 --json      # one model's accounting as JSON
+scaling info                                   # devices + a family table
+scaling info --width 512 --depth 8 --json      # one model's accounting as JSON
 """
 
 from __future__ import annotations
@@ -33,8 +33,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--width and --depth go together")
 
     def config(width: int, depth: int) -> ModelConfig:
-        return ModelConfig(width=width, depth=depth, vocab_size=args.vocab, seq_len=args.seq_len,
-                           head_dim=args.head_dim, mlp=args.mlp, tied_embeddings=args.tied)
+        return ModelConfig(
+            width=width,
+            depth=depth,
+            vocab_size=args.vocab,
+            seq_len=args.seq_len,
+            head_dim=args.head_dim,
+            mlp=args.mlp,
+            tied_embeddings=args.tied,
+        )
 
     if args.width is not None:
         cfg = config(args.width, args.depth)
@@ -54,10 +61,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"runtime": devices, "family": rows}))
         return 0
     kinds = ", ".join(f"{n} x {kind}" for kind, n in devices["device_kinds"].items())
-    print(f"JAX {devices['jax_version']}  backend {devices['backend']}  devices {devices['device_count']} ({kinds})"
-          f"  processes {devices['process_count']}")
-    print(f"\nModel family (vocab {args.vocab}, seq_len {args.seq_len}, head_dim {args.head_dim}, {args.mlp}"
-          f"{', tied' if args.tied else ''}); FLOPs are per training token:\n")
+    print(
+        f"JAX {devices['jax_version']}  backend {devices['backend']}  devices {devices['device_count']} ({kinds})"
+        f"  processes {devices['process_count']}"
+    )
+    print(
+        f"\nModel family (vocab {args.vocab}, seq_len {args.seq_len}, head_dim {args.head_dim}, {args.mlp}"
+        f"{', tied' if args.tied else ''}); FLOPs are per training token:\n"
+    )
     print(_table(family, FLOP_CONVENTIONS))
     return 0
 
@@ -69,7 +80,9 @@ def _table(cfgs, conventions) -> str:
     rows = []
     for c in cfgs:
         acc = accounting(c)
-        rows.append([str(c.width), str(c.depth), str(c.heads), f"{acc['params_nonembedding']:,}",
-                     f"{acc['params_total']:,}"] + [f"{acc['flops_per_token'][k]:.4g}" for k in conventions])
+        rows.append(
+            [str(c.width), str(c.depth), str(c.heads), f"{acc['params_nonembedding']:,}", f"{acc['params_total']:,}"]
+            + [f"{acc['flops_per_token'][k]:.4g}" for k in conventions]
+        )
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in [head] + rows)

@@ -44,24 +44,41 @@ _AVERAGE_ONLY = ("last", "steps", "ema")
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "interpolate", help="loss along a weight-space path between checkpoints; checkpoint averaging",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "interpolate",
+        help="loss along a weight-space path between checkpoints; checkpoint averaging",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s CKPT_A CKPT_B [--points N] [--range LO HI] [--mesh D,F,M] [--json OUT]\n"
-              "       %(prog)s average RUN_DIR [--last K | --steps S1,S2,...] [--ema DECAY] "
-              "[--mesh D,F,M] [--json OUT]")
+        "       %(prog)s average RUN_DIR [--last K | --steps S1,S2,...] [--ema DECAY] "
+        "[--mesh D,F,M] [--json OUT]",
+    )
     p.add_argument("targets", nargs="+", metavar="CKPT", help="CKPT_A CKPT_B, or: average RUN_DIR")
     g = p.add_argument_group("path (CKPT_A CKPT_B)")
     g.add_argument("--points", type=int, default=None, help="number of values of t (default 11)")
-    g.add_argument("--range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="the range of t, ends included (default -0.5 1.5)")
+    g.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="the range of t, ends included (default -0.5 1.5)",
+    )
     g = p.add_argument_group("averaging (average RUN_DIR)")
     g.add_argument("--last", type=int, default=None, metavar="K", help="average the last K saved checkpoints")
     g.add_argument("--steps", default=None, metavar="S1,S2,...", help="average these saved steps")
-    g.add_argument("--ema", type=float, default=None, metavar="DECAY",
-                   help="exponential moving average with this decay per checkpoint, in [0, 1) "
-                        "(default: the uniform mean)")
-    p.add_argument("--mesh", default=None, metavar="D,F,M",
-                   help="device mesh sizes data,fsdp,model (default: the run's own mesh config)")
+    g.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="exponential moving average with this decay per checkpoint, in [0, 1) (default: the uniform mean)",
+    )
+    p.add_argument(
+        "--mesh",
+        default=None,
+        metavar="D,F,M",
+        help="device mesh sizes data,fsdp,model (default: the run's own mesh config)",
+    )
     p.add_argument("--json", default=None, metavar="OUT", help="also write the result as JSON (atomically)")
     p.set_defaults(func=run)
 

@@ -35,11 +35,15 @@ def run(args) -> int:
     print_rows(rows, cols)
     line = f"N_opt ∝ C^{out['a']:.4f}, D_opt ∝ C^{out['b']:.4f}"
     if "a_lo" in out:
-        line = (f"N_opt ∝ C^{out['a']:.4f} [{out['a_lo']:.4f}, {out['a_hi']:.4f}], "
-                f"D_opt ∝ C^{out['b']:.4f} [{out['b_lo']:.4f}, {out['b_hi']:.4f}]")
+        line = (
+            f"N_opt ∝ C^{out['a']:.4f} [{out['a_lo']:.4f}, {out['a_hi']:.4f}], "
+            f"D_opt ∝ C^{out['b']:.4f} [{out['b_lo']:.4f}, {out['b_hi']:.4f}]"
+        )
     print(line)
     if args.json:
         scalars = {k: out[k] for k in ("a", "b", "G", "a_lo", "a_hi", "b_lo", "b_hi") if k in out}
-        write_json(args.json, {"law": fit.law, "k": fit.k if args.k is None else args.k, **jsonable(scalars),
-                               "optimal": jsonable(rows)})
+        write_json(
+            args.json,
+            {"law": fit.law, "k": fit.k if args.k is None else args.k, **jsonable(scalars), "optimal": jsonable(rows)},
+        )
     return 0

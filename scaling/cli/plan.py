@@ -14,18 +14,35 @@ import argparse
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="sweep config (TOML), e.g. experiments/quickstart.toml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value (a TOML literal); repeatable")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value (a TOML literal); repeatable",
+    )
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("plan", help="print a sweep's planned runs (no training)", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "plan",
+        help="print a sweep's planned runs (no training)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_args(p)
-    p.add_argument("--throughput", type=float, metavar="FLOP/S",
-                   help="training speed for the time estimates, in FLOP/s under the sweep's FLOP convention")
-    p.add_argument("--calibrate", action="store_true",
-                   help="time a few training steps of one planned model here (and cache the result)")
+    p.add_argument(
+        "--throughput",
+        type=float,
+        metavar="FLOP/S",
+        help="training speed for the time estimates, in FLOP/s under the sweep's FLOP convention",
+    )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="time a few training steps of one planned model here (and cache the result)",
+    )
     p.set_defaults(func=run)
 
 

@@ -28,11 +28,20 @@ FIGURE = "isoflop.png"
 def register(subparsers) -> None:
     p = subparsers.add_parser("quickstart", help="plan, train, fit and plot a small IsoFLOP sweep on CPU",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--out", default="runs/quickstart",
-                   help="results directory (default: runs/quickstart, git-ignored; the committed reference is results/quickstart)")
+    p.add_argument(
+        "--out",
+        default="runs/quickstart",
+        help="results directory (default: runs/quickstart, git-ignored; the committed reference is results/quickstart)",
+    )
     p.add_argument("--config", default=str(CONFIG), help="sweep config (default: experiments/quickstart.toml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value (a TOML literal); repeatable")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value (a TOML literal); repeatable",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -91,8 +100,10 @@ def analyze(out: Path, config) -> dict:
     conv = config.sweep.flop_convention
     print(f"\nCompute-optimal allocation at C = {target:.3g} FLOPs ({conv}; 10x the largest budget):")
     (n_lo,), (n_hi,) = iso.n_opt.interval(target)
-    print(f"  IsoFLOP power laws (Approach 2): N = {n2:,.0f} parameters (95% interval {n_lo:,.0f} to {n_hi:,.0f}), "
-          f"D = {d2:,.0f} tokens ({d2 / n2:.0f} tokens/param)")
+    print(
+        f"  IsoFLOP power laws (Approach 2): N = {n2:,.0f} parameters (95% interval {n_lo:,.0f} to {n_hi:,.0f}), "
+        f"D = {d2:,.0f} tokens ({d2 / n2:.0f} tokens/param)"
+    )
     if best is not None:
         print(f"  Chinchilla law    (Approach 3): N = {best['N']:,.0f} parameters (width {best['width']}, depth "
               f"{best['depth']}), D = {best['D']:,.0f} tokens ({best['D'] / best['N']:.0f} tokens/param), "
@@ -160,7 +171,9 @@ def isoflop_figure(iso, path: Path, *, target: float, chinchilla: tuple[float, f
     cc = np.geomspace(C.min() / 2, target * 1.5, 50)
     bx.plot(cc, iso.n_opt(cc), color="C0", label=f"N* ∝ C^{iso.a:.2f} (Approach 2)")
     if all(math.isfinite(v) for v in chinchilla):
-        bx.scatter([target], [chinchilla[0]], marker="D", color="C3", zorder=4, label="Chinchilla fit at 10x (Approach 3)")
+        bx.scatter(
+            [target], [chinchilla[0]], marker="D", color="C3", zorder=4, label="Chinchilla fit at 10x (Approach 3)"
+        )
     bx.axvline(target, color="gray", ls=":", lw=1)
     bx.set_xscale("log")
     bx.set_yscale("log")
@@ -185,5 +198,7 @@ def _plain_log_ticks(axis, values) -> None:
     ticks = [m * 10.0**e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
              for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]  # fmt: skip
     axis.set_major_locator(FixedLocator(ticks))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k" if v >= 1e3 else f"{v:g}"))
+    axis.set_major_formatter(
+        FuncFormatter(lambda v, _: f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k" if v >= 1e3 else f"{v:g}")
+    )
     axis.set_minor_formatter(NullFormatter())

@@ -26,11 +26,17 @@ from scaling.cli.plan import add_config_args
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("sweep", help="train a sweep's runs (resumable, partitionable)", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "sweep",
+        help="train a sweep's runs (resumable, partitionable)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_args(p)
     p.add_argument("--out", help="results directory (default: results/<sweep name>)")
-    p.add_argument("--num-workers", type=int, help="independent workers sharing the runs (default: SLURM array size, else 1)")
+    p.add_argument(
+        "--num-workers", type=int, help="independent workers sharing the runs (default: SLURM array size, else 1)"
+    )
     p.add_argument("--worker-index", type=int, help="this worker, 0..K-1 (default: SLURM_ARRAY_TASK_ID, else 0)")
     p.add_argument("--no-retry-failed", action="store_true", help="leave failed runs failed instead of retrying them")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -20,19 +20,33 @@ EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3}  # preempted: 75, raised as
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train one model (resumable)", description=__doc__,
-                              formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "train",
+        help="train one model (resumable)",
+        description=__doc__,
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", required=True, help="TOML config file (or a run dir's config.json)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config value (a TOML literal: 3e-3, true, \"text\", [1, 2]); repeatable")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help='override a config value (a TOML literal: 3e-3, true, "text", [1, 2]); repeatable',
+    )
     p.add_argument("--out", required=True, help="run directory (created; rerun to resume)")
     p.add_argument("--coordinator", help="HOST:PORT of process 0, for multi-process runs")
     p.add_argument("--num-processes", type=int, help="number of processes (with --coordinator)")
     p.add_argument("--process-id", type=int, help="this process's index (with --coordinator)")
-    p.add_argument("--distributed", action="store_true",
-                   help="call jax.distributed.initialize() with JAX's cluster auto-detection (MPI, k8s, ...)")
-    p.add_argument("--local-devices", type=int,
-                   help="CPU devices for this process (testing multi-device code on a CPU)")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() with JAX's cluster auto-detection (MPI, k8s, ...)",
+    )
+    p.add_argument(
+        "--local-devices", type=int, help="CPU devices for this process (testing multi-device code on a CPU)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

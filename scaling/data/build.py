@@ -93,6 +93,7 @@ def corpus_manifest(cfg: DataConfig) -> dict:
 
 # ---------------------------------------------------------------- documents (stdlib, text, hf)
 
+
 def _build_documents(cfg: DataConfig) -> TokenDataset:
     source = open_source(cfg)
     spec = _tokenizer_spec(cfg)
@@ -182,6 +183,7 @@ def _open(path: Path, cfg: DataConfig, description: dict) -> TokenDataset:
 
 
 # ---------------------------------------------------------------- pre-tokenized token files
+
 
 def _file_sha256(path: Path, root: Path) -> str:
     """sha256 of a (possibly large) file, remembered in the cache index by (path, size, mtime)."""

@@ -26,11 +26,11 @@ def _check_split(global_batch_size: int, process_index: int, process_count: int)
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if global_batch_size % process_count:
-        raise ValueError(
-            f"global_batch_size={global_batch_size} is not divisible by process_count={process_count}"
-        )
-    if isinstance(process_index, bool) or not isinstance(process_index, (int, np.integer)) or not (
-        0 <= process_index < process_count
+        raise ValueError(f"global_batch_size={global_batch_size} is not divisible by process_count={process_count}")
+    if (
+        isinstance(process_index, bool)
+        or not isinstance(process_index, (int, np.integer))
+        or not (0 <= process_index < process_count)
     ):
         raise ValueError(f"process_index={process_index} is outside [0, process_count={process_count})")
     return global_batch_size // process_count

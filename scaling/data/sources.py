@@ -42,6 +42,7 @@ class Source:
 
 # ---------------------------------------------------------------- splitting
 
+
 def hash_fraction(name: str) -> float:
     """A stable number in [0, 1) from a name: the first 8 bytes of its sha1."""
     return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") / 2.0**64
@@ -81,6 +82,7 @@ def _split_tail(docs: list[Doc], fraction: float) -> Split:
 
 
 # ---------------------------------------------------------------- files
+
 
 def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
@@ -193,6 +195,7 @@ def text_source(cfg: DataConfig) -> Source:
 
 # ---------------------------------------------------------------- Hugging Face datasets
 
+
 def _require_datasets():
     try:
         import datasets
@@ -214,9 +217,7 @@ def _load_hf(cfg: DataConfig, split: str):
                 raise ValueError(f"hf dataset {cfg.hf_dataset!r} has no split {split!r}; its splits: {', '.join(ds)}")
             ds = ds[split]
     else:
-        ds = datasets.load_dataset(
-            cfg.hf_dataset, cfg.hf_config, split=split, data_files=list(cfg.paths) or None
-        )
+        ds = datasets.load_dataset(cfg.hf_dataset, cfg.hf_config, split=split, data_files=list(cfg.paths) or None)
     if cfg.text_field not in ds.column_names:
         raise ValueError(
             f"hf dataset {cfg.hf_dataset!r} (split {split!r}) has no column text_field={cfg.text_field!r}; "

@@ -49,8 +49,10 @@ def select_steps(available: list[int], *, last: int | None = None, steps=None, r
         if isinstance(last, bool) or not isinstance(last, (int, np.integer)) or last < 1:
             raise ValueError(f"last={last!r} must be a positive integer")
         if last > len(available):
-            raise ValueError(f"last={last}, but {str(run_dir)!r} has only {len(available)} checkpoints "
-                             f"(steps: {listed}); keep more with train.keep or train.keep_eval_checkpoints")
+            raise ValueError(
+                f"last={last}, but {str(run_dir)!r} has only {len(available)} checkpoints "
+                f"(steps: {listed}); keep more with train.keep or train.keep_eval_checkpoints"
+            )
         return available[-last:]
     return list(available)
 
@@ -116,28 +118,48 @@ class AverageResult:
         return self.last_loss - self.loss
 
     def to_dict(self) -> dict:
-        return {"run_dir": self.run_dir, "method": self.method, "decay": self.decay, "steps": self.steps,
-                "weights": self.weights, "loss": _finite(self.loss), "last_step": self.last_step,
-                "last_loss": _finite(self.last_loss), "improvement": _finite(self.improvement),
-                "eval_tokens": self.eval_tokens, "loss_units": "nats per token", "mesh": self.mesh,
-                "notes": self.notes}
+        return {
+            "run_dir": self.run_dir,
+            "method": self.method,
+            "decay": self.decay,
+            "steps": self.steps,
+            "weights": self.weights,
+            "loss": _finite(self.loss),
+            "last_step": self.last_step,
+            "last_loss": _finite(self.last_loss),
+            "improvement": _finite(self.improvement),
+            "eval_tokens": self.eval_tokens,
+            "loss_units": "nats per token",
+            "mesh": self.mesh,
+            "notes": self.notes,
+        }
 
     def table(self) -> str:
         what = "uniform mean" if self.method == "uniform" else f"EMA (decay {self.decay:g} per checkpoint)"
         steps = ", ".join(map(str, self.steps))
-        return "\n".join([
-            f"{what} of {len(self.steps)} checkpoints of {self.run_dir}: steps {steps}",
-            f"loss: nats/token on {self.eval_tokens} validation tokens",
-            f"{'':24}{'loss':>10}",
-            f"{'averaged':24}{self.loss:10.5f}",
-            f"{f'last (step {self.last_step})':24}{self.last_loss:10.5f}",
-            f"improvement {self.improvement:+.5f} nats ({'better' if self.improvement > 0 else 'not better'} "
-            "than the last checkpoint)",
-        ] + [f"note: {n}" for n in self.notes])
+        return "\n".join(
+            [
+                f"{what} of {len(self.steps)} checkpoints of {self.run_dir}: steps {steps}",
+                f"loss: nats/token on {self.eval_tokens} validation tokens",
+                f"{'':24}{'loss':>10}",
+                f"{'averaged':24}{self.loss:10.5f}",
+                f"{f'last (step {self.last_step})':24}{self.last_loss:10.5f}",
+                f"improvement {self.improvement:+.5f} nats ({'better' if self.improvement > 0 else 'not better'} "
+                "than the last checkpoint)",
+            ]
+            + [f"note: {n}" for n in self.notes]
+        )
 
 
-def average(run_dir: str | Path, *, last: int | None = None, steps=None, ema: float | None = None,
-            mesh=None, return_params: bool = False):
+def average(
+    run_dir: str | Path,
+    *,
+    last: int | None = None,
+    steps=None,
+    ema: float | None = None,
+    mesh=None,
+    return_params: bool = False,
+):
     """Average a run's checkpoints and evaluate the result on the run's validation batches.
 
     last: the last k saved checkpoints; steps: an explicit list; neither: every saved one.
@@ -164,7 +186,16 @@ def average(run_dir: str | Path, *, last: int | None = None, steps=None, ema: fl
 
     avg = average_params(restored(), ema=ema, toward=toward)
     loss, last_loss = ev.losses([ev.loss_sum(avg), last_sum[0]])
-    res = AverageResult(run_dir=str(Path(run_dir).absolute()), method="uniform" if ema is None else "ema",
-                        decay=ema, steps=chosen, weights=weights(len(chosen), ema), loss=loss,
-                        last_step=chosen[-1], last_loss=last_loss, eval_tokens=ev.tokens, mesh=dict(ev.mesh.shape))
+    res = AverageResult(
+        run_dir=str(Path(run_dir).absolute()),
+        method="uniform" if ema is None else "ema",
+        decay=ema,
+        steps=chosen,
+        weights=weights(len(chosen), ema),
+        loss=loss,
+        last_step=chosen[-1],
+        last_loss=last_loss,
+        eval_tokens=ev.tokens,
+        mesh=dict(ev.mesh.shape),
+    )
     return (res, avg) if return_params else res

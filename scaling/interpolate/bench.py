@@ -23,10 +23,20 @@ import time
 def _make_run(out, width: int, depth: int, seq: int) -> str:
     from scaling.train import train
 
-    raw = {"model": {"width": width, "depth": depth, "head_dim": 64 if width >= 128 else 32, "seq_len": seq},
-           "data": {"source": "stdlib"}, "optimizer": {"lr": 3e-3},
-           "train": {"steps": 4, "global_batch_size": 8, "eval_every": 2, "eval_batches": 4,
-                     "checkpoint_every": 2, "keep": 10, "progress": False}}
+    raw = {
+        "model": {"width": width, "depth": depth, "head_dim": 64 if width >= 128 else 32, "seq_len": seq},
+        "data": {"source": "stdlib"},
+        "optimizer": {"lr": 3e-3},
+        "train": {
+            "steps": 4,
+            "global_batch_size": 8,
+            "eval_every": 2,
+            "eval_batches": 4,
+            "checkpoint_every": 2,
+            "keep": 10,
+            "progress": False,
+        },
+    }
     result = train(raw, out)
     assert result.status == "done", result
     return str(out)
@@ -78,8 +88,10 @@ def main(argv=None) -> None:
         params = sum(int(np.size(v)) for v in ha.values())
         diff = max(abs(x - y) for x, y in zip(losses["device"], losses["host"]))
         print(f"{params:,} parameters, {len(ts)} points, {ev.tokens} eval tokens, {jax.devices()[0].device_kind}")
-        print("  ".join(f"{name}: {sec:.3f} s" for name, sec in best.items())
-              + f"   host/device {best['host'] / best['device']:.2f}x   max |Δloss| {diff:.2e}")
+        print(
+            "  ".join(f"{name}: {sec:.3f} s" for name, sec in best.items())
+            + f"   host/device {best['host'] / best['device']:.2f}x   max |Δloss| {diff:.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ def split_spec(spec: str) -> tuple[str, int | None]:
     if step == "latest":
         return run_dir, None
     if not step.isdigit():
-        raise ValueError(f"checkpoint {spec!r}: step {step!r} is not a whole number "
-                         "(expected RUN_DIR@STEP, e.g. runs/tiny@200, or RUN_DIR for the latest)")
+        raise ValueError(
+            f"checkpoint {spec!r}: step {step!r} is not a whole number "
+            "(expected RUN_DIR@STEP, e.g. runs/tiny@200, or RUN_DIR for the latest)"
+        )
     return run_dir, int(step)
 
 
@@ -70,6 +72,8 @@ def resolve(spec: str | Checkpoint | tuple) -> Checkpoint:
     if step is None:
         step = steps[-1]
     elif step not in steps:
-        raise FileNotFoundError(f"checkpoint {text!r}: step {step} is not saved in {str(run_dir)!r}; "
-                                f"available steps: {', '.join(map(str, steps))}")
+        raise FileNotFoundError(
+            f"checkpoint {text!r}: step {step} is not saved in {str(run_dir)!r}; "
+            f"available steps: {', '.join(map(str, steps))}"
+        )
     return Checkpoint(Path(run_dir).absolute(), int(step))

@@ -25,14 +25,17 @@ def check_same_architecture(model_a, model_b, *, names=("a", "b")) -> None:
         if name not in lb:
             raise ValueError(f"different architectures: parameter {name!r} of {na} does not exist in {nb}")
         if sa != lb[name]:
-            raise ValueError(f"different architectures: parameter {name!r} has shape {sa} in {na} "
-                             f"but {lb[name]} in {nb}")
+            raise ValueError(
+                f"different architectures: parameter {name!r} has shape {sa} in {na} but {lb[name]} in {nb}"
+            )
     extra = [n for n in lb if n not in la]
     if extra:
         raise ValueError(f"different architectures: parameter {extra[0]!r} of {nb} does not exist in {na}")
     da, db = dataclasses.asdict(model_a), dataclasses.asdict(model_b)
-    diffs = [f"model.{k}: {da[k]!r} in {na}, {db.get(k)!r} in {nb}"
-             for k in da if k not in FUNCTION_FREE_KEYS and da[k] != db.get(k)]
+    diffs = [
+        f"model.{k}: {da[k]!r} in {na}, {db.get(k)!r} in {nb}"
+        for k in da
+        if k not in FUNCTION_FREE_KEYS and da[k] != db.get(k)
+    ]
     if diffs:
-        raise ValueError("different architectures (same parameter shapes, different function): "
-                         + "; ".join(diffs))
+        raise ValueError("different architectures (same parameter shapes, different function): " + "; ".join(diffs))

@@ -108,12 +108,16 @@ class PathResult:
         """The grid (with the endpoints, marked, where the grid misses them) and the barrier."""
         rows = sorted({**dict(zip(self.t, self.loss)), 0.0: self.loss_a, 1.0: self.loss_b}.items())
         mark = {0.0: "  (a)", 1.0: "  (b)"}
-        lines = [f"θ(t) = (1 − t)·θ_a + t·θ_b    a = {self.a}    b = {self.b}",
-                 f"loss: nats/token on {self.eval_tokens} validation tokens of {self.eval_run}",
-                 f"{'t':>8}  {'loss':>10}"]
+        lines = [
+            f"θ(t) = (1 − t)·θ_a + t·θ_b    a = {self.a}    b = {self.b}",
+            f"loss: nats/token on {self.eval_tokens} validation tokens of {self.eval_run}",
+            f"{'t':>8}  {'loss':>10}",
+        ]
         lines += [f"{t:8.3f}  {loss:10.5f}{mark.get(t, '')}" for t, loss in rows]
-        lines.append(f"barrier {self.barrier:.5f} nats at t = {self.barrier_t:.3f} "
-                     "(max over t in [0, 1] of the loss above the straight line between the endpoints)")
+        lines.append(
+            f"barrier {self.barrier:.5f} nats at t = {self.barrier_t:.3f} "
+            "(max over t in [0, 1] of the loss above the straight line between the endpoints)"
+        )
         rel = self.distance / self.norm_a if self.norm_a else math.nan
         lines.append(f"‖θ_b − θ_a‖ = {self.distance:.4g} ({rel:.3%} of ‖θ_a‖), {self.params:,} parameters")
         lines += [f"note: {n}" for n in self.notes]
@@ -137,8 +141,9 @@ def path_losses(ev, theta_a: dict, theta_b: dict, ts) -> list[float]:
     return ev.losses(sums)
 
 
-def interpolate(a, b, ts=None, *, points: int = 11, t_range: tuple[float, float] = (-0.5, 1.5),
-                mesh=None) -> PathResult:
+def interpolate(
+    a, b, ts=None, *, points: int = 11, t_range: tuple[float, float] = (-0.5, 1.5), mesh=None
+) -> PathResult:
     """The held-out loss along the straight line from checkpoint `a` to checkpoint `b`.
 
     a, b: "RUN_DIR@STEP" (or "RUN_DIR" for the latest), (run_dir, step) or `Checkpoint`.
@@ -170,8 +175,21 @@ def interpolate(a, b, ts=None, *, points: int = 11, t_range: tuple[float, float]
     loss = [losses[t] for t in ts]
     value, at = barrier(todo, [losses[t] for t in todo], losses[0.0], losses[1.0])
     return PathResult(
-        a=a, b=b, t=ts, loss=loss, bpb=[ev.bpb(x) for x in loss],
-        loss_a=losses[0.0], loss_b=losses[1.0], barrier=value, barrier_t=at,
-        eval_tokens=ev.tokens, eval_run=str(a.run_dir), mesh=dict(ev.mesh.shape),
-        params=ev.param_count, distance=distance, norm_a=norm_a, norm_b=norm_b, notes=notes,
+        a=a,
+        b=b,
+        t=ts,
+        loss=loss,
+        bpb=[ev.bpb(x) for x in loss],
+        loss_a=losses[0.0],
+        loss_b=losses[1.0],
+        barrier=value,
+        barrier_t=at,
+        eval_tokens=ev.tokens,
+        eval_run=str(a.run_dir),
+        mesh=dict(ev.mesh.shape),
+        params=ev.param_count,
+        distance=distance,
+        norm_a=norm_a,
+        norm_b=norm_b,
+        notes=notes,
     )

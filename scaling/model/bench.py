@@ -79,8 +79,15 @@ def main(argv=None) -> None:
     from scaling.model.config import ModelConfig
 
     cfg = ModelConfig(
-        width=a.width, depth=a.depth, head_dim=a.head_dim, vocab_size=a.vocab, seq_len=a.seq_len,
-        scan_layers=a.scan == "true", attention=a.attention, mlp=a.mlp, compute_dtype=a.dtype,
+        width=a.width,
+        depth=a.depth,
+        head_dim=a.head_dim,
+        vocab_size=a.vocab,
+        seq_len=a.seq_len,
+        scan_layers=a.scan == "true",
+        attention=a.attention,
+        mlp=a.mlp,
+        compute_dtype=a.dtype,
     )
     out = {"width": a.width, "depth": a.depth, "scan": a.scan, "attention": a.attention}
     out.update(measure(cfg, a.batch, a.steps, rounds=a.rounds))

@@ -89,6 +89,4 @@ def lr_multipliers(cfg: ModelConfig, params_state: Any) -> Any:
 
 def weight_decay_mask(params_state: Any) -> Any:
     """True where weight decay applies (every weight matrix), False on norm scales."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: param_kind(_leaf_name(path)) != "norm", params_state
-    )
+    return jax.tree_util.tree_map_with_path(lambda path, _: param_kind(_leaf_name(path)) != "norm", params_state)

@@ -102,12 +102,17 @@ def parametric(res: Results):
     return fit_parametric(res.runs)
 
 
-
 def backtest(runs, cutoff_flops: float, *, seed: int = SEED):
     """``scaling.analysis.backtest`` on the runs (fit on flops <= cutoff, predict the
     rest), with the figures' starting grid, bootstrap size and k."""
     from scaling.analysis import backtest as _backtest
 
     table = runs[["params", "tokens", "flops", "loss"] + (["run_id"] if "run_id" in runs.columns else [])]
-    return _backtest(table, cutoff_flops, bootstrap=N_BOOT_QUICK if QUICK else 200, seed=seed,
-                     grid=QUICK_START if QUICK else None, k=flops_per_param_token(table))
+    return _backtest(
+        table,
+        cutoff_flops,
+        bootstrap=N_BOOT_QUICK if QUICK else 200,
+        seed=seed,
+        grid=QUICK_START if QUICK else None,
+        k=flops_per_param_token(table),
+    )

@@ -34,11 +34,13 @@ def resolve_dirs(results_dir=None, out_dir=None) -> tuple[Path, Path]:
     results = Path(results_dir) if results_dir else DEFAULT_RESULTS
     if not any((results / f"runs{ext}").is_file() for ext in (".csv", ".parquet")):
         why = "does not exist" if not results.exists() else "has no runs.csv"
-        raise FileNotFoundError(f"results directory {str(results)!r} {why}: give a store written by "
-                                "`scaling sweep` or `scaling quickstart`")
+        raise FileNotFoundError(
+            f"results directory {str(results)!r} {why}: give a store written by `scaling sweep` or `scaling quickstart`"
+        )
     if out_dir:
         return results, Path(out_dir)
     return results, DEFAULT_OUT if results.resolve() == DEFAULT_RESULTS.resolve() else results / "figures"
+
 
 matplotlib.use("Agg")  # figure scripts write files; they never open a window
 
@@ -65,10 +67,18 @@ def figure(name: str) -> Callable[[Make], Make]:
 def run_script(make: Make, doc: str | None = None, argv: list[str] | None = None) -> int:
     """Command line of one figure script: ``[RESULTS_DIR] [--out DIR]``."""
     p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
-    p.add_argument("results_dir", nargs="?", default=str(DEFAULT_RESULTS),
-                   help=f"results directory (default: {DEFAULT_RESULTS.relative_to(REPO)})")
-    p.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)} for the "
-                                                 "committed results, else RESULTS_DIR/figures)")
+    p.add_argument(
+        "results_dir",
+        nargs="?",
+        default=str(DEFAULT_RESULTS),
+        help=f"results directory (default: {DEFAULT_RESULTS.relative_to(REPO)})",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)} for the "
+        "committed results, else RESULTS_DIR/figures)",
+    )
     args = p.parse_args(argv)
     try:
         results, out = resolve_dirs(args.results_dir, args.out)

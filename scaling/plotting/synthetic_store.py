@@ -71,18 +71,44 @@ def write_synthetic_store(
             train = loss * np.exp(0.01 + noise * rng.standard_normal(len(tok)))
             curves.append(
                 pd.DataFrame(
-                    dict(run_id=run_id, step=eval_steps, tokens=tok, flops=6 * N * tok,
-                         train_loss=train, eval_loss=loss, lr=lr)
+                    dict(
+                        run_id=run_id,
+                        step=eval_steps,
+                        tokens=tok,
+                        flops=6 * N * tok,
+                        train_loss=train,
+                        eval_loss=loss,
+                        lr=lr,
+                    )
                 )
             )
             runs.append(
                 dict(
-                    run_id=run_id, sweep="synthetic", plan_kind="isoflop", parent_run_id="",
-                    width=width, depth=2, heads=max(1, width // 16), params_nonembedding=N,
-                    params_total=N + 2 * 257 * width, tokens=D, flops=C, flop_convention="6N",
-                    budget=C, tokens_per_param=D / N, eval_loss=loss[-1], lr=3e-3,
-                    batch_size=batch, seq_len=seq_len, steps=steps, warmup_steps=0, seed=0,
-                    parameterization="sp", schedule="cosine", status="done", error="",
+                    run_id=run_id,
+                    sweep="synthetic",
+                    plan_kind="isoflop",
+                    parent_run_id="",
+                    width=width,
+                    depth=2,
+                    heads=max(1, width // 16),
+                    params_nonembedding=N,
+                    params_total=N + 2 * 257 * width,
+                    tokens=D,
+                    flops=C,
+                    flop_convention="6N",
+                    budget=C,
+                    tokens_per_param=D / N,
+                    eval_loss=loss[-1],
+                    lr=3e-3,
+                    batch_size=batch,
+                    seq_len=seq_len,
+                    steps=steps,
+                    warmup_steps=0,
+                    seed=0,
+                    parameterization="sp",
+                    schedule="cosine",
+                    status="done",
+                    error="",
                     wall_time_s=round(N * D * 1e-9, 3),
                 )
             )
@@ -107,9 +133,18 @@ def write_synthetic_store(
         (root / "interpolation").mkdir(exist_ok=True)
         (root / "interpolation" / f"{runs[-1]['run_id']}.json").write_text(
             json.dumps(
-                dict(t=t.tolist(), loss=path_loss.tolist(), barrier=float(excess[i]), barrier_t=float(t[i]),
-                     loss_a=la, loss_b=lb, step_a=int(last["step"].iloc[-4]), step_b=int(last["step"].iloc[-1]),
-                     eval_run=run_dir, loss_units="nats per token"),
+                dict(
+                    t=t.tolist(),
+                    loss=path_loss.tolist(),
+                    barrier=float(excess[i]),
+                    barrier_t=float(t[i]),
+                    loss_a=la,
+                    loss_b=lb,
+                    step_a=int(last["step"].iloc[-4]),
+                    step_b=int(last["step"].iloc[-1]),
+                    eval_run=run_dir,
+                    loss_units="nats per token",
+                ),
                 indent=2,
             )
             + "\n"

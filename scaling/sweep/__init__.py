@@ -1,8 +1,8 @@
 """Sweeps: compute budgets → a plan of runs → resumable training → one results store.
 
-    from scaling.sweep import load_sweep_config, plan_sweep, run_sweep
-    plan = plan_sweep(load_sweep_config("experiments/quickstart.toml"))
-    run_sweep(plan, "results/quickstart")          # runs.csv, curves.csv, sweep.toml, manifest.json
+from scaling.sweep import load_sweep_config, plan_sweep, run_sweep
+plan = plan_sweep(load_sweep_config("experiments/quickstart.toml"))
+run_sweep(plan, "results/quickstart")          # runs.csv, curves.csv, sweep.toml, manifest.json
 """
 
 from scaling.sweep.config import SweepConfig, load_sweep_config

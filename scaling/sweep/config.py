@@ -131,11 +131,11 @@ class SweepSection:
             _positive(f"sweep.tokens_per_param_range[{i}]", v)
         lo, hi = rng
         if lo >= hi:
-            raise ValueError(
-                f"sweep.tokens_per_param_range=[{lo}, {hi}] is inverted or empty: low must be below high"
-            )
+            raise ValueError(f"sweep.tokens_per_param_range=[{lo}, {hi}] is inverted or empty: low must be below high")
         if not lo <= self.tokens_per_param <= hi:
-            raise ValueError(f"sweep.tokens_per_param={self.tokens_per_param} lies outside tokens_per_param_range=[{lo}, {hi}]")
+            raise ValueError(
+                f"sweep.tokens_per_param={self.tokens_per_param} lies outside tokens_per_param_range=[{lo}, {hi}]"
+            )
         object.__setattr__(self, "tokens_per_param_range", (float(lo), float(hi)))
         seeds = self.seeds
         if isinstance(seeds, int) and not isinstance(seeds, bool):
@@ -307,7 +307,7 @@ class SweepConfig:
             source=source,
         )
         if "wsd" in data and cfg.sweep.kind != "wsd":
-            raise ValueError(f"[wsd] is given but sweep.kind={cfg.sweep.kind!r}; set kind = \"wsd\" or drop [wsd]")
+            raise ValueError(f'[wsd] is given but sweep.kind={cfg.sweep.kind!r}; set kind = "wsd" or drop [wsd]')
         if cfg.hparams.lr == "mup" and base["model"].get("parameterization", "sp") != "mup":
             raise ValueError('hparams.lr="mup" needs model.parameterization = "mup" (muP transfer)')
         from scaling.sweep.trainer_config import check_base

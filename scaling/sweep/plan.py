@@ -404,8 +404,10 @@ def wsd_equivalent_flops(cfg: SweepConfig, sizes: list[Size], runs: list[Planned
 
 def _require_fixed_batch(cfg: SweepConfig) -> None:
     if cfg.hparams.batch_size != "fixed":
-        raise ValueError("WSD branches share one trunk across budgets, so they need hparams.batch_size = 'fixed' "
-                         f"(not {cfg.hparams.batch_size!r})")
+        raise ValueError(
+            "WSD branches share one trunk across budgets, so they need hparams.batch_size = 'fixed' "
+            f"(not {cfg.hparams.batch_size!r})"
+        )
 
 
 def _plan_wsd(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:

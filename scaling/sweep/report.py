@@ -56,12 +56,28 @@ def format_plan(plan: Plan, flops_per_second: float | None = None, throughput_so
         n = r.params_nonembedding if cfg.sweep.param_count == "nonembedding" else r.params_total
         est = r.own_flops / flops_per_second if flops_per_second else None
         what = r.plan_kind if not r.parent_run_id else f"branch@{r.init_step}"
-        rows.append([r.run_id, what, r.width, r.depth, n, r.tokens, r.budget, r.tokens_per_param, r.batch_size, r.steps,
-                     r.lr, duration(est)])
+        rows.append(
+            [
+                r.run_id,
+                what,
+                r.width,
+                r.depth,
+                n,
+                r.tokens,
+                r.budget,
+                r.tokens_per_param,
+                r.batch_size,
+                r.steps,
+                r.lr,
+                duration(est),
+            ]
+        )
     budgets = ", ".join(f"{c:.3g}" for c in cfg.sweep.budgets)
     out = [
-        (f"sweep {cfg.sweep.name!r}: {cfg.sweep.kind} plan, {len(plan.runs)} runs over {len(cfg.sweep.budgets)} "
-         f"budgets ({budgets} FLOPs, {cfg.sweep.flop_convention} convention; N = {cfg.sweep.param_count} parameters)"),
+        (
+            f"sweep {cfg.sweep.name!r}: {cfg.sweep.kind} plan, {len(plan.runs)} runs over {len(cfg.sweep.budgets)} "
+            f"budgets ({budgets} FLOPs, {cfg.sweep.flop_convention} convention; N = {cfg.sweep.param_count} parameters)"
+        ),
         "",
         table(header, rows, align="llrrrrrrrrrr"),
         "",
@@ -76,13 +92,15 @@ def format_plan(plan: Plan, flops_per_second: float | None = None, throughput_so
         )
     if cfg.sweep.kind == "horizons":
         seeds = " and seed" if len(cfg.sweep.seeds) > 1 else ""
-        out.append(f"horizons: {len(plan.runs)} runs, one per (size, horizon){seeds}, each from scratch with a "
-                   f"{plan.runs[0].schedule} schedule ending at its horizon (annealed final losses for Approach 1)")
+        out.append(
+            f"horizons: {len(plan.runs)} runs, one per (size, horizon){seeds}, each from scratch with a "
+            f"{plan.runs[0].schedule} schedule ending at its horizon (annealed final losses for Approach 1)"
+        )
         if plan.wsd_flops:
             out.append(
                 f"cheaper: the same (size, horizon) runs as WSD cooldowns (a fraction {cfg.wsd.cooldown_fraction:g} "
                 f"of each horizon) branched from one constant-LR trunk per size would cost {plan.wsd_flops:.3g} "
-                f"FLOPs ({plan.wsd_flops / plan.total_flops:.0%} of this plan); sweep.kind = \"wsd\" plans such "
+                f'FLOPs ({plan.wsd_flops / plan.total_flops:.0%} of this plan); sweep.kind = "wsd" plans such '
                 f"branches for the sizes an IsoFLOP plan picks at each budget"
             )
         elif plan.wsd_unavailable:
@@ -102,8 +120,17 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
     """The end-of-sweep table from runs.csv rows."""
     header = ["run_id", "width", "depth", "budget", "tokens", "eval_loss", "status", "wall time", "error"]
     body = [
-        [r["run_id"], r["width"], r["depth"], r.get("budget"), r.get("tokens"), r.get("eval_loss"), r["status"],
-         duration(r.get("wall_time_s")), (r.get("error") or "")[:60]]
+        [
+            r["run_id"],
+            r["width"],
+            r["depth"],
+            r.get("budget"),
+            r.get("tokens"),
+            r.get("eval_loss"),
+            r["status"],
+            duration(r.get("wall_time_s")),
+            (r.get("error") or "")[:60],
+        ]
         for r in rows
     ]
     counts: dict[str, int] = {}

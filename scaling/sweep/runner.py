@@ -92,7 +92,9 @@ def worker_from_env(num_workers: int | None, worker_index: int | None) -> tuple[
     if num_workers < 1:
         raise ValueError(f"--num-workers={num_workers} must be >= 1")
     if not 0 <= worker_index < num_workers:
-        raise ValueError(f"--worker-index={worker_index} must be in [0, {num_workers - 1}] for --num-workers={num_workers}")
+        raise ValueError(
+            f"--worker-index={worker_index} must be in [0, {num_workers - 1}] for --num-workers={num_workers}"
+        )
     return num_workers, worker_index
 
 
@@ -251,7 +253,9 @@ def run_sweep(
         store.create()
         adopted = store.adopt_tables()
         if adopted:
-            log(f"[sweep] {len(adopted)} finished runs taken from {store.runs_csv.name} (no run directories): not retrained")
+            log(
+                f"[sweep] {len(adopted)} finished runs taken from {store.runs_csv.name} (no run directories): not retrained"
+            )
         write_sweep_files(store, plan, record_environment=record_environment)
     mine = partition(plan.runs, num_workers, worker_index)
     report = SweepReport(store.root)

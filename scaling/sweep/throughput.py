@@ -94,8 +94,10 @@ def calibrate(plan, steps: int = 30) -> float:
     if result.status != "done" or not rates:
         raise RuntimeError(f"calibration run failed ({result.status}: {result.error})")
     flops_per_s = rates[-1] * run.flops_per_token
-    source = (f"calibrated here on ({run.width}, {run.depth}), batch {run.batch_size}, {steps} steps; "
-              "compilation and evaluation excluded")
+    source = (
+        f"calibrated here on ({run.width}, {run.depth}), batch {run.batch_size}, {steps} steps; "
+        "compilation and evaluation excluded"
+    )
     remember(plan.config.sweep.flop_convention, flops_per_s, source)
     return flops_per_s
 

@@ -127,7 +127,9 @@ def identity(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any
 
     defaults = _defaults()
     return {
-        s: {k: v for k, v in sec.items() if (s, k) not in RESUME_FREE_KEYS and defaults.get(s, {}).get(k, _MISSING) != v}
+        s: {
+            k: v for k, v in sec.items() if (s, k) not in RESUME_FREE_KEYS and defaults.get(s, {}).get(k, _MISSING) != v
+        }
         for s, sec in config.items()
     }
 

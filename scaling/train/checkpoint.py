@@ -28,8 +28,9 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
 
 
 class Checkpoints:
-    def __init__(self, directory: str | Path, *, keep: int = 2, keep_steps=(),
-                 async_save: bool = True, read_only: bool = False):
+    def __init__(
+        self, directory: str | Path, *, keep: int = 2, keep_steps=(), async_save: bool = True, read_only: bool = False
+    ):
         self.directory = Path(directory).absolute()
         policy = policies.LatestN(keep)
         if keep_steps:
@@ -53,11 +54,15 @@ class Checkpoints:
         """Start an (asynchronous) save of `step`; a step already on disk is left alone."""
         if step in self.manager.all_steps():
             return
-        self.manager.save(step, args=ocp.args.Composite(
-            params=ocp.args.StandardSave(params),
-            opt_state=ocp.args.StandardSave(opt_state),
-            meta=ocp.args.JsonSave(meta),
-        ), force=True)
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardSave(params),
+                opt_state=ocp.args.StandardSave(opt_state),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            force=True,
+        )
 
     def restore(self, step: int, abstract_params: dict, abstract_opt_state: Any = None) -> dict:
         """{"params", "opt_state" (when a target is given), "meta"} of `step`, placed as the
@@ -66,8 +71,9 @@ class Checkpoints:
         if abstract_opt_state is not None:
             items["opt_state"] = ocp.args.StandardRestore(abstract_opt_state)
         if step not in self.manager.all_steps():
-            raise FileNotFoundError(f"no complete checkpoint at step {step} in {self.directory} "
-                                    f"(steps: {self.steps() or 'none'})")
+            raise FileNotFoundError(
+                f"no complete checkpoint at step {step} in {self.directory} (steps: {self.steps() or 'none'})"
+            )
         return dict(self.manager.restore(step, args=ocp.args.Composite(**items)))
 
     def wait(self) -> None:

@@ -36,8 +36,9 @@ def _fail(section: str, name: str, value: Any, why: str) -> None:
     raise ValueError(f"{section}.{name}={value!r}: {why}")
 
 
-def _check_number(section: str, name: str, value: Any, *, minimum: float | None = None,
-                  positive: bool = False, integer: bool = False) -> None:
+def _check_number(
+    section: str, name: str, value: Any, *, minimum: float | None = None, positive: bool = False, integer: bool = False
+) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         _fail(section, name, value, "must be a number")
     if integer and not isinstance(value, int):
@@ -175,25 +176,31 @@ class TrainConfig:
             _check_number(s, name, getattr(self, name), minimum=1, integer=True)
         if (self.steps > 0) == (self.tokens > 0):
             raise ValueError(
-                f"train: give exactly one of train.steps or train.tokens "
-                f"(got steps={self.steps}, tokens={self.tokens})")
+                f"train: give exactly one of train.steps or train.tokens (got steps={self.steps}, tokens={self.tokens})"
+            )
         if self.global_batch_size % self.microbatches:
-            _fail(s, "microbatches", self.microbatches,
-                  f"must divide train.global_batch_size={self.global_batch_size}")
+            _fail(s, "microbatches", self.microbatches, f"must divide train.global_batch_size={self.global_batch_size}")
         for name in ("eval_at_start", "keep_eval_checkpoints", "progress", "async_checkpointing"):
             if not isinstance(getattr(self, name), bool):
                 _fail(s, name, getattr(self, name), "must be true or false")
         _check_choice(s, "flops_convention", self.flops_convention, FLOPS_CONVENTIONS)
         steps = self.save_steps
         if not isinstance(steps, (list, tuple)) or any(
-                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in steps):
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in steps
+        ):
             _fail(s, "save_steps", steps, "must be a list of positive step numbers")
         object.__setattr__(self, "save_steps", tuple(sorted(set(steps))))
         init = self.init_from
         if init in ("", None, [], ()):
             init = None
-        elif (not isinstance(init, (list, tuple)) or len(init) != 2 or not isinstance(init[0], str)
-              or isinstance(init[1], bool) or not isinstance(init[1], int) or init[1] < 0):
+        elif (
+            not isinstance(init, (list, tuple))
+            or len(init) != 2
+            or not isinstance(init[0], str)
+            or isinstance(init[1], bool)
+            or not isinstance(init[1], int)
+            or init[1] < 0
+        ):
             _fail(s, "init_from", init, 'must be ["checkpoint_dir", step] or ""')
         else:
             init = (str(init[0]), int(init[1]))
@@ -231,8 +238,9 @@ class MeshConfig:
             if value == 0 or value < -1:
                 _fail("mesh", name, value, "must be a positive size or -1 (fill)")
         if sizes.count(-1) > 1:
-            raise ValueError(f"mesh: at most one axis may be -1 (got data={self.data}, "
-                             f"fsdp={self.fsdp}, model={self.model})")
+            raise ValueError(
+                f"mesh: at most one axis may be -1 (got data={self.data}, fsdp={self.fsdp}, model={self.model})"
+            )
         rules = self.rules
         if isinstance(rules, dict):
             rules = tuple(rules.items())
@@ -269,9 +277,17 @@ _OWN_SECTIONS = {
 }
 SECTIONS = ("model", "data", *_OWN_SECTIONS)
 # Keys that may differ when a run directory is resumed (they do not change the numbers).
-RESUME_FREE_KEYS = {("data", "cache_dir"), ("train", "progress"), ("train", "log_every"),
-                    ("train", "async_checkpointing"), ("mesh", "data"), ("mesh", "fsdp"), ("mesh", "model"),
-                    ("mesh", "rules"), ("model", "remat")}
+RESUME_FREE_KEYS = {
+    ("data", "cache_dir"),
+    ("train", "progress"),
+    ("train", "log_every"),
+    ("train", "async_checkpointing"),
+    ("mesh", "data"),
+    ("mesh", "fsdp"),
+    ("mesh", "model"),
+    ("mesh", "rules"),
+    ("model", "remat"),
+}
 
 
 def _section_class(name: str):
@@ -324,8 +340,9 @@ class RunConfig:
         data = dict(raw.get("data", {}))
         # seq_len is the model's and the data's: one value, given in either section.
         if "seq_len" in model and "seq_len" in data and model["seq_len"] != data["seq_len"]:
-            raise ValueError(f"model.seq_len={model['seq_len']} and data.seq_len={data['seq_len']} differ; "
-                             "give it once")
+            raise ValueError(
+                f"model.seq_len={model['seq_len']} and data.seq_len={data['seq_len']} differ; give it once"
+            )
         built = {}
         for section in ("model", "data"):
             built[section] = _build(section, {"model": model, "data": data}[section])

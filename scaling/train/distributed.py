@@ -54,8 +54,13 @@ def detect() -> str | None:
     return None
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, local_devices: int | None = None, auto: bool = False) -> bool:
+def initialize(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    local_devices: int | None = None,
+    auto: bool = False,
+) -> bool:
     """Initialise JAX's distributed runtime when launched multi-host; True if it did."""
     import jax
 
@@ -68,22 +73,24 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     process_id = process_id if process_id is not None else _env_int("SCALING_PROCESS_ID")
     if coordinator:
         if num_processes is None or process_id is None:
-            raise ValueError(f"coordinator={coordinator!r} needs --num-processes and --process-id "
-                             "(or SCALING_NUM_PROCESSES and SCALING_PROCESS_ID)")
+            raise ValueError(
+                f"coordinator={coordinator!r} needs --num-processes and --process-id "
+                "(or SCALING_NUM_PROCESSES and SCALING_PROCESS_ID)"
+            )
         if not 0 <= process_id < num_processes:
             raise ValueError(f"process_id={process_id} must be in [0, num_processes={num_processes})")
         if num_processes == 1:
             return False
-        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id)
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
         return True
     kind = "auto" if auto else detect()
     if kind == "tpu" and not os.environ.get("TPU_WORKER_HOSTNAMES"):
         try:  # a single-host TPU VM has no peers to find; that is fine
             jax.distributed.initialize()
         except Exception as err:  # noqa: BLE001
-            print(f"jax.distributed.initialize() on this TPU VM failed ({err}); running as one process",
-                  file=sys.stderr)
+            print(
+                f"jax.distributed.initialize() on this TPU VM failed ({err}); running as one process", file=sys.stderr
+            )
             return False
         return True
     if kind in ("slurm", "tpu", "auto"):

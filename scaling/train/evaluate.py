@@ -49,8 +49,7 @@ def _check_run_dir(run_dir: str | Path) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"no run directory {str(run_dir)!r}")
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{str(run_dir)!r} is not a run directory written by `scaling train` "
-                                "(no config.json)")
+        raise FileNotFoundError(f"{str(run_dir)!r} is not a run directory written by `scaling train` (no config.json)")
     return path
 
 
@@ -101,11 +100,11 @@ def param_shapes(model_cfg) -> dict[str, tuple[int, ...]]:
 
 def resolve_mesh(mesh: Any = None) -> Mesh:
     """A device mesh with axes (data, fsdp, model) from
-        None                one device (the first local one);
-        a jax `Mesh`        used as is (it must have those axes);
-        a `MeshConfig`      on all devices, -1 filling: `run_config(d).mesh` is the run's own
-                            training mesh;
-        (data, fsdp, model) sizes, on the first data·fsdp·model devices.
+    None                one device (the first local one);
+    a jax `Mesh`        used as is (it must have those axes);
+    a `MeshConfig`      on all devices, -1 filling: `run_config(d).mesh` is the run's own
+                        training mesh;
+    (data, fsdp, model) sizes, on the first data·fsdp·model devices.
     """
     if mesh is None:
         return make_mesh(MeshConfig(data=1), jax.local_devices()[:1])
@@ -175,10 +174,14 @@ class Evaluator:
             raise ValueError(f"params do not match the run's model; differing names: {sorted(differ)[:5]}")
         for name, a in abstract.items():
             if tuple(np.shape(params[name])) != tuple(a.shape):
-                raise ValueError(f"params[{name!r}] has shape {tuple(np.shape(params[name]))}, "
-                                 f"but the run's model has {tuple(a.shape)}")
-        return {k: jax.device_put(v if isinstance(v, jax.Array) else np.asarray(v), self.param_shardings[k])
-                for k, v in params.items()}
+                raise ValueError(
+                    f"params[{name!r}] has shape {tuple(np.shape(params[name]))}, "
+                    f"but the run's model has {tuple(a.shape)}"
+                )
+        return {
+            k: jax.device_put(v if isinstance(v, jax.Array) else np.asarray(v), self.param_shardings[k])
+            for k, v in params.items()
+        }
 
     def loss_sum(self, params: dict) -> jax.Array:
         """Sum over the validation batches of the per-batch mean loss, as a device scalar
@@ -213,8 +216,9 @@ def evaluator(run: str | Path | RunConfig, mesh: Any = None) -> Evaluator:
     try:
         check_batch(mesh, cfg.train.eval_size, what="train.eval_batch_size")
     except ValueError as err:
-        raise ValueError(f"{err}; choose another mesh (mesh=(data, fsdp, model) sizes, "
-                         "or --mesh D,F,M on the command line)") from None
+        raise ValueError(
+            f"{err}; choose another mesh (mesh=(data, fsdp, model) sizes, or --mesh D,F,M on the command line)"
+        ) from None
     return _evaluator(cfg, mesh)
 
 

@@ -23,12 +23,14 @@ def mesh_shape(cfg: MeshConfig, num_devices: int) -> tuple[int, int, int]:
     if -1 in sizes:
         known = math.prod(s for s in sizes if s != -1)
         if num_devices % known:
-            raise ValueError(f"mesh {given}: the fixed axes ({known} devices) do not divide the "
-                             f"{num_devices} available devices")
+            raise ValueError(
+                f"mesh {given}: the fixed axes ({known} devices) do not divide the {num_devices} available devices"
+            )
         sizes[sizes.index(-1)] = num_devices // known
     if math.prod(sizes) != num_devices:
-        raise ValueError(f"mesh {given} = {math.prod(sizes)} devices, but {num_devices} are available "
-                         "(set one axis to -1 to fill)")
+        raise ValueError(
+            f"mesh {given} = {math.prod(sizes)} devices, but {num_devices} are available (set one axis to -1 to fill)"
+        )
     return tuple(sizes)  # type: ignore[return-value]
 
 
@@ -43,8 +45,9 @@ def batch_shards(mesh: Mesh) -> int:
     return mesh.shape["data"] * mesh.shape["fsdp"]
 
 
-def check_batch(mesh: Mesh, global_batch_size: int, microbatches: int = 1, *,
-                what: str = "train.global_batch_size") -> None:
+def check_batch(
+    mesh: Mesh, global_batch_size: int, microbatches: int = 1, *, what: str = "train.global_batch_size"
+) -> None:
     """The batch must split evenly over hosts and batch shards, per microbatch."""
     shards = batch_shards(mesh)
     procs = jax.process_count()
@@ -54,7 +57,8 @@ def check_batch(mesh: Mesh, global_batch_size: int, microbatches: int = 1, *,
         per = "" if microbatches == 1 else f" × train.microbatches={microbatches}"
         raise ValueError(
             f"{what}={global_batch_size} is not divisible by the batch-sharding axes "
-            f"(mesh data={mesh.shape['data']} × fsdp={mesh.shape['fsdp']}{per})")
+            f"(mesh data={mesh.shape['data']} × fsdp={mesh.shape['fsdp']}{per})"
+        )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

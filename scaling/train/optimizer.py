@@ -28,8 +28,9 @@ def scale_per_tensor(factors: dict[str, float]) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def make_optimizer(cfg: OptimizerConfig, decay_mask: dict[str, bool],
-                   lr_multipliers: dict[str, float]) -> optax.GradientTransformation:
+def make_optimizer(
+    cfg: OptimizerConfig, decay_mask: dict[str, bool], lr_multipliers: dict[str, float]
+) -> optax.GradientTransformation:
     parts = []
     if cfg.clip_norm > 0:
         parts.append(optax.clip_by_global_norm(cfg.clip_norm))

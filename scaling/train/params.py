@@ -48,9 +48,12 @@ class ParamLayout:
     def shardings(self, mesh: Mesh, rules) -> dict[str, NamedSharding]:
         """Each parameter's sharding under `rules`; a dimension that its mesh axes do not
         divide (e.g. vocab 257 over model=2) stays replicated."""
-        return {n: NamedSharding(mesh, fit_to_shape(logical_to_mesh(self.logical[n], rules, mesh),
-                                                     self.abstract[n].shape, mesh))
-                for n in self.names}
+        return {
+            n: NamedSharding(
+                mesh, fit_to_shape(logical_to_mesh(self.logical[n], rules, mesh), self.abstract[n].shape, mesh)
+            )
+            for n in self.names
+        }
 
     def kind(self, name: str) -> str:
         from scaling.model.parameterization import param_kind
@@ -111,8 +114,9 @@ def decay_mask(layout: ParamLayout, decay_embeddings: bool) -> dict[str, bool]:
     out = {}
     for name in layout.names:
         kind = layout.kind(name)
-        out[name] = (kind != "norm" and len(layout.abstract[name].shape) >= 2
-                     and (decay_embeddings or kind != "embedding"))
+        out[name] = (
+            kind != "norm" and len(layout.abstract[name].shape) >= 2 and (decay_embeddings or kind != "embedding")
+        )
     return out
 
 

@@ -39,12 +39,16 @@ def check_schedule(cfg: ScheduleConfig, total_steps: int) -> None:
     reaches the peak rate, and a WSD warmup overlapping its cooldown has no stable phase."""
     warm = warmup_steps(cfg, total_steps)
     if warm >= total_steps:
-        raise ValueError(f"schedule.warmup={cfg.warmup:g} ({warm} steps) is not shorter than the run "
-                         f"({total_steps} steps); the learning rate would never reach its peak")
+        raise ValueError(
+            f"schedule.warmup={cfg.warmup:g} ({warm} steps) is not shorter than the run "
+            f"({total_steps} steps); the learning rate would never reach its peak"
+        )
     if cfg.kind == "wsd" and warm + decay_steps(cfg, total_steps) > total_steps:
-        raise ValueError(f"schedule.warmup={cfg.warmup:g} ({warm} steps) and schedule.decay_fraction="
-                         f"{cfg.decay_fraction:g} ({decay_steps(cfg, total_steps)} steps) overlap in a run of "
-                         f"{total_steps} steps")
+        raise ValueError(
+            f"schedule.warmup={cfg.warmup:g} ({warm} steps) and schedule.decay_fraction="
+            f"{cfg.decay_fraction:g} ({decay_steps(cfg, total_steps)} steps) overlap in a run of "
+            f"{total_steps} steps"
+        )
 
 
 def learning_rate(cfg: ScheduleConfig, peak: float, t: int, total_steps: int) -> float:

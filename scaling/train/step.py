@@ -54,13 +54,16 @@ class Program:
     eval_step: Any  # (params, batch) -> mean loss
 
     def abstract_params(self) -> dict[str, jax.ShapeDtypeStruct]:
-        return {n: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.param_shardings[n])
-                for n, a in self.layout.abstract.items()}
+        return {
+            n: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.param_shardings[n])
+            for n, a in self.layout.abstract.items()
+        }
 
     def abstract_opt_state(self) -> Any:
         abstract = jax.eval_shape(self.tx.init, self.layout.abstract)
-        return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                            abstract, self.opt_shardings)
+        return jax.tree.map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, self.opt_shardings
+        )
 
     def batch_sharding(self) -> NamedSharding:
         return batch_sharding(self.mesh)
@@ -92,8 +95,7 @@ def _program(model_cfg, opt_cfg: OptimizerConfig, microbatches: int, mesh: Mesh,
     p_sh = layout.shardings(mesh, rules)
     rep = replicated(mesh)
     abstract_opt = jax.eval_shape(tx.init, layout.abstract)
-    o_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_opt, p_sh,
-                                 transform_non_params=lambda _: rep)
+    o_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_opt, p_sh, transform_non_params=lambda _: rep)
     loss = _loss_fn(layout, mesh, rules, opt_cfg.z_loss)
     grad_fn = jax.value_and_grad(loss, has_aux=True)
     b_sh = batch_sharding(mesh)
@@ -141,7 +143,11 @@ def _program(model_cfg, opt_cfg: OptimizerConfig, microbatches: int, mesh: Mesh,
         param_shardings=p_sh,
         opt_shardings=o_sh,
         init=jax.jit(init, out_shardings=(p_sh, o_sh)),
-        train_step=jax.jit(train_step, in_shardings=(p_sh, o_sh, b_sh, rep),
-                           out_shardings=(p_sh, o_sh, metrics_sh), donate_argnums=(0, 1)),
+        train_step=jax.jit(
+            train_step,
+            in_shardings=(p_sh, o_sh, b_sh, rep),
+            out_shardings=(p_sh, o_sh, metrics_sh),
+            donate_argnums=(0, 1),
+        ),
         eval_step=jax.jit(eval_step, in_shardings=(p_sh, b_sh), out_shardings=rep),
     )

@@ -115,8 +115,11 @@ def _check_same_run(out_dir: Path, cfg: RunConfig) -> dict | None:
     stored = json.loads(path.read_text())
     diffs = diff_configs(stored.get("config", {}), cfg.to_dict())
     if diffs:
-        raise ValueError(f"{out_dir} holds a run with a different config:\n  " + "\n  ".join(diffs)
-                         + "\nuse another --out directory (or the same config to resume)")
+        raise ValueError(
+            f"{out_dir} holds a run with a different config:\n  "
+            + "\n  ".join(diffs)
+            + "\nuse another --out directory (or the same config to resume)"
+        )
     return stored
 
 
@@ -218,9 +221,18 @@ class _Plan:
         if t.keep_eval_checkpoints:
             ckpts |= evals
             keep |= evals
-        return cls(cfg, out_dir, total, t.global_batch_size, t.global_batch_size * cfg.model.seq_len,
-                   flops_per_token(cfg.model, t.flops_convention), flops_per_token(cfg.model, "exact"),
-                   evals, ckpts, tuple(sorted(keep)))
+        return cls(
+            cfg,
+            out_dir,
+            total,
+            t.global_batch_size,
+            t.global_batch_size * cfg.model.seq_len,
+            flops_per_token(cfg.model, t.flops_convention),
+            flops_per_token(cfg.model, "exact"),
+            evals,
+            ckpts,
+            tuple(sorted(keep)),
+        )
 
 
 def train(config, out_dir) -> TrainResult:
@@ -240,8 +252,10 @@ def train(config, out_dir) -> TrainResult:
     previous = read_result(out_dir) if stored is not None else None
     if previous is not None and previous.status in FINISHED:
         if primary:
-            print(f"{out_dir}: run already finished ({previous.status} at step {previous.steps}); nothing to do",
-                  file=sys.stderr)
+            print(
+                f"{out_dir}: run already finished ({previous.status} at step {previous.steps}); nothing to do",
+                file=sys.stderr,
+            )
         return previous
 
     # ---- everything that can reject the input, before compiling ----
@@ -253,21 +267,31 @@ def train(config, out_dir) -> TrainResult:
         check_batch(mesh, t.global_batch_size, t.microbatches)
         if t.eval_batch_size:
             check_batch(mesh, t.eval_batch_size, what="train.eval_batch_size")
-        if t.init_from is not None and not checkpoint_dir(t.init_from[0]).is_dir() and not Path(t.init_from[0]).is_dir():
+        if (
+            t.init_from is not None
+            and not checkpoint_dir(t.init_from[0]).is_dir()
+            and not Path(t.init_from[0]).is_dir()
+        ):
             raise FileNotFoundError(f"train.init_from: no run directory {t.init_from[0]!r}")
         data_cfg = cfg.data.replace(eval_batch_size=t.eval_size, num_eval_batches=t.eval_batches)
         ds = build_dataset(data_cfg)
         if cfg.model.vocab_size < ds.vocab_size:
-            raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the data's vocabulary "
-                             f"({ds.vocab_size} tokens); set model.vocab_size = {ds.vocab_size}")
+            raise ValueError(
+                f"model.vocab_size={cfg.model.vocab_size} is smaller than the data's vocabulary "
+                f"({ds.vocab_size} tokens); set model.vocab_size = {ds.vocab_size}"
+            )
         manifest_hash = ds.manifest.get("manifest_hash")
         if stored is not None and stored.get("data_manifest_hash") not in (None, manifest_hash):
-            raise ValueError(f"{out_dir}: the data changed since this run started (manifest hash "
-                             f"{stored.get('data_manifest_hash')} -> {manifest_hash}); use a new --out directory")
+            raise ValueError(
+                f"{out_dir}: the data changed since this run started (manifest hash "
+                f"{stored.get('data_manifest_hash')} -> {manifest_hash}); use a new --out directory"
+            )
         plan = _Plan.make(cfg, out_dir)
         check_schedule(cfg.schedule, plan.total_steps)
         if t.init_from is not None and t.init_from[1] >= plan.total_steps:
-            raise ValueError(f"train.init_from step {t.init_from[1]} is not before the run's last step {plan.total_steps}")
+            raise ValueError(
+                f"train.init_from step {t.init_from[1]} is not before the run's last step {plan.total_steps}"
+            )
     except Exception:
         if created:  # leave no empty directory behind for a rejected config
             with contextlib.suppress(OSError):
@@ -277,18 +301,26 @@ def train(config, out_dir) -> TrainResult:
     if primary:
         from scaling.runtime import describe_devices, git_state, package_versions
 
-        start_info = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "devices": describe_devices(),
-                      "mesh": dict(mesh.shape), "argv": sys.argv, "git": git_state()}
-        M.write_json_atomic(out_dir / "config.json", {
-            "config": cfg.to_dict(),
-            "seed": t.seed,
-            "data_seed": cfg.data.seed,
-            "steps_total": plan.total_steps,
-            "data_manifest_hash": manifest_hash,
-            "data_manifest": ds.manifest,
-            "versions": package_versions(),
-            "starts": (stored or {}).get("starts", []) + [start_info],
-        })
+        start_info = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "devices": describe_devices(),
+            "mesh": dict(mesh.shape),
+            "argv": sys.argv,
+            "git": git_state(),
+        }
+        M.write_json_atomic(
+            out_dir / "config.json",
+            {
+                "config": cfg.to_dict(),
+                "seed": t.seed,
+                "data_seed": cfg.data.seed,
+                "steps_total": plan.total_steps,
+                "data_manifest_hash": manifest_hash,
+                "data_manifest": ds.manifest,
+                "versions": package_versions(),
+                "starts": (stored or {}).get("starts", []) + [start_info],
+            },
+        )
     return _Run(plan, mesh, ds).run()
 
 
@@ -297,8 +329,9 @@ class _Run:
         self.plan, self.mesh, self.ds = plan, mesh, ds
         self.cfg = plan.cfg
         self.primary = jax.process_index() == 0
-        self.prog = program(self.cfg.model, self.cfg.optimizer, self.cfg.train.microbatches, mesh,
-                            self.cfg.mesh.sharding_rules())
+        self.prog = program(
+            self.cfg.model, self.cfg.optimizer, self.cfg.train.microbatches, mesh, self.cfg.mesh.sharding_rules()
+        )
         self.lr = schedule_fn(self.cfg.schedule, self.cfg.optimizer.lr, plan.total_steps)
         device_kind = jax.devices()[0].device_kind
         peak = M.peak_flops(device_kind)
@@ -328,14 +361,25 @@ class _Run:
             tqdm.write(message, file=sys.stderr)
 
     def _meta(self, step: int, elapsed: float) -> dict:
-        return {"step": step, "elapsed": elapsed, "tokens": step * self.plan.tokens_per_step,
-                "config": self.cfg.to_dict()}
+        return {
+            "step": step,
+            "elapsed": elapsed,
+            "tokens": step * self.plan.tokens_per_step,
+            "config": self.cfg.to_dict(),
+        }
 
     def _result(self, status: str, step: int, elapsed: float, **extra) -> TrainResult:
         p = self.plan
-        res = TrainResult(status=status, out_dir=str(p.out_dir), steps=step, tokens=step * p.tokens_per_step,
-                          flops=step * p.tokens_per_step * p.flops_per_token,
-                          flops_convention=self.cfg.train.flops_convention, wall_time=elapsed, **extra)
+        res = TrainResult(
+            status=status,
+            out_dir=str(p.out_dir),
+            steps=step,
+            tokens=step * p.tokens_per_step,
+            flops=step * p.tokens_per_step * p.flops_per_token,
+            flops_convention=self.cfg.train.flops_convention,
+            wall_time=elapsed,
+            **extra,
+        )
         if self.primary:
             M.write_json_atomic(p.out_dir / "result.json", res.to_dict())
         return res
@@ -345,28 +389,41 @@ class _Run:
         from scaling.data import Prefetcher
 
         plan, prog, t = self.plan, self.prog, self.cfg.train
-        ckpts = Checkpoints(checkpoint_dir(plan.out_dir), keep=t.keep, keep_steps=plan.keep_steps,
-                            async_save=t.async_checkpointing)
+        ckpts = Checkpoints(
+            checkpoint_dir(plan.out_dir), keep=t.keep, keep_steps=plan.keep_steps, async_save=t.async_checkpointing
+        )
         pi, pc = jax.process_index(), jax.process_count()
         B = plan.batch
         batches = None
         try:
             start, params, opt_state, elapsed0 = self._restore_or_init(ckpts)
             resumed = ckpts.latest_step() is not None
-            log = M.MetricsLog(plan.out_dir / "metrics.jsonl", resume_step=start if resumed else None,
-                               enabled=self.primary)
+            log = M.MetricsLog(
+                plan.out_dir / "metrics.jsonl", resume_step=start if resumed else None, enabled=self.primary
+            )
             evals = eval_arrays(prog, self.ds, self.cfg)
             t0 = time.perf_counter()
             elapsed = lambda: elapsed0 + time.perf_counter() - t0  # noqa: E731
 
             if t.eval_at_start and start == 0 and not resumed:
-                row = {"step": 0, "tokens": 0, "flops": 0.0, "flops_convention": t.flops_convention,
-                       "train_loss": None, **eval_metrics(eval_loss(prog, params, evals), self.ds.bytes_per_token),
-                       "lr": self.lr(0), "elapsed": elapsed()}
+                row = {
+                    "step": 0,
+                    "tokens": 0,
+                    "flops": 0.0,
+                    "flops_convention": t.flops_convention,
+                    "train_loss": None,
+                    **eval_metrics(eval_loss(prog, params, evals), self.ds.bytes_per_token),
+                    "lr": self.lr(0),
+                    "elapsed": elapsed(),
+                }
                 log.write(row)
 
-            batches = Prefetcher(lambda i: put_batch(prog, self.ds.train_batch(i, B, pi, pc), B),
-                                 start_step=start, depth=2, stop_step=plan.total_steps)
+            batches = Prefetcher(
+                lambda i: put_batch(prog, self.ds.train_batch(i, B, pi, pc), B),
+                start_step=start,
+                depth=2,
+                stop_step=plan.total_steps,
+            )
             return self._loop(batches, ckpts, log, start, params, opt_state, evals, elapsed)
         except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash of the sweep
             traceback.print_exc()
@@ -383,8 +440,15 @@ class _Run:
         plan, prog, t = self.plan, self.prog, self.cfg.train
         total = plan.total_steps
         single = jax.process_count() == 1
-        bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
-                   disable=not (t.progress and self.primary), desc=plan.out_dir.name)
+        bar = tqdm(
+            total=total,
+            initial=start,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=not (t.progress and self.primary),
+            desc=plan.out_dir.name,
+        )
         pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet pulled to the host
         last_loss = last_eval = None
         window_start, window_steps = time.perf_counter(), 0
@@ -405,8 +469,9 @@ class _Run:
                 window_steps += 1
                 bar.update(1)
                 is_eval, is_ckpt = step in plan.eval_steps, step in plan.checkpoint_steps
-                if not (is_eval or is_ckpt or step % t.log_every == 0 or step == start + 1
-                        or (single and preempt.flag)):
+                if not (
+                    is_eval or is_ckpt or step % t.log_every == 0 or step == start + 1 or (single and preempt.flag)
+                ):
                     continue
                 # ---- a host sync point: the only place the loop waits for the device ----
                 fetched = jax.device_get([m for _, m in pending])
@@ -423,17 +488,26 @@ class _Run:
                 bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tok_s:.0f}" if tok_s else "-", refresh=False)
                 if is_eval:
                     last_eval = (step, eval_loss(prog, params, evals))
-                    row = {"step": step, "tokens": step * plan.tokens_per_step,
-                           "flops": step * plan.tokens_per_step * plan.flops_per_token,
-                           "flops_convention": t.flops_convention, "train_loss": last_loss,
-                           **eval_metrics(last_eval[1], self.ds.bytes_per_token), "lr": self.lr(step - 1),
-                           "grad_norm": grad_norm, "tokens_per_s": tok_s,
-                           "mfu": (tok_s * plan.exact_flops_per_token / self.peak_total
-                                   if tok_s and self.peak_total else None),
-                           "elapsed": elapsed()}
+                    row = {
+                        "step": step,
+                        "tokens": step * plan.tokens_per_step,
+                        "flops": step * plan.tokens_per_step * plan.flops_per_token,
+                        "flops_convention": t.flops_convention,
+                        "train_loss": last_loss,
+                        **eval_metrics(last_eval[1], self.ds.bytes_per_token),
+                        "lr": self.lr(step - 1),
+                        "grad_norm": grad_norm,
+                        "tokens_per_s": tok_s,
+                        "mfu": (
+                            tok_s * plan.exact_flops_per_token / self.peak_total if tok_s and self.peak_total else None
+                        ),
+                        "elapsed": elapsed(),
+                    }
                     log.write(row)
-                    self._say(f"step {step}: train_loss {last_loss:.4f}  eval_loss {last_eval[1]:.4f}  "
-                              f"eval_bpb {row['eval_bpb'] or float('nan'):.4f}")
+                    self._say(
+                        f"step {step}: train_loss {last_loss:.4f}  eval_loss {last_eval[1]:.4f}  "
+                        f"eval_bpb {row['eval_bpb'] or float('nan'):.4f}"
+                    )
                     if not math.isfinite(last_eval[1]):
                         return self._result("diverged", step, elapsed(), diverged_step=step)
                 if is_ckpt:

@@ -42,8 +42,10 @@ def test_three_approaches_recover_the_chinchilla_allocation(data):
     fit = bootstrap(runs, fit=fit_law(runs, "chinchilla", grid=GRID), n=100, seed=0, level=0.95).fit
     only3 = compare_approaches(fit=fit, flops=C, n_boot=100)
     assert list(only3.approach) == [3]
-    np.testing.assert_allclose(only3.iloc[0][["a", "a_lo", "a_hi", "n_opt"]].to_numpy(float),
-                               table.iloc[2][["a", "a_lo", "a_hi", "n_opt"]].to_numpy(float))
+    np.testing.assert_allclose(
+        only3.iloc[0][["a", "a_lo", "a_hi", "n_opt"]].to_numpy(float),
+        table.iloc[2][["a", "a_lo", "a_hi", "n_opt"]].to_numpy(float),
+    )
 
 
 def test_inputs_decide_which_approaches_run(data):

@@ -34,7 +34,9 @@ def test_fit_predict_optimal_round_trip(data_csv, tmp_path, capsys):
     assert d["params"]["alpha"] == pytest.approx(TEST_LAW["alpha"], abs=0.03)
 
     pred_json = tmp_path / "pred.json"
-    assert main(["predict", str(fit_json), "--params", "1e9", "1e10", "--tokens", "2e10", "--json", str(pred_json)]) == 0
+    assert (
+        main(["predict", str(fit_json), "--params", "1e9", "1e10", "--tokens", "2e10", "--json", str(pred_json)]) == 0
+    )
     rows = json.loads(pred_json.read_text())["predictions"]
     assert len(rows) == 2 and rows[0]["loss_lo"] <= rows[0]["loss"] <= rows[0]["loss_hi"]
     assert rows[0]["loss"] == pytest.approx(chinchilla_loss(1e9, 2e10, **TEST_LAW), rel=0.01)
@@ -74,7 +76,9 @@ def test_errors_are_one_clear_line(data_csv, tmp_path, capsys):
     assert "missing params column 'params'" in err and "['n', 'c', 'final']" in err and "Traceback" not in err
 
     bad = tmp_path / "bad.csv"
-    pd.DataFrame({"params": [1e8, -1.0, 1e9], "tokens": [1e9, 1e9, 1e10], "loss": [3.0, 2.9, 2.5]}).to_csv(bad, index=False)
+    pd.DataFrame({"params": [1e8, -1.0, 1e9], "tokens": [1e9, 1e9, 1e10], "loss": [3.0, 2.9, 2.5]}).to_csv(
+        bad, index=False
+    )
     assert main(["fit", str(bad)]) == 2
     assert "column 'params'" in capsys.readouterr().err
 

@@ -104,7 +104,10 @@ def test_decay_fit_and_backtest_recover_a_short_memory():
     main = ScheduledCurve(const, EVALS, curve_law(s1, s2, **TRUE)[EVALS - 1])
     b = np.array([2_000, 4_000, 8_000, 12_000])
     e = b + b // 10
-    ends = [curve_law(*(a[-1] for a in schedule_areas(branch_cooldown(const, x, y - x), decay=true_decay)), **TRUE) for x, y in zip(b, e)]
+    ends = [
+        curve_law(*(a[-1] for a in schedule_areas(branch_cooldown(const, x, y - x), decay=true_decay)), **TRUE)
+        for x, y in zip(b, e)
+    ]
     fit, table = backtest_cooldowns(main, b[::-1], e[::-1], ends[::-1], calibrate=2, decay="fit")
     assert fit.decay == true_decay and set(fit.decay_scan) and list(table.role) == ["calibration"] * 2 + ["test"] * 2
     np.testing.assert_allclose(table.predicted, table.end_loss, rtol=1e-6)

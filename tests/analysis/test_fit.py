@@ -61,7 +61,9 @@ def test_result_round_trip_and_predict(tmp_path):
     assert back.params == fit.params and back.objective == fit.objective
     assert back.warnings == fit.warnings and back.n_at_best == fit.n_at_best
     N, D = np.array([1e9, 1e11]), np.array([2e10, 3e12])
-    np.testing.assert_allclose(back.predict(params=N, tokens=D), get_law("chinchilla").predict(fit.params, params=N, tokens=D))
+    np.testing.assert_allclose(
+        back.predict(params=N, tokens=D), get_law("chinchilla").predict(fit.params, params=N, tokens=D)
+    )
     assert "alpha" in fit.summary()
 
 

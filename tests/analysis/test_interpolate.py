@@ -20,7 +20,9 @@ def test_polynomial_is_exact_for_polynomial_data_in_log_log():
     f = interpolate_curve(X, np.exp(loglo), method="polynomial", degree=3)
     q = np.geomspace(X[0], X[-1], 101)
     uq = np.log(q)
-    np.testing.assert_allclose(np.log(f(q)), 3.0 - 0.05 * (uq - 20) + 0.004 * (uq - 20) ** 2 - 1e-4 * (uq - 20) ** 3, atol=1e-10)
+    np.testing.assert_allclose(
+        np.log(f(q)), 3.0 - 0.05 * (uq - 20) + 0.004 * (uq - 20) ** 2 - 1e-4 * (uq - 20) ** 3, atol=1e-10
+    )
     # a lower degree is a least-squares fit, not an interpolant, but stays close
     g = interpolate_curve(X, LOSS, method="polynomial", degree=2)
     assert np.max(np.abs(np.log(g(X) / LOSS))) < 0.01

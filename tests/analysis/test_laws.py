@@ -69,7 +69,10 @@ def test_malformed_law_is_rejected():
 
 
 def test_float64_stays_local():
-    fit_law({"params": [1e8, 1e9, 1e10] * 3, "tokens": np.repeat([1e9, 1e10, 1e11], 3),
-             "loss": np.linspace(3, 2, 9)}, "power_params", grid={"log_E": [0.0], "log_A": [2.0], "alpha": [0.2]})
+    fit_law(
+        {"params": [1e8, 1e9, 1e10] * 3, "tokens": np.repeat([1e9, 1e10, 1e11], 3), "loss": np.linspace(3, 2, 9)},
+        "power_params",
+        grid={"log_E": [0.0], "log_A": [2.0], "alpha": [0.2]},
+    )
     assert jnp.ones(2).dtype == jnp.float32
     assert not jax.config.jax_enable_x64

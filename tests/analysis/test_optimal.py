@@ -16,8 +16,12 @@ def test_closed_form_minimises_the_law_on_the_budget():
     for C in (1e19, 1e22, 1e25):
         opt = compute_optimal(fit, C)
         # numerical minimum of L(N, C/(6N)) over log N
-        res = minimize_scalar(lambda x: chinchilla_loss(np.exp(x), C / (6 * np.exp(x)), **TEST_LAW),
-                              bounds=(np.log(1e3), np.log(1e15)), method="bounded", options={"xatol": 1e-10})
+        res = minimize_scalar(
+            lambda x: chinchilla_loss(np.exp(x), C / (6 * np.exp(x)), **TEST_LAW),  # noqa: B023 (called at once)
+            bounds=(np.log(1e3), np.log(1e15)),
+            method="bounded",
+            options={"xatol": 1e-10},
+        )
         assert opt["params"] == pytest.approx(np.exp(res.x), rel=1e-4)
         assert opt["params"] * opt["tokens"] * 6 == pytest.approx(C, rel=1e-12)
         assert opt["loss"] == pytest.approx(res.fun, rel=1e-12)

@@ -79,19 +79,27 @@ def test_model_dependent_convention_uses_the_tables_own_ratio(tmp_path):
 
     from scaling.analysis import load_table
 
-    runs = pd.DataFrame({
-        "run_id": ["a", "b", "c", "t"], "params_nonembedding": [1e3, 2e3, 4e3, 4e3],
-        "tokens": [1e6, 1e6, 1e6, 9e6], "flops": [13e9, 14e9, 60e9, 1e12],
-        "flop_convention": "exact", "eval_loss": [2.0, 1.9, 1.8, 1.7], "status": "done",
-        "plan_kind": ["isoflop", "isoflop", "isoflop", "trunk"],
-    })
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "t"],
+            "params_nonembedding": [1e3, 2e3, 4e3, 4e3],
+            "tokens": [1e6, 1e6, 1e6, 9e6],
+            "flops": [13e9, 14e9, 60e9, 1e12],
+            "flop_convention": "exact",
+            "eval_loss": [2.0, 1.9, 1.8, 1.7],
+            "status": "done",
+            "plan_kind": ["isoflop", "isoflop", "isoflop", "trunk"],
+        }
+    )
     runs.to_csv(tmp_path / "runs.csv", index=False)
     df = load_table(tmp_path)
     assert list(df["run_id"]) == ["a", "b", "c"]  # the WSD trunk (unannealed) is left out
     assert df.attrs["k"] == pytest.approx(13.0)  # median of 13, 7, 15
     with pytest.raises(ValueError, match="'exact' has no fixed FLOPs per parameter-token"):
-        load_table(runs.drop(columns=["tokens"]).rename(columns={"params_nonembedding": "params",
-                                                                 "eval_loss": "loss"}), convention="exact")
+        load_table(
+            runs.drop(columns=["tokens"]).rename(columns={"params_nonembedding": "params", "eval_loss": "loss"}),
+            convention="exact",
+        )
 
 
 def test_a_loaded_tables_k_survives_fitting_and_optimal_allocation(tmp_path):
@@ -101,9 +109,17 @@ def test_a_loaded_tables_k_survives_fitting_and_optimal_allocation(tmp_path):
     from scaling.analysis.synthetic import isoflop_runs
 
     truth = isoflop_runs([1e18, 1e19, 1e20], sizes=7)
-    runs = pd.DataFrame({"run_id": [f"r{i}" for i in range(len(truth))], "params_nonembedding": truth["params"],
-                         "tokens": truth["tokens"], "flops": 13.0 * truth["params"] * truth["tokens"],
-                         "flop_convention": "exact", "eval_loss": truth["loss"], "status": "done"})
+    runs = pd.DataFrame(
+        {
+            "run_id": [f"r{i}" for i in range(len(truth))],
+            "params_nonembedding": truth["params"],
+            "tokens": truth["tokens"],
+            "flops": 13.0 * truth["params"] * truth["tokens"],
+            "flop_convention": "exact",
+            "eval_loss": truth["loss"],
+            "status": "done",
+        }
+    )
     runs.to_csv(tmp_path / "runs.csv", index=False)
     table = load_table(tmp_path)
     assert table.attrs["k"] == pytest.approx(13.0)

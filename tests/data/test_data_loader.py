@@ -167,7 +167,12 @@ def test_same_batches_in_a_fresh_interpreter(split_corpus, data_cache):
         "print(hashlib.sha256(ds.train_batch(123, 8).tobytes() + ds.eval_batches(4, 2)[1].tobytes()).hexdigest())\n"
     )
     env = os.environ | {"PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", code, str(split_corpus), str(data_cache / "fresh-interpreter")],
-                         capture_output=True, text=True, env=env, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(split_corpus), str(data_cache / "fresh-interpreter")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.strip()
     ds = _text_ds(split_corpus, data_cache)
     assert out == hashlib.sha256(ds.train_batch(123, 8).tobytes() + ds.eval_batches(4, 2)[1].tobytes()).hexdigest()

@@ -28,9 +28,18 @@ def _cfg(data_cache, **kw) -> DataConfig:
 
 # ---------------------------------------------------------------- stdlib
 
+
 def test_stdlib_selection_skips_site_and_dist_packages(tmp_path):
-    for rel in ["os.py", "json/__init__.py", "json/data.txt", "site-packages/numpy/x.py",
-                "dist-packages/y.py", "a/site-packages/z.py", "__pycache__/os.cpython-311.pyc", "Z.py"]:
+    for rel in [
+        "os.py",
+        "json/__init__.py",
+        "json/data.txt",
+        "site-packages/numpy/x.py",
+        "dist-packages/y.py",
+        "a/site-packages/z.py",
+        "__pycache__/os.cpython-311.pyc",
+        "Z.py",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("pass\n")
     assert list_python_files(tmp_path) == ["Z.py", "json/__init__.py", "os.py"]
@@ -72,7 +81,12 @@ def test_cache_is_reused_and_memory_mapped(split_corpus, data_cache):
     a = build_dataset(cfg)
     cached = a.manifest["cache_path"]
     assert sorted(p.name for p in __import__("pathlib").Path(cached).iterdir()) == [
-        "manifest.json", "train.bin", "train.json", "validation.bin", "validation.json"]
+        "manifest.json",
+        "train.bin",
+        "train.json",
+        "validation.bin",
+        "validation.json",
+    ]
     b = build_dataset(cfg)
     assert b.manifest == a.manifest
     assert isinstance(b.train_tokens.base, np.memmap) or isinstance(b.train_tokens, np.memmap)
@@ -96,14 +110,16 @@ def test_concurrent_builders_share_one_cache_entry(split_corpus, tmp_path):
 
 # ---------------------------------------------------------------- text
 
+
 def test_text_globs_and_single_file_tail_split(tmp_path, data_cache):
     (tmp_path / "a.md").write_bytes(b"x" * 1000)
     (tmp_path / "b.md").write_bytes(b"y" * 1000)
     (tmp_path / "c.txt").write_bytes(b"z" * 5000)
     ds = build_dataset(_cfg(data_cache, source="text", paths=(str(tmp_path / "*.md"),), seq_len=8))
     assert ds.manifest["file_count"] == 2
-    one = build_dataset(_cfg(data_cache, source="text", paths=(str(tmp_path / "c.txt"),), seq_len=8,
-                             validation_fraction=0.1))
+    one = build_dataset(
+        _cfg(data_cache, source="text", paths=(str(tmp_path / "c.txt"),), seq_len=8, validation_fraction=0.1)
+    )
     assert one.manifest["split_method"] == "tail"
     assert one.manifest["tokens"] == {"train": 4500, "validation": 500}
 
@@ -127,11 +143,13 @@ def test_empty_corpus_names_the_path(tmp_path, data_cache):
 def test_corpus_shorter_than_one_window_names_sizes(tmp_path, data_cache):
     (tmp_path / "short.txt").write_bytes(b"q" * 100)
     with pytest.raises(ValueError, match=r"train split has 90 tokens.*seq_len \+ 1 = 129"):
-        build_dataset(_cfg(data_cache, source="text", paths=(str(tmp_path / "short.txt"),), seq_len=128,
-                           validation_fraction=0.1))
+        build_dataset(
+            _cfg(data_cache, source="text", paths=(str(tmp_path / "short.txt"),), seq_len=128, validation_fraction=0.1)
+        )
 
 
 # ---------------------------------------------------------------- token files
+
 
 @pytest.mark.parametrize("vocab, dtype", [(257, "uint16"), (70_000, "uint32")])
 def test_token_file_round_trip(tmp_path, vocab, dtype):
@@ -152,7 +170,9 @@ def test_token_source_tail_and_explicit_split(tmp_path, data_cache):
     np.testing.assert_array_equal(ds.validation_tokens, np.arange(1500, 2000) % 300)
     assert ds.train_batch(4, 8).max() < 300
     val = write_token_file(tmp_path / "val.bin", np.arange(400) % 300, 300)
-    ds2 = build_dataset(_cfg(data_cache, source="tokens", paths=(str(train),), validation_paths=(str(val),), seq_len=32))
+    ds2 = build_dataset(
+        _cfg(data_cache, source="tokens", paths=(str(train),), validation_paths=(str(val),), seq_len=32)
+    )
     assert ds2.manifest["split_method"] == "explicit" and len(ds2.train_tokens) == 2000
     assert np.isnan(ds2.bytes_per_token)  # unknown when the meta does not say
 
@@ -187,8 +207,9 @@ TEXTS = [f"document {i}: " + "the quick brown fox jumps over the lazy dog. " * (
 def test_hf_saved_dataset(tmp_path, data_cache):
     datasets = pytest.importorskip("datasets")
     datasets.Dataset.from_dict({"text": TEXTS, "id": list(range(80))}).save_to_disk(str(tmp_path / "saved"))
-    ds = build_dataset(_cfg(data_cache, source="hf", hf_dataset=str(tmp_path / "saved"), seq_len=32,
-                            validation_fraction=0.2))
+    ds = build_dataset(
+        _cfg(data_cache, source="hf", hf_dataset=str(tmp_path / "saved"), seq_len=32, validation_fraction=0.2)
+    )
     m = ds.manifest
     assert m["documents"]["train"] + m["documents"]["validation"] == 80 and m["documents"]["validation"] > 0
     assert m["bytes"]["train"] + m["bytes"]["validation"] == sum(len(t.encode()) for t in TEXTS)
@@ -200,8 +221,15 @@ def test_hf_local_json_and_missing_field(tmp_path, data_cache):
     pytest.importorskip("datasets")
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps({"body": t}) + "\n" for t in TEXTS))
-    cfg = _cfg(data_cache, source="hf", hf_dataset="json", paths=(str(path),), text_field="body", seq_len=32,
-               validation_fraction=0.2)
+    cfg = _cfg(
+        data_cache,
+        source="hf",
+        hf_dataset="json",
+        paths=(str(path),),
+        text_field="body",
+        seq_len=32,
+        validation_fraction=0.2,
+    )
     ds = build_dataset(cfg)
     assert ds.manifest["bytes"]["train"] + ds.manifest["bytes"]["validation"] == sum(len(t) for t in TEXTS)
     with pytest.raises(ValueError, match=r"text_field='text'.*columns: body"):
@@ -210,14 +238,22 @@ def test_hf_local_json_and_missing_field(tmp_path, data_cache):
 
 # ---------------------------------------------------------------- BPE
 
+
 def test_bpe_trains_on_train_split_round_trips_and_is_cached(tmp_path, data_cache):
     pytest.importorskip("tokenizers")
     corpus = tmp_path / "bpe"
     corpus.mkdir()
     (corpus / "train.txt").write_text("def add(a, b):\n    return a + b\n" * 200 + "héllo wörld\n" * 50)
     (corpus / "val.txt").write_text("QQQQ ZZZZ QQQQ ZZZZ\n" * 100)
-    cfg = _cfg(data_cache, source="text", tokenizer="bpe", bpe_vocab_size=300, seq_len=16,
-               paths=(str(corpus / "train.txt"),), validation_paths=(str(corpus / "val.txt"),))
+    cfg = _cfg(
+        data_cache,
+        source="text",
+        tokenizer="bpe",
+        bpe_vocab_size=300,
+        seq_len=16,
+        paths=(str(corpus / "train.txt"),),
+        validation_paths=(str(corpus / "val.txt"),),
+    )
     ds = build_dataset(cfg)
     tok = ds.tokenizer
     assert ds.vocab_size == 300 and ds.manifest["tokenizer"]["name"] == "bpe"
@@ -243,14 +279,19 @@ def test_bpe_trains_on_train_split_round_trips_and_is_cached(tmp_path, data_cach
     assert fresh.manifest["manifest_hash"] == ds.manifest["manifest_hash"]
     # The cached validation file can itself be a `tokens` source, bits-per-byte intact.
     cached = __import__("pathlib").Path(ds.manifest["cache_path"])
-    reuse = build_dataset(cfg.replace(source="tokens", paths=(str(cached / "train.bin"),),
-                                      validation_paths=(str(cached / "validation.bin"),)))
+    reuse = build_dataset(
+        cfg.replace(
+            source="tokens", paths=(str(cached / "train.bin"),), validation_paths=(str(cached / "validation.bin"),)
+        )
+    )
     assert reuse.bytes_per_token == ds.bytes_per_token
     np.testing.assert_array_equal(reuse.validation_tokens, ds.validation_tokens)
 
 
-@pytest.mark.parametrize("module, kw", [("datasets", {"source": "hf", "hf_dataset": "json"}),
-                                        ("tokenizers", {"source": "text", "tokenizer": "bpe"})])
+@pytest.mark.parametrize(
+    "module, kw",
+    [("datasets", {"source": "hf", "hf_dataset": "json"}), ("tokenizers", {"source": "text", "tokenizer": "bpe"})],
+)
 def test_missing_optional_package_is_named(monkeypatch, tmp_path, data_cache, module, kw):
     (tmp_path / "t.txt").write_bytes(b"x" * 1000)
     kw = {"paths": (str(tmp_path / "t.txt"),)} | kw

@@ -8,8 +8,16 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
-FIGURES = ("fig1_isoflop", "fig2_loss_vs_compute", "fig3_optimal_allocation", "fig4_loss_contours",
-           "fig5_epoch_chinchilla", "fig6_mup", "fig7_interpolation", "fig8_backtest")
+FIGURES = (
+    "fig1_isoflop",
+    "fig2_loss_vs_compute",
+    "fig3_optimal_allocation",
+    "fig4_loss_contours",
+    "fig5_epoch_chinchilla",
+    "fig6_mup",
+    "fig7_interpolation",
+    "fig8_backtest",
+)
 
 
 def write_mup_tables(folder: Path) -> None:
@@ -22,16 +30,31 @@ def write_mup_tables(folder: Path) -> None:
                 for step in range(3):
                     for a in ("embedding", "block_0", "block_1", "logits"):
                         grow = (w / 32) ** (0.5 * step) if p == "sp" and a != "embedding" else 1.0
-                        rows.append(dict(parameterization=p, width=w, seed=seed, step=step, activation=a,
-                                         rms=0.5 * grow * (1 + 0.01 * seed)))
+                        rows.append(
+                            dict(
+                                parameterization=p,
+                                width=w,
+                                seed=seed,
+                                step=step,
+                                activation=a,
+                                rms=0.5 * grow * (1 + 0.01 * seed),
+                            )
+                        )
     pd.DataFrame(rows).to_csv(folder / "coord_check.csv", index=False)
     rows = []
     for p in ("sp", "mup"):
         for w in (32, 64, 128):
             best = -7 - (np.log2(w / 32) if p == "sp" else 0)
             for k in range(-10, -4):
-                rows.append(dict(parameterization=p, width=w, lr=2.0**k, eval_loss=2.5 + 0.05 * (k - best) ** 2
-                                 - 0.1 * np.log2(w / 32), train_loss=2.5))
+                rows.append(
+                    dict(
+                        parameterization=p,
+                        width=w,
+                        lr=2.0**k,
+                        eval_loss=2.5 + 0.05 * (k - best) ** 2 - 0.1 * np.log2(w / 32),
+                        train_loss=2.5,
+                    )
+                )
     pd.DataFrame(rows).to_csv(folder / "lr_transfer.csv", index=False)
 
 
@@ -44,6 +67,15 @@ def write_epoch_like(folder: Path, n: int = 25, seed: int = 0) -> Path:
     loss = (1.82 + 482 / N**0.3478 + 2085 / D**0.3658) * np.exp(0.01 * rng.standard_normal(n))
     path = folder / "epoch_chinchilla_fig4" / "svg_extracted_data.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"x": 0.0, "y": 0.0, "color": "#000000", "Model Size": N, "Training FLOP": C,
-                  "hex_color": "#000000", "loss": loss}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "x": 0.0,
+            "y": 0.0,
+            "color": "#000000",
+            "Model Size": N,
+            "Training FLOP": C,
+            "hex_color": "#000000",
+            "loss": loss,
+        }
+    ).to_csv(path, index=False)
     return folder

@@ -80,7 +80,11 @@ def test_cli_figures(synthetic_store, tmp_path, capsys):
 
     assert main(["figures", str(synthetic_store), "--out", str(tmp_path), "--only", "fig1,fig7"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "fig1_isoflop.pdf", "fig1_isoflop.png", "fig7_interpolation.pdf", "fig7_interpolation.png"]
+        "fig1_isoflop.pdf",
+        "fig1_isoflop.png",
+        "fig7_interpolation.pdf",
+        "fig7_interpolation.png",
+    ]
     assert "2 of 2 figures written" in capsys.readouterr().out
     assert main(["figures", str(synthetic_store), "--only", "fig9"]) == 2  # unknown figure: a clear error
     capsys.readouterr()
@@ -101,7 +105,9 @@ def test_figures_of_another_store_go_beside_it_not_over_the_committed_ones(synth
 def test_figure_script_runs_alone(synthetic_store, tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "paper_figures" / "fig6_mup.py"), str(synthetic_store), "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "fig6_mup.png").stat().st_size > 0

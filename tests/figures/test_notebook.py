@@ -29,8 +29,9 @@ def test_notebook_executes(synthetic_store, monkeypatch):
     monkeypatch.setenv("SCALING_FIGURES_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(REPO)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}
+    )
     client.execute()  # raises CellExecutionError naming the cell that failed
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors

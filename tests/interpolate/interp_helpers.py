@@ -8,7 +8,15 @@ RUN = {
     "data": {"source": "stdlib"},
     "optimizer": {"lr": 1e-2},
     "schedule": {"kind": "cosine", "warmup": 2},
-    "train": {"steps": STEPS, "global_batch_size": 8, "eval_every": EVERY, "eval_batches": 2,
-              "checkpoint_every": EVERY, "keep": 100, "log_every": EVERY, "progress": False},
+    "train": {
+        "steps": STEPS,
+        "global_batch_size": 8,
+        "eval_every": EVERY,
+        "eval_batches": 2,
+        "checkpoint_every": EVERY,
+        "keep": 100,
+        "log_every": EVERY,
+        "progress": False,
+    },
 }
 EVAL_TOKENS = 8 * 2 * 32  # eval batch × eval batches × seq_len

@@ -32,8 +32,9 @@ def test_uniform_mean_of_the_last_k(run_dir, ev, metrics):
     assert res.steps == [16, 20, 24] and res.method == "uniform" and res.weights == [1 / 3] * 3
     host = [jax.device_get(load_params(run_dir, s)) for s in res.steps]
     for name in avg:
-        np.testing.assert_allclose(np.asarray(avg[name]), np.mean([h[name] for h in host], axis=0),
-                                   rtol=1e-5, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(
+            np.asarray(avg[name]), np.mean([h[name] for h in host], axis=0), rtol=1e-5, atol=1e-7, err_msg=name
+        )
     assert res.loss == evaluate(run_dir, avg)["eval_loss"]
     assert res.last_step == 24 and res.last_loss == evaluate(run_dir, load_params(run_dir, 24))["eval_loss"]
     np.testing.assert_allclose(res.last_loss, metrics[24]["eval_loss"], rtol=1e-6)

@@ -19,8 +19,12 @@ def test_split_spec():
     assert split_spec("runs/a@200") == ("runs/a", 200)
     assert split_spec("runs/a") == ("runs/a", None)
     assert split_spec("runs/a@latest") == ("runs/a", None)
-    for bad, needle in (("runs/a@x", "step 'x' is not a whole number"), ("runs/a@-3", "'-3'"),
-                        ("@5", "no run directory before '@'"), ("", "expected RUN_DIR")):
+    for bad, needle in (
+        ("runs/a@x", "step 'x' is not a whole number"),
+        ("runs/a@-3", "'-3'"),
+        ("@5", "no run directory before '@'"),
+        ("", "expected RUN_DIR"),
+    ):
         with pytest.raises(ValueError, match=needle):
             split_spec(bad)
 
@@ -43,8 +47,11 @@ def test_resolve_checks_run_and_step(run_dir, tmp_path):
 def test_architecture_mismatch_names_the_parameter_and_shapes():
     a = ModelConfig(**TINY)
     check_same_architecture(a, a.replace(init_std=0.01, attention="full"))  # same function: fine
-    with pytest.raises(ValueError, match=r"parameter 'blocks.0.attn.k' has shape \(64, 2, 32\) in a but "
-                                         r"\(128, 4, 32\) in b"):
+    with pytest.raises(
+        ValueError,
+        match=r"parameter 'blocks.0.attn.k' has shape \(64, 2, 32\) in a but "
+        r"\(128, 4, 32\) in b",
+    ):
         check_same_architecture(a, a.replace(width=128))
     with pytest.raises(ValueError, match=r"parameter 'blocks.1.attn.k' of b does not exist in a"):
         check_same_architecture(a, a.replace(depth=2))
@@ -58,8 +65,11 @@ def test_interpolating_runs_of_different_width_fails_before_loading(run_dir, tmp
     stored = json.loads((wide / "config.json").read_text())
     stored["config"]["model"]["width"] = 128
     (wide / "config.json").write_text(json.dumps(stored))
-    with pytest.raises(ValueError, match=r"different architectures: parameter 'blocks.0.attn.k' has shape "
-                                         r"\(64, 2, 32\) in .*@8 but \(128, 4, 32\) in .*wide@8"):
+    with pytest.raises(
+        ValueError,
+        match=r"different architectures: parameter 'blocks.0.attn.k' has shape "
+        r"\(64, 2, 32\) in .*@8 but \(128, 4, 32\) in .*wide@8",
+    ):
         interpolate(f"{run_dir}@8", f"{wide}@8")
 
 

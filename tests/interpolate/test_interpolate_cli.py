@@ -13,8 +13,25 @@ from scaling.cli.main import main
 
 def test_path_table_and_json(run_dir, metrics, tmp_path, capsys):
     out = tmp_path / "path.json"
-    assert main(["interpolate", f"{run_dir}@16", f"{run_dir}@20", "--points", "5", "--range", "-0.5", "1.5",
-                 "--mesh", "1,1,1", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                f"{run_dir}@16",
+                f"{run_dir}@20",
+                "--points",
+                "5",
+                "--range",
+                "-0.5",
+                "1.5",
+                "--mesh",
+                "1,1,1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "barrier" in printed and "(a)" in printed and "(b)" in printed
     d = json.loads(out.read_text())
@@ -24,8 +41,9 @@ def test_path_table_and_json(run_dir, metrics, tmp_path, capsys):
     assert d["checkpoint_a"] == {"spec": f"{run_dir.absolute()}@16", "run_dir": str(run_dir.absolute()), "step": 16}
     assert (d["step_a"], d["step_b"]) == (16, 20)
     assert d["eval_tokens"] == EVAL_TOKENS and d["loss_units"] == "nats per token"
-    np.testing.assert_allclose([d["loss_a"], d["loss_b"]], [metrics[16]["eval_loss"], metrics[20]["eval_loss"]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        [d["loss_a"], d["loss_b"]], [metrics[16]["eval_loss"], metrics[20]["eval_loss"]], rtol=1e-6
+    )
     assert d["loss"][1] == d["loss_a"] and d["loss"][3] == d["loss_b"]
     for line in printed.splitlines():  # the table's rows are the JSON's numbers
         if line.strip().startswith("0.500"):

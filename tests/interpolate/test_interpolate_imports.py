@@ -23,9 +23,13 @@ def trainer_imports(source: str) -> list[tuple[int, str, tuple[str, ...]]]:
             found.append((node.lineno, node.module, tuple(a.name for a in node.names)))
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name, ()) for a in node.names]
-        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)
-              and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+        ):
             found.append((node.lineno, node.args[0].value, ()))
     return [f for f in found if f[1] == "scaling.train" or f[1].startswith("scaling.train.")]
 
@@ -35,8 +39,7 @@ def violations(source: str) -> list[str]:
     for line, module, names in trainer_imports(source):
         if module != "scaling.train" or not names:
             out.append(f"line {line}: imports {module} (use `from scaling.train import ...`)")
-        out += [f"line {line}: {n!r} is not in scaling.train.__all__" for n in names
-                if n not in scaling.train.__all__]
+        out += [f"line {line}: {n!r} is not in scaling.train.__all__" for n in names if n not in scaling.train.__all__]
     return out
 
 
@@ -52,10 +55,12 @@ def test_interpolate_imports_only_public_trainer_names():
 
 
 def test_the_guard_catches_reaching_back_in():
-    bad = ("from scaling.train.step import program\n"
-           "import scaling.train.mesh\n"
-           "def f():\n    from scaling.train import eval_arrays\n"
-           "import importlib\nimportlib.import_module('scaling.train.trainer')\n")
+    bad = (
+        "from scaling.train.step import program\n"
+        "import scaling.train.mesh\n"
+        "def f():\n    from scaling.train import eval_arrays\n"
+        "import importlib\nimportlib.import_module('scaling.train.trainer')\n"
+    )
     found = violations(bad)
     assert [v.split(":")[0] for v in found] == ["line 1", "line 1", "line 2", "line 4", "line 6"], found
     assert found[0].startswith("line 1: imports scaling.train.step") and "'program' is not" in found[1]

@@ -36,8 +36,16 @@ def _real_counts(cfg):
     + [(192, 4, 300, False, 3, "swiglu", True), (128, 2, 257, True, None, "gelu", True)],
 )
 def test_param_counts_match_the_real_pytree(width, depth, vocab, tied, kv, mlp, scan):
-    cfg = ModelConfig(width=width, depth=depth, vocab_size=vocab, tied_embeddings=tied, num_kv_heads=kv, mlp=mlp,
-                      head_dim=64, scan_layers=scan)
+    cfg = ModelConfig(
+        width=width,
+        depth=depth,
+        vocab_size=vocab,
+        tied_embeddings=tied,
+        num_kv_heads=kv,
+        mlp=mlp,
+        head_dim=64,
+        scan_layers=scan,
+    )
     assert _real_counts(cfg) == (params_nonembedding(cfg), params_total(cfg))
 
 
@@ -52,7 +60,9 @@ def test_conventions_and_accounting_dict():
     acc = accounting(cfg)
     assert set(acc) == {"params_nonembedding", "params_total", "flops_per_token"}
     assert tuple(acc["flops_per_token"]) == FLOP_CONVENTIONS
-    with pytest.raises(ValueError, match="unknown FLOP convention 'chinchilla'; choose one of 6N, 6N\\+attention, exact"):
+    with pytest.raises(
+        ValueError, match="unknown FLOP convention 'chinchilla'; choose one of 6N, 6N\\+attention, exact"
+    ):
         flops_per_token(cfg, "chinchilla")
 
 
@@ -88,8 +98,20 @@ def _xla_flops_per_token(cfg, batch=8, compile=True):
     "kw, compile",
     [
         (dict(width=128, depth=2, head_dim=32, seq_len=64, vocab_size=256, attention="full"), True),
-        (dict(width=128, depth=2, head_dim=32, seq_len=128, vocab_size=256, attention="full", mlp="swiglu",
-              num_kv_heads=2, tied_embeddings=True), False),
+        (
+            dict(
+                width=128,
+                depth=2,
+                head_dim=32,
+                seq_len=128,
+                vocab_size=256,
+                attention="full",
+                mlp="swiglu",
+                num_kv_heads=2,
+                tied_embeddings=True,
+            ),
+            False,
+        ),
     ],
 )
 def test_exact_flops_within_3_percent_of_xla(kw, compile):

@@ -10,8 +10,28 @@ def test_info_json_for_one_model(capsys):
     assert got == json.loads(json.dumps(accounting(ModelConfig(width=256, depth=4, vocab_size=257, seq_len=256))))
     assert set(got["flops_per_token"]) == {"6N", "6N+attention", "exact"}
 
-    assert main(["info", "--width", "128", "--depth", "2", "--vocab", "1000", "--seq-len", "64", "--tied",
-                 "--mlp", "swiglu", "--head-dim", "32", "--json"]) == 0
+    assert (
+        main(
+            [
+                "info",
+                "--width",
+                "128",
+                "--depth",
+                "2",
+                "--vocab",
+                "1000",
+                "--seq-len",
+                "64",
+                "--tied",
+                "--mlp",
+                "swiglu",
+                "--head-dim",
+                "32",
+                "--json",
+            ]
+        )
+        == 0
+    )
     cfg = ModelConfig(width=128, depth=2, vocab_size=1000, seq_len=64, tied_embeddings=True, mlp="swiglu", head_dim=32)
     assert json.loads(capsys.readouterr().out)["params_total"] == accounting(cfg)["params_total"]
 

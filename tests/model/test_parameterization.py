@@ -92,8 +92,12 @@ def test_coordinate_check():
     """
     widths = (64, 128, 256, 512)
     change = {
-        p: [_activation_change(ModelConfig(width=w, depth=2, head_dim=32, vocab_size=64, seq_len=16,
-                                           parameterization=p, base_width=64)) for w in widths]
+        p: [
+            _activation_change(
+                ModelConfig(width=w, depth=2, head_dim=32, vocab_size=64, seq_len=16, parameterization=p, base_width=64)
+            )
+            for w in widths
+        ]
         for p in ("sp", "mup")
     }
     for key in ("embedding", "block_0", "block_1", "logits"):

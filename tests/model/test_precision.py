@@ -54,7 +54,7 @@ def test_einsum_f32_has_a_float32_forward_and_bf16_backward_matmuls():
     exact = grads(einsum_f32, a.astype(jnp.float32), b.astype(jnp.float32))
     for g, h, ref in zip(mine, auto, exact):
         assert g.dtype == jnp.bfloat16 and ref.dtype == jnp.float32
-        err = lambda x: float(jnp.linalg.norm(x.astype(jnp.float32) - ref) / jnp.linalg.norm(ref))  # noqa: E731
+        err = lambda x: float(jnp.linalg.norm(x.astype(jnp.float32) - ref) / jnp.linalg.norm(ref))  # noqa: E731, B023 (called at once)
         assert err(g) < 1e-2 and err(h) < 1e-2  # both within bf16 rounding of the float32 gradient
     trace = lambda f: jax.make_jaxpr(jax.grad(loss_of(f), argnums=(0, 1)))(a, b)  # noqa: E731
     assert set(dot_flops_by_dtype(trace(einsum_f32))) == {("bfloat16", "bfloat16")}
@@ -69,8 +69,13 @@ def test_bf16_train_step_runs_every_matmul_on_bf16_operands(tied):
     from scaling.train.step import program
 
     cfg = ModelConfig(width=64, depth=1, head_dim=32, seq_len=32, compute_dtype="bfloat16", tied_embeddings=tied)
-    prog = program(cfg, OptimizerConfig(lr=1e-2), 1, make_mesh(MeshConfig(data=1), jax.devices()[:1]),
-                   MeshConfig().sharding_rules())
+    prog = program(
+        cfg,
+        OptimizerConfig(lr=1e-2),
+        1,
+        make_mesh(MeshConfig(data=1), jax.devices()[:1]),
+        MeshConfig().sharding_rules(),
+    )
     batch = jax.ShapeDtypeStruct((8, cfg.seq_len + 1), jnp.int32)
     jaxpr = jax.make_jaxpr(prog.train_step)(prog.abstract_params(), prog.abstract_opt_state(), batch, np.float32(1e-3))
     flops = dot_flops_by_dtype(jaxpr)

@@ -95,8 +95,14 @@ def compile_cases(cases: list[dict], root: Path = REPO) -> list[tuple[str, list]
     """Compile each case's train step in one fresh process: [(its stderr, its collectives)]."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR")}
     env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cases)], env=env, cwd=root,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(cases)],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     logs = proc.stderr.split("=== case ")[1:]
     hlos = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('"')]
@@ -113,8 +119,12 @@ MODEL = {"width": 64, "depth": 1, "head_dim": 16, "vocab_size": 256, "seq_len": 
 CASES = [
     {"mesh": [2, 2, 2], "model": MODEL, "batch": 16},
     {"mesh": [2, 1, 4], "model": MODEL, "batch": 16},
-    {"mesh": [1, 2, 4], "model": {**MODEL, "width": 128, "num_kv_heads": 4, "vocab_size": 1024}, "batch": 16,
-     "rules": {"kv": "model"}},
+    {
+        "mesh": [1, 2, 4],
+        "model": {**MODEL, "width": 128, "num_kv_heads": 4, "vocab_size": 1024},
+        "batch": 16,
+        "rules": {"kv": "model"},
+    },
 ]
 IDS = ["2x2x2", "2x1x4", "1x2x4-gqa-vocab1024"]
 
@@ -201,8 +211,11 @@ def main() -> None:
         table = summary(found)
         cells = [f"{n} ({b / 1024:.0f} KiB)" if n else "0" for n, b in table.values()]
         total_n, total_b = sum(n for n, _ in table.values()), sum(b for _, b in table.values())
-        print(f"| {mesh} | {'yes' if REMAT in log else 'no'} | " + " | ".join(cells)
-              + f" | {total_n} ({total_b / 1024:.0f} KiB) |")
+        print(
+            f"| {mesh} | {'yes' if REMAT in log else 'no'} | "
+            + " | ".join(cells)
+            + f" | {total_n} ({total_b / 1024:.0f} KiB) |"
+        )
 
 
 if __name__ == "__main__":

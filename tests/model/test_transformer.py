@@ -63,7 +63,7 @@ def test_attention_implementations_and_scan_agree():
     for kw in (dict(attention="full"), dict(attention="xla"), dict(scan_layers=True)):
         other_cfg = cfg.replace(**kw)
         # abstract init (nothing to compile), then the reference's parameters
-        graphdef, state = nnx.split(nnx.eval_shape(lambda: Transformer(other_cfg, rngs=nnx.Rngs(1))))
+        graphdef, state = nnx.split(nnx.eval_shape(lambda: Transformer(other_cfg, rngs=nnx.Rngs(1))))  # noqa: B023 (called at once)
         pure = _params(ref)
         nnx.replace_by_pure_dict(state, _unrolled_to_stacked(pure) if other_cfg.scan_layers else pure)
         other = nnx.merge(graphdef, state)
@@ -110,7 +110,8 @@ def test_sharded_forward_matches_single_device():
     specs = nnx.get_partition_spec(state)
     shardings = jax.tree.map(
         lambda s: jax.sharding.NamedSharding(mesh, logical_to_mesh(tuple(s), mesh=mesh)),
-        specs, is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec),
+        specs,
+        is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec),
     )
     state = jax.device_put(state, shardings)
 
@@ -119,5 +120,7 @@ def test_sharded_forward_matches_single_device():
         with use_rules(mesh):
             return nnx.merge(graphdef, state)(tokens)
 
-    got = forward(state, jax.device_put(tokens, jax.sharding.NamedSharding(mesh, logical_to_mesh(("batch", None), mesh=mesh))))
+    got = forward(
+        state, jax.device_put(tokens, jax.sharding.NamedSharding(mesh, logical_to_mesh(("batch", None), mesh=mesh)))
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -66,18 +66,34 @@ def fake_train(config: dict, run_dir: Path, *, calls_log: Path | None = None, sl
     rows = []
     for step in sorted({max(1, steps // 2), steps}):
         loss = 2.0 + 10.0 / width + 1.0 / math.sqrt(step)
-        rows.append({"step": step, "tokens": step * tokens_per_step, "flops": 6.0 * step * tokens_per_step,
-                     "train_loss": loss + 0.01, "eval_loss": loss, "lr": 0.01})
+        rows.append(
+            {
+                "step": step,
+                "tokens": step * tokens_per_step,
+                "flops": 6.0 * step * tokens_per_step,
+                "train_loss": loss + 0.01,
+                "eval_loss": loss,
+                "lr": 0.01,
+            }
+        )
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
-    return {"status": "done", "eval_loss": rows[-1]["eval_loss"], "steps": steps,
-            "tokens": steps * tokens_per_step, "flops": rows[-1]["flops"], "wall_time_s": 0.01}
+    return {
+        "status": "done",
+        "eval_loss": rows[-1]["eval_loss"],
+        "steps": steps,
+        "tokens": steps * tokens_per_step,
+        "flops": rows[-1]["flops"],
+        "wall_time_s": 0.01,
+    }
 
 
 class CountingTrain:
     """A fake train function that counts its calls per run, with scripted outcomes."""
 
-    def __init__(self, fail: set[str] = frozenset(), diverge: set[str] = frozenset(), interrupt: set[str] = frozenset()):
+    def __init__(
+        self, fail: set[str] = frozenset(), diverge: set[str] = frozenset(), interrupt: set[str] = frozenset()
+    ):
         self.calls: list[str] = []
         self.fail, self.diverge, self.interrupt = set(fail), set(diverge), set(interrupt)
 
@@ -87,8 +103,10 @@ class CountingTrain:
         if rid in self.interrupt:
             self.interrupt.discard(rid)
             Path(run_dir).mkdir(parents=True, exist_ok=True)
-            (Path(run_dir) / "metrics.jsonl").write_text(json.dumps({"step": 1, "tokens": 1, "flops": 1.0,
-                                                                       "train_loss": 9.0, "eval_loss": 9.0, "lr": 0.0}) + "\n")
+            (Path(run_dir) / "metrics.jsonl").write_text(
+                json.dumps({"step": 1, "tokens": 1, "flops": 1.0, "train_loss": 9.0, "eval_loss": 9.0, "lr": 0.0})
+                + "\n"
+            )
             raise KeyboardInterrupt
         if rid in self.fail:
             raise RuntimeError("out of memory (scripted)")
@@ -109,9 +127,16 @@ def worker_main(plan_path: str, out: str, num_workers: int, worker_index: int, c
 
     with open(plan_path, "rb") as f:
         plan = pickle.load(f)
-    run_sweep(plan, out, train_fn=partial(fake_train, calls_log=Path(calls_log), sleep=sleep),
-              num_workers=num_workers, worker_index=worker_index, progress=False, record_environment=False,
-              log=lambda m: None)
+    run_sweep(
+        plan,
+        out,
+        train_fn=partial(fake_train, calls_log=Path(calls_log), sleep=sleep),
+        num_workers=num_workers,
+        worker_index=worker_index,
+        progress=False,
+        record_environment=False,
+        log=lambda m: None,
+    )
 
 
 def host_main(plan_path: str, out: str, coordinator: str, process_id: int, calls_log: str) -> None:
@@ -134,8 +159,9 @@ def host_main(plan_path: str, out: str, coordinator: str, process_id: int, calls
         return {"status": "done"}
 
     for _ in range(2):  # the second invocation finds every run done
-        report = run_sweep(plan, out, train_fn=train, hosts=hosts, progress=False, record_environment=False,
-                           log=lambda m: None)
+        report = run_sweep(
+            plan, out, train_fn=train, hosts=hosts, progress=False, record_environment=False, log=lambda m: None
+        )
         with open(calls_log, "a") as f:
             f.write(f"trained {report.trained}\n")
 

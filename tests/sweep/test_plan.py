@@ -108,8 +108,12 @@ def test_horizons_plan_says_what_wsd_branches_would_cost(tmp_path, capsys):
     share = f"{plan.wsd_flops:.3g} FLOPs ({plan.wsd_flops / plan.total_flops:.0%} of this plan)"
     assert share in out and 'sweep.kind = "wsd"' in out
     # a batch that grows with the budget cannot share a trunk: said, not silently dropped
-    grown = plan_sweep(load_sweep_config(write_config(tmp_path, "horizons"), ["hparams.batch_size='budget_power'",
-                                                                            "hparams.batch_reference_flops=1e11"]))
+    grown = plan_sweep(
+        load_sweep_config(
+            write_config(tmp_path, "horizons"),
+            ["hparams.batch_size='budget_power'", "hparams.batch_reference_flops=1e11"],
+        )
+    )
     assert grown.wsd_flops is None and "batch_size = 'fixed'" in grown.wsd_unavailable
 
 
@@ -130,7 +134,9 @@ def test_wsd_branches_save_flops(tmp_path):
         assert trunk.train_config["schedule"]["kind"] == "constant"
         assert tr["schedule"]["warmup"] == trunk.train_config["schedule"]["warmup"]
     independent = sum(b.flops for b in branches)
-    spent = sum(t.flops for t in trunks.values()) + sum(b.flops - b.init_step * 128 * b.flops_per_token for b in branches)
+    spent = sum(t.flops for t in trunks.values()) + sum(
+        b.flops - b.init_step * 128 * b.flops_per_token for b in branches
+    )
     assert plan.independent_flops == pytest.approx(independent)
     assert plan.total_flops == pytest.approx(spent)
     assert plan.total_flops < 0.95 * plan.independent_flops
@@ -188,8 +194,13 @@ def test_bad_input_is_named(tmp_path, overrides, message):
 
 def test_budget_below_one_batch(tmp_path):
     # every run's D is below one batch of 4 x 32 tokens: a tiny family, a tiny budget
-    extra_family = ["family.widths=[8, 16, 24]", "model.head_dim=8", "sweep.budgets=[1e6]",
-                    "sweep.tokens_per_param_range=[1e-4, 1000]", "sweep.points_per_budget=3"]
+    extra_family = [
+        "family.widths=[8, 16, 24]",
+        "model.head_dim=8",
+        "sweep.budgets=[1e6]",
+        "sweep.tokens_per_param_range=[1e-4, 1000]",
+        "sweep.points_per_budget=3",
+    ]
     with pytest.raises(ValueError, match=r"fewer than one batch \(4 x 32 = 128 tokens\)"):
         plan_sweep(load_sweep_config(write_config(tmp_path), extra_family))
 

@@ -38,7 +38,14 @@ def test_store_schema_and_contents(tmp_path):
     out = tmp_path / "out"
     report = _sweep(plan, out, CountingTrain())
     assert report.trained == len(plan.runs)
-    assert sorted(p.name for p in out.iterdir()) == [".gitignore", "curves.csv", "manifest.json", "runs", "runs.csv", "sweep.toml"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".gitignore",
+        "curves.csv",
+        "manifest.json",
+        "runs",
+        "runs.csv",
+        "sweep.toml",
+    ]
     assert (out / ".gitignore").read_text().strip().endswith("runs/")
     with open(out / "runs.csv", newline="") as f:
         assert tuple(next(csv.reader(f))) == RUN_COLUMNS
@@ -199,8 +206,19 @@ def test_concurrent_workers_write_each_run_once(tmp_path):
     out, calls = tmp_path / "out", tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     procs = [
-        subprocess.Popen([sys.executable, str(HERE / "sweep_helpers.py"), str(plan_file), str(out), str(k), str(i),
-                          str(calls), "0.05"], env=env)
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "sweep_helpers.py"),
+                str(plan_file),
+                str(out),
+                str(k),
+                str(i),
+                str(calls),
+                "0.05",
+            ],
+            env=env,
+        )
         for k, i in [(2, 0), (2, 1), (1, 0)]
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
@@ -222,15 +240,32 @@ def test_multihost_pod_trains_runs_together_and_only_process_0_writes(tmp_path):
     plan_file.write_bytes(pickle.dumps(plan))
     out = tmp_path / "out"
     flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
-    env = {**os.environ, "XLA_FLAGS": flags, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": flags,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     logs = [tmp_path / f"host{i}.log" for i in range(2)]
     procs = [
-        subprocess.Popen([sys.executable, str(HERE / "sweep_helpers.py"), "host", str(plan_file), str(out),
-                          f"127.0.0.1:{port}", str(i), str(logs[i])], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "sweep_helpers.py"),
+                "host",
+                str(plan_file),
+                str(out),
+                f"127.0.0.1:{port}",
+                str(i),
+                str(logs[i]),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=180)[0] for p in procs]

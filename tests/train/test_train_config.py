@@ -21,8 +21,9 @@ from scaling.train.config import (
 
 def test_toml_round_trip_and_overrides(tmp_path):
     path = write_toml(tmp_path / "run.toml", RUN)
-    cfg = load_config(path, ["optimizer.lr=3e-3", "train.init_from=['/x', 4]", "mesh.rules.vocab=''",
-                             "data.source=stdlib"])
+    cfg = load_config(
+        path, ["optimizer.lr=3e-3", "train.init_from=['/x', 4]", "mesh.rules.vocab=''", "data.source=stdlib"]
+    )
     assert cfg.optimizer.lr == 3e-3
     assert cfg.train.init_from == ("/x", 4)
     assert dict(cfg.mesh.rules) == {"vocab": None}
@@ -42,31 +43,37 @@ def test_parse_value_is_a_toml_literal_or_a_bare_string():
     assert parse_value("stdlib") == "stdlib"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optimizer.lrr=1", "did you mean optimizer.lr"),
-    ("train.stepz=5", "did you mean train.steps"),
-    ("model.widht=5", "width"),
-    ("data.sorce=text", "source"),
-    ("optimiser.lr=1", "did you mean 'optimizer'"),
-    ("mesh.rules.vocabb='model'", "did you mean 'vocab'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.lrr=1", "did you mean optimizer.lr"),
+        ("train.stepz=5", "did you mean train.steps"),
+        ("model.widht=5", "width"),
+        ("data.sorce=text", "source"),
+        ("optimiser.lr=1", "did you mean 'optimizer'"),
+        ("mesh.rules.vocabb='model'", "did you mean 'vocab'"),
+    ],
+)
 def test_unknown_keys_name_the_closest_valid_key(override, message):
     with pytest.raises(ValueError, match=message):
         RunConfig.from_dict(apply_overrides(RUN, [override]))
 
 
-@pytest.mark.parametrize("sections, message", [
-    ({"optimizer": {"lr": -1.0}}, r"optimizer.lr=-1.0"),
-    ({"optimizer": {"name": "adam"}}, r"did you mean 'adamw'"),
-    ({"schedule": {"kind": "cos"}}, r"schedule.kind='cos'"),
-    ({"schedule": {"warmup": 2.5}}, r"schedule.warmup=2.5"),
-    ({"train": {"tokens": 1000}}, r"exactly one of train.steps or train.tokens"),
-    ({"train": {"microbatches": 3}}, r"train.microbatches=3"),
-    ({"train": {"init_from": ["a"]}}, r"train.init_from"),
-    ({"mesh": {"data": -1, "fsdp": -1}}, r"at most one axis may be -1"),
-    ({"mesh": {"model": 0}}, r"mesh.model=0"),
-    ({"data": {"seq_len": 64}}, r"model.seq_len=32 and data.seq_len=64 differ"),
-])
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"optimizer": {"lr": -1.0}}, r"optimizer.lr=-1.0"),
+        ({"optimizer": {"name": "adam"}}, r"did you mean 'adamw'"),
+        ({"schedule": {"kind": "cos"}}, r"schedule.kind='cos'"),
+        ({"schedule": {"warmup": 2.5}}, r"schedule.warmup=2.5"),
+        ({"train": {"tokens": 1000}}, r"exactly one of train.steps or train.tokens"),
+        ({"train": {"microbatches": 3}}, r"train.microbatches=3"),
+        ({"train": {"init_from": ["a"]}}, r"train.init_from"),
+        ({"mesh": {"data": -1, "fsdp": -1}}, r"at most one axis may be -1"),
+        ({"mesh": {"model": 0}}, r"mesh.model=0"),
+        ({"data": {"seq_len": 64}}, r"model.seq_len=32 and data.seq_len=64 differ"),
+    ],
+)
 def test_bad_values_are_named(sections, message):
     with pytest.raises(ValueError, match=message):
         RunConfig.from_dict(run_config(**sections))
@@ -112,8 +119,13 @@ def test_missing_file_and_bad_toml(tmp_path):
 def test_multi_host_detection_and_flag_errors(monkeypatch):
     from scaling.train import distributed
 
-    for var in ("SCALING_COORDINATOR", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS",
-                "SCALING_DISTRIBUTED"):
+    for var in (
+        "SCALING_COORDINATOR",
+        "SLURM_NTASKS",
+        "TPU_WORKER_HOSTNAMES",
+        "MEGASCALE_COORDINATOR_ADDRESS",
+        "SCALING_DISTRIBUTED",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(distributed, "_on_tpu_vm", lambda: False)
     assert distributed.detect() is None

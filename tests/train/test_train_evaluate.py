@@ -45,8 +45,7 @@ def test_one_device_matches_the_trainer_eval_loss_and_evaluate(reference):
     la, lb = ev.losses(sums)
     assert la == eval_loss(ev.prog, a, list(ev.batches)) and lb == eval_loss(ev.prog, b, list(ev.batches))
     assert (la, lb) == (ev.loss(a), ev.loss(b)) and la > lb
-    assert evaluate(out, b) == ev.metrics(b) == {"eval_loss": lb, "eval_ppl": math.exp(lb),
-                                                 "eval_bpb": ev.bpb(lb)}
+    assert evaluate(out, b) == ev.metrics(b) == {"eval_loss": lb, "eval_ppl": math.exp(lb), "eval_bpb": ev.bpb(lb)}
     np.testing.assert_allclose(lb, {r["step"]: r["eval_loss"] for r in read_metrics(out)}[12], rtol=1e-6)
     host = {k: np.asarray(v) for k, v in jax.device_get(b).items()}
     assert evaluate(out, host)["eval_loss"] == lb  # numpy in, same number

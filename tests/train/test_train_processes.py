@@ -27,8 +27,12 @@ def finished_steps(run_dir: Path) -> list[int]:
 
 
 def start(config: Path, out: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(scaling_cmd("train", "--config", str(config), "--out", str(out)),
-                            env=child_env(), stdout=log.open("a"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        scaling_cmd("train", "--config", str(config), "--out", str(out)),
+        env=child_env(),
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_for_checkpoint(proc: subprocess.Popen, out: Path, after: int, log: Path, timeout=240) -> None:
@@ -92,10 +96,28 @@ def test_two_processes_match_one(reference, tmp_path):
     procs, logs = [], []
     for i in range(2):
         logs.append(tmp_path / f"process{i}.txt")
-        procs.append(subprocess.Popen(
-            scaling_cmd("train", "--config", str(config), "--out", str(out), "--coordinator", f"127.0.0.1:{port}",
-                        "--num-processes", "2", "--process-id", str(i), "--local-devices", "2"),
-            env=child_env(cpu_devices=None), stdout=logs[i].open("w"), stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                scaling_cmd(
+                    "train",
+                    "--config",
+                    str(config),
+                    "--out",
+                    str(out),
+                    "--coordinator",
+                    f"127.0.0.1:{port}",
+                    "--num-processes",
+                    "2",
+                    "--process-id",
+                    str(i),
+                    "--local-devices",
+                    "2",
+                ),
+                env=child_env(cpu_devices=None),
+                stdout=logs[i].open("w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
     try:
         codes = [p.wait(timeout=300) for p in procs]
     finally:

@@ -45,8 +45,9 @@ def run_steps(shape, opt, batches, initial, microbatches=1, lr=1e-2):
     opt_state = jax.device_put(initial[1] if opt.name == "adamw" else prog.tx.init(initial[0]), prog.opt_shardings)
     losses = []
     for b in batches:
-        params, opt_state, m = prog.train_step(params, opt_state, jax.device_put(b, prog.batch_sharding()),
-                                               np.float32(lr))
+        params, opt_state, m = prog.train_step(
+            params, opt_state, jax.device_put(b, prog.batch_sharding()), np.float32(lr)
+        )
         losses.append(m["loss"])
     return np.array(jax.device_get(losses)), jax.device_get(params), prog
 
@@ -65,8 +66,9 @@ def test_sharded_meshes_match_one_device(shape, batches, initial, one_device):
         np.testing.assert_allclose(params[name], ref_params[name], atol=1e-3, err_msg=name)
     # and the parameters really are sharded as the rules say
     spec = prog.param_shardings["blocks.0.mlp.up"].spec
-    assert spec == {(8, 1, 1): jax.P(None, None), (1, 8, 1): jax.P("fsdp", None),
-                    (2, 2, 2): jax.P("fsdp", "model")}[shape]
+    assert (
+        spec == {(8, 1, 1): jax.P(None, None), (1, 8, 1): jax.P("fsdp", None), (2, 2, 2): jax.P("fsdp", "model")}[shape]
+    )
 
 
 def test_accumulation_equals_the_full_batch_gradient(batches, initial):
@@ -86,8 +88,9 @@ def test_bfloat16_compute_keeps_float32_params_state_and_loss():
     cfg = ModelConfig(**MODEL, compute_dtype="bfloat16")
     prog = program(cfg, ADAMW, 1, mesh_of(1, 1, 1), RULES)
     batch = jax.ShapeDtypeStruct((8, cfg.seq_len + 1), jnp.int32)
-    params, opt_state, metrics = jax.eval_shape(prog.train_step, prog.abstract_params(),
-                                                prog.abstract_opt_state(), batch, np.float32(1e-3))
+    params, opt_state, metrics = jax.eval_shape(
+        prog.train_step, prog.abstract_params(), prog.abstract_opt_state(), batch, np.float32(1e-3)
+    )
     assert {a.dtype for a in jax.tree.leaves(params)} == {jnp.dtype("float32")}
     assert {a.dtype for a in jax.tree.leaves(opt_state) if a.ndim} == {jnp.dtype("float32")}
     assert metrics["loss"].dtype == jnp.float32
@@ -115,12 +118,15 @@ def test_indivisible_dimensions_stay_replicated():
     assert prog.param_shardings["embedding"].spec == jax.P(None, "fsdp")  # 257 rows: not split over model
 
 
-@pytest.mark.parametrize("mesh, batch, micro, message", [
-    (MeshConfig(data=3), 8, 1, r"mesh data=3 × fsdp=1 × model=1 = 3 devices, but 8"),
-    (MeshConfig(data=-1, model=3), 8, 1, r"fixed axes \(3 devices\) do not divide the 8"),
-    (MeshConfig(data=4, fsdp=2), 12, 1, r"train.global_batch_size=12 is not divisible .* data=4 × fsdp=2"),
-    (MeshConfig(data=8), 16, 4, r"train.global_batch_size=16 .* × train.microbatches=4"),
-])
+@pytest.mark.parametrize(
+    "mesh, batch, micro, message",
+    [
+        (MeshConfig(data=3), 8, 1, r"mesh data=3 × fsdp=1 × model=1 = 3 devices, but 8"),
+        (MeshConfig(data=-1, model=3), 8, 1, r"fixed axes \(3 devices\) do not divide the 8"),
+        (MeshConfig(data=4, fsdp=2), 12, 1, r"train.global_batch_size=12 is not divisible .* data=4 × fsdp=2"),
+        (MeshConfig(data=8), 16, 4, r"train.global_batch_size=16 .* × train.microbatches=4"),
+    ],
+)
 def test_bad_mesh_or_batch_is_named(mesh, batch, micro, message):
     with pytest.raises(ValueError, match=message):
         check_batch(make_mesh(mesh), batch, micro)

@@ -29,8 +29,20 @@ def test_run_writes_metrics_result_config_and_checkpoints(reference):
     assert result.flops == pytest.approx(tokens * flops_per_token(ModelConfig(**RUN["model"]), "6N"))
     df = pd.read_json(out / "metrics.jsonl", lines=True)
     assert list(df["step"]) == [4, 8, 12]
-    for column in ("step", "tokens", "flops", "flops_convention", "train_loss", "eval_loss", "eval_ppl",
-                   "eval_bpb", "lr", "tokens_per_s", "mfu", "elapsed"):
+    for column in (
+        "step",
+        "tokens",
+        "flops",
+        "flops_convention",
+        "train_loss",
+        "eval_loss",
+        "eval_ppl",
+        "eval_bpb",
+        "lr",
+        "tokens_per_s",
+        "mfu",
+        "elapsed",
+    ):
         assert column in df.columns
     last = df.iloc[-1]
     assert last["eval_loss"] == pytest.approx(result.final_eval_loss)
@@ -94,8 +106,13 @@ def test_init_from_continues_a_run_and_branches_a_schedule(reference, tmp_path):
     assert same.status == "done"
     assert_same_curve(read_metrics(tmp_path / "same"), read_metrics(ref)[2:])
     # a WSD cooldown branch of another length starts from there too
-    branch = train(run_config(schedule={"kind": "wsd", "decay_fraction": 0.25, "min_lr_ratio": 0.0},
-                              train={"steps": 16, "init_from": [str(ref), 8]}), tmp_path / "branch")
+    branch = train(
+        run_config(
+            schedule={"kind": "wsd", "decay_fraction": 0.25, "min_lr_ratio": 0.0},
+            train={"steps": 16, "init_from": [str(ref), 8]},
+        ),
+        tmp_path / "branch",
+    )
     rows = read_metrics(tmp_path / "branch")
     assert branch.status == "done" and [r["step"] for r in rows] == [12, 16]
     assert rows[-1]["lr"] == 0.0
@@ -107,16 +124,26 @@ def test_divergence_stops_the_run(tmp_path):
     assert read_result(tmp_path / "run").status == "diverged"
 
 
-@pytest.mark.parametrize("sections, error, message", [
-    ({"mesh": {"data": 3}}, ValueError, r"mesh data=3 .* but 8 are available"),
-    ({"train": {"global_batch_size": 12}}, ValueError, r"train.global_batch_size=12 is not divisible"),
-    ({"train": {"eval_batch_size": 4}}, ValueError, r"train.eval_batch_size=4 is not divisible"),
-    ({"model": {"vocab_size": 100}}, ValueError, r"model.vocab_size=100 is smaller"),
-    ({"train": {"init_from": ["/nonexistent/run", 4]}}, FileNotFoundError, r"/nonexistent/run"),
-    ({"schedule": {"warmup": 12}}, ValueError, r"schedule.warmup=12 \(12 steps\) is not shorter than the run \(12 steps\)"),
-    ({"schedule": {"kind": "wsd", "warmup": 0.5, "decay_fraction": 0.6}}, ValueError,
-     r"schedule.warmup=0.5 \(6 steps\) and schedule.decay_fraction=0.6 \(7 steps\) overlap"),
-])
+@pytest.mark.parametrize(
+    "sections, error, message",
+    [
+        ({"mesh": {"data": 3}}, ValueError, r"mesh data=3 .* but 8 are available"),
+        ({"train": {"global_batch_size": 12}}, ValueError, r"train.global_batch_size=12 is not divisible"),
+        ({"train": {"eval_batch_size": 4}}, ValueError, r"train.eval_batch_size=4 is not divisible"),
+        ({"model": {"vocab_size": 100}}, ValueError, r"model.vocab_size=100 is smaller"),
+        ({"train": {"init_from": ["/nonexistent/run", 4]}}, FileNotFoundError, r"/nonexistent/run"),
+        (
+            {"schedule": {"warmup": 12}},
+            ValueError,
+            r"schedule.warmup=12 \(12 steps\) is not shorter than the run \(12 steps\)",
+        ),
+        (
+            {"schedule": {"kind": "wsd", "warmup": 0.5, "decay_fraction": 0.6}},
+            ValueError,
+            r"schedule.warmup=0.5 \(6 steps\) and schedule.decay_fraction=0.6 \(7 steps\) overlap",
+        ),
+    ],
+)
 def test_bad_input_fails_before_compiling(tmp_path, sections, error, message):
     compiled = step_module._program.cache_info().misses
     with pytest.raises(error, match=message):

@@ -19,8 +19,15 @@ RUN = {
     "data": {"source": "stdlib"},
     "optimizer": {"lr": 1e-2},
     "schedule": {"kind": "cosine", "warmup": 2},
-    "train": {"steps": 12, "global_batch_size": 8, "eval_every": 4, "eval_batches": 2,
-              "checkpoint_every": 4, "log_every": 2, "progress": False},
+    "train": {
+        "steps": 12,
+        "global_batch_size": 8,
+        "eval_every": 4,
+        "eval_batches": 2,
+        "checkpoint_every": 4,
+        "log_every": 2,
+        "progress": False,
+    },
 }
 
 
