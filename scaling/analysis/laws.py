@@ -34,8 +34,9 @@ import numpy as np
 
 __all__ = ["Law", "register_law", "get_law", "list_laws", "INPUTS"]
 
-# The canonical input columns a law may use (see table.py).
-INPUTS = ("params", "tokens", "flops")
+# The canonical input columns a law may use (see table.py); unique_tokens (the distinct
+# tokens a run saw, repeated tokens/unique_tokens epochs) is for data-constrained laws.
+INPUTS = ("params", "tokens", "flops", "unique_tokens")
 
 
 @dataclass(frozen=True, eq=False)
