@@ -29,10 +29,10 @@ from typing import Any
 
 from scaling.config_keys import check_known_keys
 
-PLAN_KINDS = ("isoflop", "horizons", "wsd")
+PLAN_KINDS = ("isoflop", "horizons", "wsd", "hparam_grid")
 TRAINER_SECTIONS = ("model", "data", "optimizer", "schedule", "train", "mesh")
-LR_RULES = ("mup", "width_power", "constant")
-BATCH_RULES = ("fixed", "budget_power")
+LR_RULES = ("mup", "width_power", "constant", "law")
+BATCH_RULES = ("fixed", "budget_power", "law")
 PARAM_COUNTS = ("nonembedding", "total")
 
 
@@ -235,6 +235,10 @@ class HparamsSection:
     batch_size = "fixed": [train].batch_size for every run.
     batch_size = "budget_power": batch = base * (budget / batch_reference_flops) ** batch_exponent,
                          rounded to a multiple of batch_multiple (at least one multiple).
+    lr = "law", batch_size = "law": the optimum of a fitted hyperparameter law at each run's
+                         (N, D), from law_file (an HparamLaws JSON, scaling.analysis.hparams).
+    lr_grid, batch_grid: the learning rates and batch sizes (sequences) every cell of a
+                         sweep.kind = "hparam_grid" plan trains (2+ values each).
     Warmup is the trainer's schedule.warmup: steps if >= 1, else a fraction of each run.
     """
 
@@ -245,6 +249,9 @@ class HparamsSection:
     batch_reference_flops: float | None = None
     batch_exponent: float = 0.3
     batch_multiple: int = 8
+    law_file: str | None = None
+    lr_grid: tuple[float, ...] = ()
+    batch_grid: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _choice("hparams.lr", self.lr, LR_RULES)
@@ -258,6 +265,17 @@ class HparamsSection:
         if self.batch_reference_flops is not None:
             _positive("hparams.batch_reference_flops", self.batch_reference_flops)
         _positive("hparams.batch_multiple", self.batch_multiple, integer=True)
+        if "law" in (self.lr, self.batch_size) and not self.law_file:
+            raise ValueError('hparams.lr/batch_size = "law" needs hparams.law_file (a fitted hyperparameter-law JSON)')
+        for name, integer in (("lr_grid", False), ("batch_grid", True)):
+            values = getattr(self, name)
+            if not isinstance(values, (list, tuple)):
+                raise ValueError(f"hparams.{name}={values!r} must be a list")
+            for i, v in enumerate(values):
+                _positive(f"hparams.{name}[{i}]", v, integer=integer)
+            if len(set(values)) != len(values):
+                raise ValueError(f"hparams.{name}={list(values)} lists a value more than once")
+            object.__setattr__(self, name, tuple(sorted(values)))
 
 
 @dataclass(frozen=True)
@@ -308,6 +326,14 @@ class SweepConfig:
         )
         if "wsd" in data and cfg.sweep.kind != "wsd":
             raise ValueError(f'[wsd] is given but sweep.kind={cfg.sweep.kind!r}; set kind = "wsd" or drop [wsd]')
+        if cfg.sweep.kind == "hparam_grid":
+            for name, what in (("lr_grid", "learning rates"), ("batch_grid", "batch sizes")):
+                values = getattr(cfg.hparams, name)
+                if len(values) < 2:
+                    raise ValueError(
+                        f'sweep.kind = "hparam_grid" needs 2+ {what} in hparams.{name} (got {list(values)}): '
+                        "an optimum cannot be located along an axis with a single value"
+                    )
         if cfg.hparams.lr == "mup" and base["model"].get("parameterization", "sp") != "mup":
             raise ValueError('hparams.lr="mup" needs model.parameterization = "mup" (muP transfer)')
         from scaling.sweep.trainer_config import check_base
@@ -320,7 +346,7 @@ class SweepConfig:
         out: dict[str, Any] = {}
         for name in ("sweep", "family", "hparams"):
             section = dataclasses.asdict(getattr(self, name))
-            out[name] = {k: _plain(v) for k, v in section.items() if v is not None}
+            out[name] = {k: _plain(v) for k, v in section.items() if v is not None and v != ()}
         if self.sweep.kind == "wsd":
             out["wsd"] = dataclasses.asdict(self.wsd)
         for name, section in self.base.items():

@@ -1,6 +1,6 @@
 """Planning: compute budgets → a list of runs, with no training.
 
-Three kinds of plan (``[sweep].kind``):
+Four kinds of plan (``[sweep].kind``):
 
 * ``isoflop`` (Chinchilla Approach 2): for each budget C, ``points_per_budget`` model
   sizes spaced evenly in log N around the expected optimum N*(C) (where tokens per
@@ -19,6 +19,10 @@ Three kinds of plan (``[sweep].kind``):
   tokens per parameter gets a short cooldown branched from the trunk's checkpoint at
   the step where its decay starts. The plan's FLOPs
   (trunks + cooldowns) are reported next to those of the equivalent independent runs.
+* ``hparam_grid``: the (size, budget) cells an IsoFLOP plan would pick, each trained at
+  every (lr, batch) of ``hparams.lr_grid`` x ``hparams.batch_grid``: the runs a
+  hyperparameter law (``scaling.analysis.hparams``) is fitted to. With ``hparams.lr`` /
+  ``batch_size = "law"`` other plans then take each run's lr / batch from that law.
 
 Every run gets a stable id: a hash of its resolved trainer config (a branch's config
 names its trunk's id and the step it starts from).
@@ -65,7 +69,7 @@ class PlannedRun:
     run_id: str
     sweep: str
     order: int
-    plan_kind: str  # "isoflop" | "horizon" | "trunk" | "branch"
+    plan_kind: str  # "isoflop" | "horizon" | "trunk" | "branch" | "hparam_grid"
     width: int
     depth: int
     heads: int
@@ -242,7 +246,8 @@ def isoflop_sizes(cfg: SweepConfig, sizes: list[Size], budget: float) -> tuple[l
 def plan_sweep(cfg: SweepConfig) -> Plan:
     """Resolve a sweep config into its runs (pure: no files, no devices)."""
     sizes = family_sizes(cfg)
-    builder = {"isoflop": _plan_isoflop, "horizons": _plan_horizons, "wsd": _plan_wsd}[cfg.sweep.kind]
+    builder = {"isoflop": _plan_isoflop, "horizons": _plan_horizons, "wsd": _plan_wsd,
+               "hparam_grid": _plan_hparam_grid}[cfg.sweep.kind]  # fmt: skip
     runs, notes = builder(cfg, sizes)
     seen: dict[str, PlannedRun] = {}
     for r in runs:
@@ -271,16 +276,25 @@ class _Builder:
         self.base_batch = tc.base_batch_size(cfg.base)
         self.base_lr = tc.base_lr(cfg.base)
         self.order = 0
+        self.laws = (
+            _load_hparam_laws(cfg.hparams.law_file) if "law" in (cfg.hparams.lr, cfg.hparams.batch_size) else None
+        )
 
-    def batch_size(self, budget: float | None) -> int:
+    def batch_size(self, budget: float | None, size: Size | None = None) -> int:
         h = self.cfg.hparams
-        if h.batch_size == "fixed" or budget is None:
+        if h.batch_size == "law" and budget is not None and size is not None:
+            raw = float(self.laws.batch_sequences(size.params_nonembedding, budget / size.flops_per_token,
+                                                  size.model.seq_len))  # fmt: skip
+            return max(h.batch_multiple, h.batch_multiple * round(raw / h.batch_multiple))
+        if h.batch_size in ("fixed", "law") or budget is None:
             return self.base_batch
         raw = self.base_batch * (budget / h.batch_reference_flops) ** h.batch_exponent
         return max(h.batch_multiple, h.batch_multiple * round(raw / h.batch_multiple))
 
-    def lr(self, size: Size) -> float:
+    def lr(self, size: Size, tokens: float | None = None) -> float:
         h = self.cfg.hparams
+        if h.lr == "law" and tokens is not None:
+            return float(self.laws.predict(size.params_nonembedding, tokens)[0])
         if h.lr == "width_power":
             base_width = h.lr_base_width or size.model.base_width
             return self.base_lr * (base_width / size.width) ** h.lr_exponent
@@ -299,8 +313,8 @@ class _Builder:
     def run(self, size: Size, *, plan_kind: str, budget: float | None, tokens: float, steps: int, batch: int,
             seed: int, group: str | None = None, schedule: Mapping[str, Any] | None = None,
             save_steps=(), parent: PlannedRun | None = None,
-            init_step: int | None = None) -> PlannedRun:  # fmt: skip
-        lr = self.lr(size)
+            init_step: int | None = None, lr: float | None = None) -> PlannedRun:  # fmt: skip
+        lr = self.lr(size, tokens) if lr is None else lr
         s = self.cfg.sweep
         train_config = tc.run_config(
             self.cfg.base, width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
@@ -346,8 +360,8 @@ def _plan_isoflop(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun]
     for budget in cfg.sweep.budgets:
         chosen, n = isoflop_sizes(cfg, sizes, budget)
         notes += n
-        batch = b.batch_size(budget)
         for size in chosen:
+            batch = b.batch_size(budget, size)
             tokens = budget / size.flops_per_token
             steps = b.steps(size, tokens, batch, budget)
             for seed in cfg.sweep.seeds:
@@ -369,7 +383,7 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
             left_out.append(f"({size.width}, {size.depth})")
             continue
         for budget in horizons:  # each horizon its own run, its schedule ending there
-            batch = b.batch_size(budget)
+            batch = b.batch_size(budget, size)
             tokens = budget / size.flops_per_token
             steps = b.steps(size, tokens, batch, budget)
             for seed in cfg.sweep.seeds:
@@ -400,6 +414,42 @@ def wsd_equivalent_flops(cfg: SweepConfig, sizes: list[Size], runs: list[Planned
     except ValueError as err:
         return None, f"not as WSD branches: {err}"
     return sum(r.own_flops for r in branched), ""
+
+
+def _load_hparam_laws(path):
+    from pathlib import Path
+
+    from scaling.analysis.hparams import HparamLaws
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"hparams.law_file={str(path)!r}: no such file (fit one with scaling.analysis.hparams)")
+    try:
+        return HparamLaws.from_json(p)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"hparams.law_file={str(path)!r}: {err}") from None
+
+
+def _plan_hparam_grid(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    """Every (size, budget) cell an IsoFLOP plan would pick trains the whole lr x batch grid
+    (hparams.lr_grid x hparams.batch_grid): the data that fits a hyperparameter law."""
+    b = _Builder(cfg)
+    h = cfg.hparams
+    runs, notes = [], []
+    for budget in cfg.sweep.budgets:
+        chosen, n = isoflop_sizes(cfg, sizes, budget)
+        notes += n
+        for size in chosen:
+            tokens = budget / size.flops_per_token
+            for batch in h.batch_grid:
+                steps = b.steps(size, tokens, batch, budget)
+                for lr in h.lr_grid:
+                    for seed in cfg.sweep.seeds:
+                        runs.append(b.run(size, plan_kind="hparam_grid", budget=budget, tokens=tokens, steps=steps,
+                                          batch=batch, seed=seed, lr=float(lr)))  # fmt: skip
+    notes.append(f"{len(h.lr_grid)} learning rates x {len(h.batch_grid)} batch sizes per cell; fit the law with "
+                 "scaling.analysis.hparams.fit_hparam_laws(cell_optima(load_table(DIR)))")  # fmt: skip
+    return runs, notes
 
 
 def _require_fixed_batch(cfg: SweepConfig) -> None:
