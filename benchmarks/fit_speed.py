@@ -153,8 +153,8 @@ def main(argv=None) -> int:
     enable_compilation_cache()
     import jax
 
-    from scaling.analysis import _lbfgs
-    from scaling.analysis.fit import _lane_weights, _shared, _value_and_grad, as_points, fit_law, objective
+    from scaling.analysis.engine import as_points, lane_weights, minimize, objective, shared_arrays, value_and_grad
+    from scaling.analysis.fit import fit_law
     from scaling.analysis.laws import get_law
     from scaling.analysis.uncertainty import bootstrap, resample_weights
 
@@ -292,16 +292,16 @@ def main(argv=None) -> int:
         better = ob.objectives - gb.objectives  # > 0: the grid found a lower optimum
         n_check = 3 if args.quick else 10
         Wg = resample_weights(pts.n, n_grid_boot, seed=1)
-        vg = _value_and_grad(law, DELTA)
+        vg = value_and_grad(law, DELTA)
         checks = []
         with Timer() as tc:
             for i in range(n_check):
                 with jax.enable_x64(True):
-                    r = _lbfgs.minimize(
+                    r = minimize(
                         vg,
                         starts,
-                        {"w": _lane_weights(pts, Wg[i], len(starts))},
-                        _shared(pts),
+                        {"w": lane_weights(pts, Wg[i], len(starts))},
+                        shared_arrays(pts),
                         gtol=fit.gtol,
                         max_iter=2000,
                     )

@@ -18,7 +18,11 @@ import pandas as pd
 
 from .allocation import PowerLawFit
 from .envelope import envelope_analysis
+from .fit import fit_law
 from .isoflop import isoflop_analysis
+from .optimal import compute_optimal
+from .results import BootstrapResult, FitResult
+from .uncertainty import bootstrap
 
 __all__ = ["compare_approaches", "COLUMNS"]
 
@@ -66,10 +70,6 @@ def _from_power_laws(approach: int, name: str, n_fit: PowerLawFit, d_fit: PowerL
 
 
 def _parametric(fit, runs, C, k, n_boot, ci, seed, fit_options, bootstrap_options) -> dict:
-    from .fit import FitResult, fit_law
-    from .optimal import compute_optimal
-    from .uncertainty import BootstrapResult, bootstrap
-
     if fit is None or (isinstance(fit, FitResult) and fit.bootstrap is None and runs is not None):
         if runs is None:
             raise ValueError("approach 3 needs runs (final losses) or a fit")

@@ -1,7 +1,7 @@
 """Approach 1 of Hoffmann et al. (2022): the lower envelope of training curves.
 
 Each run's loss curve is interpolated between its evaluation points as a function of
-FLOPs (a named interpolant from ``interpolate.py``; default log-log linear, never
+FLOPs (a named interpolant from ``loss_curves.py``; default log-log linear, never
 extrapolated). On a log grid of FLOP values C, the envelope is the lowest loss over
 the runs whose curves reach C; the run achieving it gives N_opt(C) (its size) and
 D_opt(C) (its tokens at C). Power laws N_opt = G·C^a and D_opt = H·C^b are then
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import PowerLawFit, check_bootstrap_args, fit_power_law
-from .interpolate import interpolate_curve
+from .loss_curves import interpolate_curve
 
 __all__ = ["EnvelopeResult", "curve_matrix", "envelope_analysis"]
 
@@ -158,7 +158,7 @@ def envelope_analysis(
 ) -> EnvelopeResult:
     """Approach 1 on a curves table (one row per run and evaluation step).
 
-    method: the interpolant between evaluation points (``interpolate.METHODS``).
+    method: the interpolant between evaluation points (``loss_curves.METHODS``).
     min_runs: grid points reached by fewer runs are not used.
     drop_boundary: leave out grid points whose winner is the smallest or largest size
         reaching them.

@@ -15,19 +15,27 @@ interval covered the observed loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
-import pandas as pd
 
-from .fit import DEFAULT_DELTA, as_table, fit_law
+from .engine import DEFAULT_DELTA
+from .fit import fit_law
 from .laws import get_law
+from .optimal import compute_optimal
+from .results import BacktestResult, BootstrapResult, FitResult, fit_and_bootstrap
+from .table import as_table
+from .uncertainty import bootstrap as _bootstrap
 
 __all__ = ["BacktestResult", "backtest", "predict_loss"]
 
 
 def predict_loss(
-    fit, params=None, tokens=None, flops=None, *, k: float | None = None, level: float | None = None
+    fit: FitResult | BootstrapResult,
+    params=None,
+    tokens=None,
+    flops=None,
+    *,
+    k: float | None = None,
+    level: float | None = None,
 ) -> dict:
     """Predicted loss with its bootstrap interval (when the fit carries one).
 
@@ -38,9 +46,7 @@ def predict_loss(
     loss_lo, loss_hi when bootstrapped (plus params, tokens at the optimum for a C-only
     query).
     """
-    from .optimal import _fit_and_boot, compute_optimal
-
-    fit_, boot = _fit_and_boot(fit)
+    fit_, boot = fit_and_bootstrap(fit)
     law = get_law(fit_.law)
     given = {"params": params, "tokens": tokens, "flops": flops}
     needs = set(law.inputs)
@@ -62,16 +68,6 @@ def predict_loss(
     return out
 
 
-@dataclass
-class BacktestResult:
-    """points: one row per held-out point (params, tokens, flops, loss, pred, lo, hi,
-    abs_rel_error, covered); summary: n_fit, n_test, mean_abs_rel_error, coverage."""
-
-    points: pd.DataFrame
-    summary: dict
-    fit: object = field(repr=False, default=None)
-
-
 def backtest(
     data,
     cutoff_flops: float,
@@ -89,8 +85,6 @@ def backtest(
     bootstrap (or its alias n_boot): resamples for the intervals (0: no intervals,
     coverage is NaN). fit_kw: passed to fit_law (grid, method, prune, k, ...).
     """
-    from .uncertainty import bootstrap as _bootstrap
-
     if n_boot is not None:
         bootstrap = n_boot
 

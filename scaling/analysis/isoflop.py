@@ -14,7 +14,7 @@ minimum) or when the minimum lies outside the sizes tried (extrapolated); such
 profiles are left out of the power-law fits unless ``keep_flagged=True``.
 
 ``isoflop_loss_at(profile, N)`` reads the loss at an unobserved size along one budget
-(parabola, or a spline from ``interpolate.py``) with a bootstrap interval.
+(parabola, or a spline from ``loss_curves.py``) with a bootstrap interval.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import PowerLawFit, check_bootstrap_args, fit_power_law
-from .interpolate import METHODS, MIN_POINTS, interpolate_curve
+from .loss_curves import METHODS, MIN_POINTS, interpolate_curve
 
 __all__ = [
     "IsoFlopProfile",
@@ -174,7 +174,7 @@ def isoflop_profile(
     params, loss: the runs' sizes and final losses at this budget (>= 3 distinct sizes).
     tokens: their training tokens (gives FLOPs per parameter-token; default 6).
     minimum: ``'parabola'`` (Hoffmann et al.: the vertex of a least-squares parabola of
-        loss in ln N) or an ``interpolate.py`` method (e.g. ``'akima'``, as Porian et al.
+        loss in ln N) or an ``loss_curves.py`` method (e.g. ``'akima'``, as Porian et al.
         2024): the lowest point of that interpolant of log loss vs log N, searched on
         ``density`` points per interval between sizes; a lowest point at either end of
         the sizes gives no minimum. The parabola is fitted either way (for
@@ -390,7 +390,7 @@ def isoflop_loss_at(
     """Loss along one IsoFLOP budget at unobserved sizes, with a bootstrap interval.
 
     method: ``'parabola'`` (the profile's fit; the interval comes from its stored draws)
-        or an ``interpolate.py`` method name (``'cubic'``, ``'pchip'``, ``'smoothing'``,
+        or an ``loss_curves.py`` method name (``'cubic'``, ``'pchip'``, ``'smoothing'``,
         ``'linear'``; loss vs N in log-log; the interval refits it on ``n_boot``
         resamples of the budget's points, seeded by the profile's seed).
     Returns (loss, lo, hi), arrays shaped like ``params`` (floats for a scalar).

@@ -12,12 +12,13 @@ such as "exact" the table's median C/(N·D), which needs both columns). WSD trun
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_table", "flop_factor", "CANONICAL"]
+__all__ = ["load_table", "as_table", "flop_factor", "CANONICAL"]
 
 CANONICAL = ("params", "tokens", "flops", "loss")
 
@@ -142,6 +143,14 @@ def load_table(
     out = out[cols]
     out.attrs["k"] = k
     return out
+
+
+def as_table(data) -> pd.DataFrame:
+    """The canonical table for data: a DataFrame, path or results directory (as
+    ``load_table``), or a mapping of column name -> array."""
+    if isinstance(data, Mapping):
+        data = pd.DataFrame({k: np.asarray(v) for k, v in data.items()})
+    return load_table(data)
 
 
 def _effective_k(convention, table: pd.DataFrame, has_both: bool) -> float:

@@ -14,23 +14,24 @@ Intervals are percentile intervals over the resamples.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _lbfgs
-from .fit import (
+from .engine import (
+    CONVERGED,
     DEFAULT_GTOL,
-    FitResult,
-    _lane_weights,
-    _shared,
-    _value_and_grad,
+    Points,
     as_points,
-    as_table,
-    fit_law,
+    lane_weights,
+    minimize,
+    shared_arrays,
+    start_points,
+    value_and_grad,
 )
+from .fit import fit_law
 from .laws import get_law
+from .results import BootstrapResult, FitResult
+from .table import as_table
 
 __all__ = ["BootstrapResult", "bootstrap", "resample_weights"]
 
@@ -51,100 +52,6 @@ def resample_weights(n: int, n_resamples: int, *, groups=None, seed: int = 0) ->
     G = len(labels)
     counts = rng.multinomial(G, np.full(G, 1.0 / G), size=n_resamples).astype(float)
     return counts[:, index]
-
-
-@dataclass
-class BootstrapResult:
-    """Refitted parameters of n resamples (natural scale), with interval helpers."""
-
-    law: str
-    draws: np.ndarray  # (R, P) natural parameters
-    objectives: np.ndarray  # (R,)
-    converged: np.ndarray  # (R,) bool
-    level: float = 0.95
-    start: str = "optimum"
-    unit: str = "points"  # or "runs"
-    seed: int = 0
-    warnings: tuple = ()
-    fit: FitResult | None = field(default=None, repr=False)
-
-    @property
-    def n(self) -> int:
-        return len(self.draws)
-
-    @property
-    def params(self) -> tuple[str, ...]:
-        return get_law(self.law).params
-
-    def _q(self, level):
-        level = self.level if level is None else float(level)
-        if not 0 < level < 1:
-            raise ValueError(f"interval level must be in (0, 1); got {level}")
-        return 50 * (1 - level), 50 * (1 + level)
-
-    def _ok(self) -> np.ndarray:
-        return np.all(np.isfinite(self.draws), axis=1)
-
-    def interval(self, values, level=None) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval of per-resample values (R, ...) along the first axis."""
-        values = np.asarray(values, dtype=float)
-        ok = self._ok() & np.all(np.isfinite(values.reshape(len(values), -1)), axis=1)
-        lo, hi = np.percentile(values[ok], self._q(level), axis=0)
-        return lo, hi
-
-    def ci(self, level=None) -> dict:
-        """Parameter -> (low, high) percentile interval."""
-        lo, hi = self.interval(self.draws, level)
-        return {p: (float(a), float(b)) for p, a, b in zip(self.params, lo, hi)}
-
-    def se(self) -> dict:
-        """Parameter -> bootstrap standard error (standard deviation over resamples)."""
-        d = self.draws[self._ok()]
-        return {p: float(s) for p, s in zip(self.params, d.std(axis=0, ddof=1))}
-
-    def draws_dict(self) -> dict:
-        return {p: self.draws[:, i] for i, p in enumerate(self.params)}
-
-    def predict(self, params=None, tokens=None, flops=None) -> np.ndarray:
-        """(R, ...) predicted loss of every resample's law at the inputs."""
-        law = get_law(self.law)
-        return law.predict_many(self.draws, params=params, tokens=tokens, flops=flops)
-
-    def predict_interval(self, params=None, tokens=None, flops=None, level=None):
-        """Percentile interval (low, high) of the predicted loss at the inputs."""
-        return self.interval(self.predict(params=params, tokens=tokens, flops=flops), level)
-
-    def to_dict(self) -> dict:
-        return {
-            "law": self.law,
-            "n": int(self.n),
-            "level": float(self.level),
-            "start": self.start,
-            "unit": self.unit,
-            "seed": int(self.seed),
-            "converged_fraction": float(np.mean(self.converged)) if self.n else 0.0,
-            "se": self.se(),
-            "warnings": list(self.warnings),
-            "params": list(self.params),
-            "draws": [[float(f"{v:.10g}") for v in row] for row in self.draws],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping, fit: FitResult | None = None) -> BootstrapResult:
-        law = fit.law if fit is not None else d["law"]
-        draws = np.asarray(d.get("draws", []), dtype=float).reshape(-1, get_law(law).n_params)
-        return cls(
-            law=law,
-            draws=draws,
-            objectives=np.full(len(draws), np.nan),
-            converged=np.ones(len(draws), bool),
-            level=float(d.get("level", 0.95)),
-            start=d.get("start", "optimum"),
-            unit=d.get("unit", "points"),
-            seed=int(d.get("seed", 0)),
-            warnings=tuple(d.get("warnings", ())),
-            fit=fit,
-        )
 
 
 def bootstrap(
@@ -187,15 +94,15 @@ def bootstrap(
     pts = as_points(table, lawobj)
     labels = _group_labels(table, pts, groups)
     W = resample_weights(pts.n, n, groups=labels, seed=seed)
-    vg = _value_and_grad(lawobj, float(delta))
+    vg = value_and_grad(lawobj, float(delta))
     with jax.enable_x64(True):
         if start == "optimum":
             x0 = np.repeat(fit.theta[None, :], n, axis=0)
-            res = _lbfgs.minimize(vg, x0, {"w": _lane_weights(pts, W)}, _shared(pts), gtol=gtol, max_iter=max_iter)
+            res = minimize(vg, x0, {"w": lane_weights(pts, W)}, shared_arrays(pts), gtol=gtol, max_iter=max_iter)
             theta, fbest, status = res.x, res.f, res.status
         else:
             theta, fbest, status = _grid_bootstrap(vg, lawobj, pts, W, grid, gtol, max_iter, prune)
-    converged = status == _lbfgs.CONVERGED
+    converged = status == CONVERGED
     warns = []
     if not converged.all():
         warns.append(f"{int((~converged).sum())} of {n} refits did not reach gtol {gtol:.0e}")
@@ -222,9 +129,7 @@ def bootstrap(
 
 def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     """Every resample from the whole grid; resamples in chunks of ~_LANES_PER_CHUNK lanes."""
-    from .fit import _starts
-
-    starts = _starts(law, grid)
+    starts = start_points(law, grid)
     S = len(starts)
     R = len(W)
     per_chunk = max(1, min(R, _LANES_PER_CHUNK // S))
@@ -232,14 +137,14 @@ def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     fbest = np.empty(R)
     status = np.empty(R, dtype=int)
     x0 = np.tile(starts, (per_chunk, 1))
-    shared = _shared(pts)
+    shared = shared_arrays(pts)
     for lo in range(0, R, per_chunk):
         hi = min(R, lo + per_chunk)
         m = hi - lo
         # every chunk has the same shapes (the last one padded with copies of its first
         # resample), so one compilation serves them all
-        Wc = _lane_weights(pts, W[np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)]])
-        res = _lbfgs.minimize(
+        Wc = lane_weights(pts, W[np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)]])
+        res = minimize(
             vg, x0, {"w": np.repeat(Wc, S, axis=0)}, shared, gtol=gtol, max_iter=max_iter, prune=prune, group_size=S
         )
         f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(per_chunk, S)[:m]
@@ -251,7 +156,7 @@ def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     return theta, fbest, status
 
 
-def _group_labels(data, pts, groups):
+def _group_labels(data, pts: Points, groups):
     """Resampling units: None (points) or one label per row of the canonical table ``data``."""
     if groups is None:
         return None
