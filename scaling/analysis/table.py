@@ -18,9 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_table", "as_table", "flop_factor", "CANONICAL"]
+from scaling.core.columns import (
+    CANONICAL,
+    FLOP_CONVENTION,
+    PER_EVALUATION,
+    PLAN_KIND,
+    RUN_ID,
+    STATUS,
+    STORE_LOSS,
+    STORE_PARAMS,
+    TRUNK,
+)
 
-CANONICAL = ("params", "tokens", "flops", "loss")
+__all__ = ["load_table", "as_table", "flop_factor", "CANONICAL"]
 
 
 def flop_factor(convention: str | float | int) -> float:
@@ -54,14 +64,13 @@ def _read(source, curves: bool = False) -> tuple[pd.DataFrame, bool]:
         runs = _read_store(path, "runs")
         if not curves:
             return runs, True
-        if "status" in runs.columns:
-            runs = runs[runs["status"].astype(str) == "done"]
-        per_run = runs.drop(columns=[c for c in ("tokens", "flops", "step", "train_loss", "eval_loss", "lr")
-                                     if c in runs.columns])  # fmt: skip
+        if STATUS in runs.columns:
+            runs = runs[runs[STATUS].astype(str) == "done"]
+        per_run = runs.drop(columns=[c for c in PER_EVALUATION if c in runs.columns])
         cur = _read_store(path, "curves")
-        if "run_id" not in cur.columns or "run_id" not in runs.columns:
-            raise ValueError(f"{path}: curves and runs tables both need a run_id column")
-        return cur.merge(per_run, on="run_id", how="inner", suffixes=("", "_run")), True
+        if RUN_ID not in cur.columns or RUN_ID not in runs.columns:
+            raise ValueError(f"{path}: curves and runs tables both need a {RUN_ID} column")
+        return cur.merge(per_run, on=RUN_ID, how="inner", suffixes=("", "_run")), True
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -98,16 +107,16 @@ def load_table(
     inherited = source.attrs.get("k") if isinstance(source, pd.DataFrame) else None
     df, is_results = _read(source, curves)
     if is_results:
-        if "status" in df.columns:
-            df = df[df["status"].astype(str) == "done"]
-        params_col = params_col or ("params_nonembedding" if "params_nonembedding" in df.columns else "params")
-        loss_col = loss_col or ("eval_loss" if "eval_loss" in df.columns else "loss")
-        if "flop_convention" in df.columns and convention is None and df["flop_convention"].notna().any():
-            convention = df["flop_convention"].dropna().iloc[0]
-        if not curves and "plan_kind" in df.columns:
+        if STATUS in df.columns:
+            df = df[df[STATUS].astype(str) == "done"]
+        params_col = params_col or (STORE_PARAMS if STORE_PARAMS in df.columns else "params")
+        loss_col = loss_col or (STORE_LOSS if STORE_LOSS in df.columns else "loss")
+        if FLOP_CONVENTION in df.columns and convention is None and df[FLOP_CONVENTION].notna().any():
+            convention = df[FLOP_CONVENTION].dropna().iloc[0]
+        if not curves and PLAN_KIND in df.columns:
             # WSD trunks run at constant LR: their final losses are not annealed, so they
             # are not points of the scaling law (their cooldown branches are).
-            df = df[df["plan_kind"].astype(str) != "trunk"]
+            df = df[df[PLAN_KIND].astype(str) != TRUNK]
     if convention is None:
         convention = inherited if inherited is not None else "6N"
     names = {

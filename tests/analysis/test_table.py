@@ -129,3 +129,16 @@ def test_a_loaded_tables_k_survives_fitting_and_optimal_allocation(tmp_path):
     assert 13.0 * opt["params"] * opt["tokens"] == pytest.approx(1e21, rel=1e-6)
     # an explicit convention still wins over what the table carries
     assert load_table(table, convention="6N").attrs["k"] == 6.0
+
+
+def test_the_readers_store_names_are_the_stores_own():
+    """load_table and load_results read runs.csv/curves.csv through scaling.core.columns:
+    every store column named there is one the store writes."""
+    from scaling.core import columns as C
+    from scaling.sweep import CURVE_COLUMNS, RUN_COLUMNS
+
+    for name in (C.RUN_ID, C.STATUS, C.PLAN_KIND, C.FLOP_CONVENTION, C.BUDGET, C.STORE_PARAMS, C.STORE_LOSS,
+                 C.TOKENS, C.FLOPS):  # fmt: skip
+        assert name in RUN_COLUMNS, name
+    assert set(C.PER_EVALUATION) <= set(CURVE_COLUMNS) and C.STEP in CURVE_COLUMNS
+    assert set(C.STORE_TO_CANONICAL.values()) <= set(C.CANONICAL)
