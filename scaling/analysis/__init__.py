@@ -6,7 +6,7 @@ sweeps. Names load lazily (JAX is imported only by what needs it):
     from scaling.analysis import load_table, fit_law, bootstrap, compute_optimal
     df = load_table("results/quickstart")            # or a CSV / DataFrame
     fit = fit_law(df, "chinchilla")                   # Huber on log loss, 4,500-start grid
-    boot = bootstrap(df, fit=fit, n=1000)             # refits batched; boot.fit has .ci
+    boot = bootstrap(df, fit=fit, n_boot=1000)        # refits batched; boot.fit has .intervals
     compute_optimal(boot, 1e21)                       # Approach 3, with intervals
     predict_loss(boot, params=7e10, tokens=1.4e12)    # extrapolation with an interval
     backtest(df, cutoff_flops=1e20)                   # fit small, predict large

@@ -45,7 +45,7 @@ from .engine import (
 )
 from .laws import Law, get_law
 from .results import FitResult
-from .table import as_table
+from .table import as_table, flops_per_param_token
 from .varpro import varpro_starts
 
 __all__ = ["FitResult", "fit_law", "DEFAULT_DELTA", "DEFAULT_GTOL", "DEFAULT_PRUNE", "SLOPPY_RISE"]
@@ -85,7 +85,7 @@ def fit_law(
     gtol, max_iter: a start has converged when max |gradient| <= gtol (fit coordinates).
     weights: optional per-point multiplicities (length n).
     k: FLOPs per parameter per token for later compute-optimal use (default: the
-    table's ``attrs["k"]``, else 6).
+    table's own, ``flops_per_param_token``: 6 for FLOPs counted as 6·N·D).
     """
     import jax
 
@@ -93,7 +93,7 @@ def fit_law(
     table = data if isinstance(data, Points) else as_table(data)
     pts = as_points(table, law)
     if k is None:
-        k = float(getattr(table, "attrs", {}).get("k", 6.0))
+        k = 6.0 if isinstance(table, Points) else flops_per_param_token(table)
     w = np.ones(pts.n) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != (pts.n,):
         raise ValueError(f"weights must have one entry per point ({pts.n}); got shape {w.shape}")

@@ -54,7 +54,7 @@ class FitResult:
     n_iter: int = 0
     k: float = 6.0  # FLOPs per parameter per token of the data (used by optimal allocation)
     hessian_eigenvalues: tuple = ()
-    ci: dict = field(default_factory=dict)  # parameter -> (low, high), set by a bootstrap
+    intervals: dict = field(default_factory=dict)  # parameter -> (low, high), set by a bootstrap
     bootstrap: BootstrapResult | None = field(default=None, repr=False)  # when bootstrapped
     start_objectives: np.ndarray | None = field(default=None, repr=False)  # per start
     start_theta: np.ndarray | None = field(default=None, repr=False)  # end points, fit coords
@@ -94,8 +94,8 @@ class FitResult:
             "hessian_eigenvalues": [float(v) for v in self.hessian_eigenvalues],
             "warnings": list(self.warnings),
         }
-        if self.ci:
-            d["ci"] = {k: [float(lo), float(hi)] for k, (lo, hi) in self.ci.items()}
+        if self.intervals:
+            d["intervals"] = {k: [float(lo), float(hi)] for k, (lo, hi) in self.intervals.items()}
         if self.bootstrap is not None:
             d["bootstrap"] = self.bootstrap.to_dict()
         return d
@@ -123,7 +123,8 @@ class FitResult:
             n_iter=int(d.get("n_iter", 0)),
             k=float(d.get("k", 6.0)),
             hessian_eigenvalues=tuple(d.get("hessian_eigenvalues", ())),
-            ci={k: tuple(v) for k, v in d.get("ci", {}).items()},
+            # "ci": the key of fit files written before it was named "intervals"
+            intervals={k: tuple(v) for k, v in d.get("intervals", d.get("ci", {})).items()},
         )
         if d.get("bootstrap"):
             res.bootstrap = BootstrapResult.from_dict(d["bootstrap"], fit=res)
@@ -149,11 +150,11 @@ class FitResult:
             + (f" (of {self.n_starts} screened)" if self.n_kept < self.n_starts else "")
         ]
         ci_lvl = f"{int(round(100 * self.bootstrap.level))}% CI" if self.bootstrap is not None else "CI"
-        lines.append(f"{'param':>10} {'value':>14}" + (f" {ci_lvl:>30}" if self.ci else ""))
+        lines.append(f"{'param':>10} {'value':>14}" + (f" {ci_lvl:>30}" if self.intervals else ""))
         for p, v in self.params.items():
             row = f"{p:>10} {v:>14.6g}"
-            if p in self.ci:
-                lo, hi = self.ci[p]
+            if p in self.intervals:
+                lo, hi = self.intervals[p]
                 row += f"   [{lo:>12.6g}, {hi:>12.6g}]"
             lines.append(row)
         lines += [f"warning: {w}" for w in self.warnings]
@@ -161,10 +162,18 @@ class FitResult:
 
     __str__ = summary
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per parameter: param, value, and value_lo/value_hi when bootstrapped."""
+        frame = pd.DataFrame({"param": list(self.params), "value": [float(v) for v in self.params.values()]})
+        if self.intervals:
+            frame["value_lo"] = [float(self.intervals[p][0]) for p in self.params]
+            frame["value_hi"] = [float(self.intervals[p][1]) for p in self.params]
+        return frame
+
 
 @dataclass
 class BootstrapResult:
-    """Refitted parameters of n resamples (natural scale), with interval helpers."""
+    """Refitted parameters of n_boot resamples (natural scale), with interval helpers."""
 
     law: str
     draws: np.ndarray  # (R, P) natural parameters
@@ -178,7 +187,7 @@ class BootstrapResult:
     fit: FitResult | None = field(default=None, repr=False)
 
     @property
-    def n(self) -> int:
+    def n_boot(self) -> int:
         return len(self.draws)
 
     @property
@@ -201,8 +210,8 @@ class BootstrapResult:
         lo, hi = np.percentile(values[ok], self._q(level), axis=0)
         return lo, hi
 
-    def ci(self, level=None) -> dict:
-        """Parameter -> (low, high) percentile interval."""
+    def intervals(self, level=None) -> dict:
+        """Parameter -> (low, high) percentile interval (at ``level``, default the result's)."""
         lo, hi = self.interval(self.draws, level)
         return {p: (float(a), float(b)) for p, a, b in zip(self.params, lo, hi)}
 
@@ -210,9 +219,6 @@ class BootstrapResult:
         """Parameter -> bootstrap standard error (standard deviation over resamples)."""
         d = self.draws[self._ok()]
         return {p: float(s) for p, s in zip(self.params, d.std(axis=0, ddof=1))}
-
-    def draws_dict(self) -> dict:
-        return {p: self.draws[:, i] for i, p in enumerate(self.params)}
 
     def predict(self, params=None, tokens=None, flops=None) -> np.ndarray:
         """(R, ...) predicted loss of every resample's law at the inputs."""
@@ -226,12 +232,12 @@ class BootstrapResult:
     def to_dict(self) -> dict:
         return {
             "law": self.law,
-            "n": int(self.n),
+            "n_boot": int(self.n_boot),
             "level": float(self.level),
             "start": self.start,
             "unit": self.unit,
             "seed": int(self.seed),
-            "converged_fraction": float(np.mean(self.converged)) if self.n else 0.0,
+            "converged_fraction": float(np.mean(self.converged)) if self.n_boot else 0.0,
             "se": self.se(),
             "warnings": list(self.warnings),
             "params": list(self.params),
@@ -255,15 +261,76 @@ class BootstrapResult:
             fit=fit,
         )
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per resample: its parameters (natural scale), objective and convergence."""
+        frame = pd.DataFrame(self.draws, columns=list(self.params))
+        frame["objective"] = self.objectives
+        frame["converged"] = self.converged
+        return frame
+
+    def summary(self) -> str:
+        """Resampling scheme, convergence, and per parameter its standard error and interval."""
+        lines = [
+            f"bootstrap of law {self.law}: {self.n_boot} resamples of {self.unit} (refits from the {self.start}, "
+            f"seed {self.seed}), {int(np.sum(self.converged))} converged"
+        ]
+        if self.n_boot > 1:
+            se, iv = self.se(), self.intervals()
+            lines.append(f"{'param':>10} {'se':>14} {f'{int(round(100 * self.level))}% interval':>30}")
+            lines += [f"{p:>10} {se[p]:>14.6g}   [{iv[p][0]:>12.6g}, {iv[p][1]:>12.6g}]" for p in self.params]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    __str__ = summary
+
 
 @dataclass
 class BacktestResult:
-    """points: one row per held-out point (params, tokens, flops, loss, pred, lo, hi,
-    abs_rel_error, covered); summary: n_fit, n_test, mean_abs_rel_error, coverage."""
+    """A fit on the runs with flops <= cutoff_flops, scored on the runs above it.
+
+    points: one row per held-out run (params, tokens, flops, loss, pred, pred_lo,
+    pred_hi, abs_rel_error, covered; the intervals only when bootstrapped). The scores:
+    mean/max absolute relative error of pred, and coverage, the fraction of observed
+    losses inside their interval (NaN without a bootstrap). fit: the fit on the kept runs.
+    """
 
     points: pd.DataFrame
-    summary: dict
+    law: str
+    cutoff_flops: float
+    n_fit: int
+    n_test: int
+    mean_abs_rel_error: float
+    max_abs_rel_error: float
+    coverage: float
+    level: float
     fit: FitResult | None = field(repr=False, default=None)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The held-out points (a copy of ``points``)."""
+        return self.points.copy()
+
+    def to_dict(self) -> dict:
+        """The scores as plain numbers."""
+        return {
+            "law": self.law,
+            "cutoff_flops": float(self.cutoff_flops),
+            "n_fit": int(self.n_fit),
+            "n_test": int(self.n_test),
+            "mean_abs_rel_error": float(self.mean_abs_rel_error),
+            "max_abs_rel_error": float(self.max_abs_rel_error),
+            "coverage": float(self.coverage),
+            "level": float(self.level),
+        }
+
+    def summary(self) -> str:
+        cover = "no intervals" if np.isnan(self.coverage) else f"coverage {100 * self.coverage:.0f}%"
+        return (
+            f"backtest of law {self.law}: fit on {self.n_fit} runs with flops <= {self.cutoff_flops:.3g}, "
+            f"predict {self.n_test}: mean |relative error| {100 * self.mean_abs_rel_error:.2f}% "
+            f"(max {100 * self.max_abs_rel_error:.2f}%), {cover} at level {self.level:g}"
+        )
+
+    __str__ = summary
 
 
 def fit_and_bootstrap(result: FitResult | BootstrapResult) -> tuple[FitResult, BootstrapResult | None]:

@@ -42,15 +42,15 @@ _LANES_PER_CHUNK = 40_000  # lanes per batched call for the full-grid bootstrap
 GRID_BOOTSTRAP_PRUNE = ((3, 512), (10, 64), (24, 16))
 
 
-def resample_weights(n: int, n_resamples: int, *, groups=None, seed: int = 0) -> np.ndarray:
-    """(n_resamples, n) multiplicities: points drawn with replacement, or whole groups
+def resample_weights(n: int, n_boot: int, *, groups=None, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) multiplicities: points drawn with replacement, or whole groups
     (rows with the same label) drawn with replacement when ``groups`` is given."""
     rng = np.random.default_rng(seed)
     if groups is None:
-        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
     labels, index = np.unique(np.asarray(groups), return_inverse=True)
     G = len(labels)
-    counts = rng.multinomial(G, np.full(G, 1.0 / G), size=n_resamples).astype(float)
+    counts = rng.multinomial(G, np.full(G, 1.0 / G), size=n_boot).astype(float)
     return counts[:, index]
 
 
@@ -58,7 +58,7 @@ def bootstrap(
     data,
     law="chinchilla",
     *,
-    n: int = 1000,
+    n_boot: int = 1000,
     seed: int = 0,
     fit: FitResult | None = None,
     start: str = "optimum",
@@ -70,7 +70,7 @@ def bootstrap(
     grid=None,
     prune=GRID_BOOTSTRAP_PRUNE,
 ) -> BootstrapResult:
-    """Bootstrap a robust law fit: n resamples, each refitted to convergence.
+    """Bootstrap a robust law fit: n_boot resamples, each refitted to convergence.
 
     data: as for ``fit_law``. fit: the full-data fit (computed when not given; its law
     and delta are used). start: "optimum" (every refit starts at the full-data optimum)
@@ -78,12 +78,15 @@ def bootstrap(
     pruning ``prune`` per resample as in fit_law; None converges every start).
     groups: "auto" resamples whole runs when the table's run_id column repeats (several
     rows per run), else points; None forces points; or a column name / array of labels.
-    Returns a BootstrapResult; its .fit is the full-data fit with .ci and .bootstrap set.
+    level: of the percentile intervals.
+    Returns a BootstrapResult; its .fit is the full-data fit with .intervals and .bootstrap set.
     """
     import jax
 
-    if n < 1:
-        raise ValueError(f"bootstrap needs n >= 1 resamples; got {n}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"bootstrap needs n_boot >= 1 resamples; got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
     if start not in ("optimum", "grid"):
         raise ValueError(f"start must be 'optimum' or 'grid'; got {start!r}")
     table = as_table(data)
@@ -93,11 +96,11 @@ def bootstrap(
     delta = fit.delta if delta is None else float(delta)
     pts = as_points(table, lawobj)
     labels = _group_labels(table, pts, groups)
-    W = resample_weights(pts.n, n, groups=labels, seed=seed)
+    W = resample_weights(pts.n, n_boot, groups=labels, seed=seed)
     vg = value_and_grad(lawobj, float(delta))
     with jax.enable_x64(True):
         if start == "optimum":
-            x0 = np.repeat(fit.theta[None, :], n, axis=0)
+            x0 = np.repeat(fit.theta[None, :], n_boot, axis=0)
             res = minimize(vg, x0, {"w": lane_weights(pts, W)}, shared_arrays(pts), gtol=gtol, max_iter=max_iter)
             theta, fbest, status = res.x, res.f, res.status
         else:
@@ -105,11 +108,11 @@ def bootstrap(
     converged = status == CONVERGED
     warns = []
     if not converged.all():
-        warns.append(f"{int((~converged).sum())} of {n} refits did not reach gtol {gtol:.0e}")
+        warns.append(f"{int((~converged).sum())} of {n_boot} refits did not reach gtol {gtol:.0e}")
     vanished = np.any(theta[:, lawobj.is_log] < -700, axis=1)  # exp() of it is 0: the term is gone
     if vanished.any():
         warns.append(
-            f"{int(vanished.sum())} of {n} refits drove {'/'.join(lawobj.log_params)} to zero "
+            f"{int(vanished.sum())} of {n_boot} refits drove {'/'.join(lawobj.log_params)} to zero "
             "(a term vanished); quantities undefined for them (e.g. the optimum) leave them out"
         )
     result = BootstrapResult(
@@ -123,7 +126,7 @@ def bootstrap(
         seed=seed,
         warnings=tuple(warns),
     )
-    result.fit = dataclasses.replace(fit, ci=result.ci(), bootstrap=result)
+    result.fit = dataclasses.replace(fit, intervals=result.intervals(), bootstrap=result)
     return result
 
 

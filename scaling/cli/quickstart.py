@@ -85,11 +85,11 @@ def analyze(out: Path, config) -> dict:
     best = law_optimum_on_family(law, config, target)
 
     print("IsoFLOP minima (Approach 2):")
-    for row in iso.table().itertuples():
+    for row in iso.to_frame().itertuples():
         where = "interior" if row.interior else "AT THE EDGE of the sizes tried"
         print(f"  C = {row.budget:.3g} FLOPs: N* = {row.n_opt:,.0f} [{row.n_opt_lo:,.0f}, {row.n_opt_hi:,.0f}], "
               f"D* = {row.d_opt:,.0f}, loss {row.loss_opt:.4f} ({row.n_points} sizes; minimum {where})")  # fmt: skip
-    lo, hi = iso.n_opt.exponent_ci
+    lo, hi = iso.n_opt.exponent_interval
     print(f"  N_opt ∝ C^{iso.a:.3f} (95% CI {lo:.3f} to {hi:.3f}),  D_opt ∝ C^{iso.b:.3f}")
     for w in iso.warnings:
         print(f"  warning: {w}")
@@ -159,7 +159,7 @@ def isoflop_figure(iso, path: Path, *, target: float, chinchilla: tuple[float, f
     used = [p for p in iso.profiles if p.budget in iso.used]
     C = np.array([p.budget for p in used])
     bx.errorbar(C, [p.n_opt for p in used],
-                yerr=np.abs(np.array([p.n_opt_ci for p in used]).T - np.array([p.n_opt for p in used])),
+                yerr=np.abs(np.array([p.n_opt_interval for p in used]).T - np.array([p.n_opt for p in used])),
                 fmt="o", color="k", ms=4, capsize=2, label="IsoFLOP minima (95% CI)")  # fmt: skip
     cc = np.geomspace(C.min() / 2, target * 1.5, 50)
     bx.plot(cc, iso.n_opt(cc), color="C0", label=f"N* ∝ C^{iso.a:.2f} (Approach 2)")

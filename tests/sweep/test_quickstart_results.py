@@ -44,7 +44,7 @@ def test_runs_match_their_sweep_and_have_interior_minima():
     assert len(sizes) >= 3 and (sizes >= 4).all()
     k = float((runs["flops"] / (runs["params_nonembedding"] * runs["tokens"])).median())
     iso = isoflop_analysis(load_table(RESULTS, convention=k), budget="budget", n_boot=50)
-    assert all(p.interior and p.convex for p in iso.profiles), iso.table()
+    assert all(p.interior and p.convex for p in iso.profiles), iso.to_frame()
 
 
 def test_quickstart_figure_and_family_optimum(tmp_path):
