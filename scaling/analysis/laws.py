@@ -32,7 +32,7 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["Law", "register_law", "get_law", "list_laws", "INPUTS"]
+__all__ = ["Law", "register_law", "get_law", "list_laws", "paired_log_loss", "INPUTS"]
 
 # The canonical input columns a law may use (see table.py); unique_tokens (the distinct
 # tokens a run saw, repeated tokens/unique_tokens epochs) is for data-constrained laws.
@@ -158,7 +158,7 @@ def _batch_log_loss(law: Law):
 
 
 @cache
-def _paired_log_loss(law: Law):
+def paired_log_loss(law: Law):
     """(R, P) parameters with their own (R, m, k) log inputs -> (R, m) log losses."""
     import jax
 
