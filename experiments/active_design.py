@@ -93,7 +93,7 @@ class Fitter:
         starts = self.grid if self.prev is None else np.vstack([self.prev[None, :], self.grid])
         fit = fit_law(table, "chinchilla", grid=starts)
         self.prev = fit.theta
-        boot = bootstrap(table, fit=fit, n=self.n_boot, seed=0)
+        boot = bootstrap(table, fit=fit, n_boot=self.n_boot, seed=0)
         try:
             p = predict_loss(boot, flops=target)
         except ValueError:  # a fit with no finite optimum (an exponent <= 0): no prediction

@@ -135,7 +135,7 @@ def main(argv=None) -> int:
                          "warnings": list(f.warnings)}  # fmt: skip
         main_fixed = variants()["E, R*_D free (R*_N = 5.31 held)"][0]
         boot = fit_data_constrained(d, fixed=main_fixed, n_boot=args.n_boot, seed=SEED)
-        res["bootstrap_ci95"] = {k: list(v) for k, v in boot.ci.items()}
+        res["bootstrap_ci95"] = {k: list(v) for k, v in boot.intervals.items()}
         pub = fit_data_constrained(d, fixed={**main_fixed, "RD_star": P["RD_star"]})
         res["published_RD_star_E_refit"] = {"params": pub.params, "objective": pub.objective}
         fits_by_data[data] = (boot.params, {**pub.params, "RD_star": P["RD_star"]})

@@ -173,7 +173,10 @@ def main(argv=None) -> int:
     ours = {
         "lr": dict(laws.lr.params),
         "batch_tokens": dict(laws.batch.params),
-        "ci95": {**{k: list(v) for k, v in laws.lr.ci.items()}, **{k: list(v) for k, v in laws.batch.ci.items()}},
+        "ci95": {
+            **{k: list(v) for k, v in laws.lr.intervals.items()},
+            **{k: list(v) for k, v in laws.batch.intervals.items()},
+        },
         "bootstrap_sd": {**laws.lr.bootstrap.se(), **laws.batch.bootstrap.se()},
         "warnings": [str(w.message) for w in caught] + list(laws.lr.warnings) + list(laws.batch.warnings),
     }

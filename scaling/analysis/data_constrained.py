@@ -185,7 +185,7 @@ def with_unique_tokens(data) -> pd.DataFrame:
 def fit_data_constrained(data, *, fixed: Mapping[str, float] | None = None, n_boot: int = 0, seed: int = 0,
                          level: float = 0.95, **fit_kw):  # fmt: skip
     """Fit the data-constrained law (parameters in ``fixed`` held) to a table with unique
-    tokens; with n_boot, bootstrap it (``.ci``, ``.bootstrap`` on the returned FitResult)."""
+    tokens; with n_boot, bootstrap it (``.intervals``, ``.bootstrap`` on the returned FitResult)."""
     from .fit import fit_law
     from .uncertainty import bootstrap
 
@@ -193,5 +193,5 @@ def fit_data_constrained(data, *, fixed: Mapping[str, float] | None = None, n_bo
     law = data_constrained_law(fixed)
     fit = fit_law(table, law, **fit_kw)
     if n_boot:
-        fit = bootstrap(table, fit=fit, n=n_boot, seed=seed, level=level).fit
+        fit = bootstrap(table, fit=fit, n_boot=n_boot, seed=seed, level=level).fit
     return fit

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .laws import get_law
+from .results import fit_and_bootstrap
 
 __all__ = ["DesignResult", "grid_bias", "jacobian", "propose_runs"]
 
@@ -56,14 +57,6 @@ def _jacobian_fn(law):
 
 def _logx(law, table: pd.DataFrame) -> np.ndarray:
     return np.stack([np.log(table[c].to_numpy(float)) for c in law.inputs], axis=-1)
-
-
-def _fit_and_boot(fit):
-    from .uncertainty import BootstrapResult
-
-    if isinstance(fit, BootstrapResult):
-        return fit.fit, fit
-    return fit, getattr(fit, "bootstrap", None)
 
 
 def _target_gradient(law, fit, target_flops: float, quantity: str):
@@ -161,9 +154,9 @@ def propose_runs(
     sigma: residual scale of log loss (default: 1.4826·MAD of the fit's log residuals).
     Raises ValueError when target_flops is not above the largest run done.
     """
-    from .fit import as_table
+    from .table import as_table
 
-    fit, boot = _fit_and_boot(fit)
+    fit, boot = fit_and_bootstrap(fit)
     law = get_law(fit.law)
     if not {"params", "tokens"} <= set(law.inputs):
         raise ValueError(f"propose_runs needs a law of (params, tokens) with an optimum; got {law.name!r}")

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .fit import FitResult, fit_law
+from .fit import fit_law
 from .laws import get_law
+from .results import FitResult
 
 __all__ = ["cell_optima", "fit_hparam_laws", "HparamLaws", "HPARAM_DELTA", "EdgeOptimumWarning"]
 
@@ -203,7 +204,7 @@ def _one_cell(g: pd.DataFrame, where: dict, lr: str, batch: str, loss: str, wind
 class HparamLaws:
     """Fitted optimal-lr and optimal-batch laws, with the per-cell optima they came from.
 
-    lr, batch: FitResults of laws such as ``lr_nd`` and ``batch_d`` (with ``.ci`` and
+    lr, batch: FitResults of laws such as ``lr_nd`` and ``batch_d`` (with ``.intervals`` and
     ``.bootstrap`` when bootstrapped); the value they "predict" is the optimum.
     batch_unit: "tokens" or "sequences" (with seq_len, to convert); optima: the cells.
     """
@@ -319,7 +320,7 @@ def fit_hparam_laws(
 
     Each law is fitted with ``fit_law`` (Huber on log residuals, threshold ``delta``) and,
     when n_boot > 0, bootstrapped over cells with ``bootstrap`` (percentile intervals at
-    ``level``), so the results carry ``.ci`` like any loss-law fit.
+    ``level``), so the results carry ``.intervals`` like any loss-law fit.
     """
     from .uncertainty import bootstrap
 
@@ -341,6 +342,6 @@ def fit_hparam_laws(
         )
         f = fit_law(table, law, delta=delta)
         if n_boot:
-            f = bootstrap(table, fit=f, n=n_boot, seed=seed, level=level).fit
+            f = bootstrap(table, fit=f, n_boot=n_boot, seed=seed, level=level).fit
         fits.append(f)
     return HparamLaws(lr=fits[0], batch=fits[1], batch_unit=batch_unit, seq_len=seq_len, optima=optima.copy())

@@ -71,7 +71,7 @@ def next_runs(plan, k: int, target_flops: float, results=None, quantity: str = "
     if not len(cand):
         raise ValueError(f"every planned run is already done in {path}: add budgets or sizes to the plan")
     fit = fit_law(done, "chinchilla")
-    boot = bootstrap(done, fit=fit, n=N_BOOT, seed=0)
+    boot = bootstrap(done, fit=fit, n_boot=N_BOOT, seed=0)
     res = propose_runs(boot, done, cand, target_flops, k, quantity=quantity)
     return res.summary()
 

@@ -13,8 +13,8 @@ from scaling.analysis.data_constrained import (
     fit_data_constrained,
     with_unique_tokens,
 )
-from scaling.analysis.fit import FitResult
 from scaling.analysis.laws import get_law
+from scaling.analysis.results import FitResult
 
 HELD = {k: PUBLISHED_C4[k] for k in ("A", "B", "alpha", "beta", "RN_star")}
 
@@ -58,7 +58,7 @@ def test_recovers_rd_star_with_the_chinchilla_part_held():
     fit = fit_data_constrained(synthetic(15.4), fixed=HELD, n_boot=32)
     assert fit.params["RD_star"] == pytest.approx(15.4, rel=0.05)
     assert fit.params["E"] == pytest.approx(PUBLISHED_C4["E"], rel=1e-3)
-    lo, hi = fit.ci["RD_star"]
+    lo, hi = fit.intervals["RD_star"]
     assert lo < 15.4 < hi
     fit5 = fit_data_constrained(synthetic(5.0), fixed=HELD)
     assert fit5.params["RD_star"] == pytest.approx(5.0, rel=0.05)

@@ -57,7 +57,7 @@ def test_power_laws_recover_exponents_with_intervals():
     assert laws.lr["beta"] == pytest.approx(TRUE["beta"], abs=0.02)
     assert laws.batch["gamma"] == pytest.approx(TRUE["gamma"], abs=0.02)
     for fit, name in ((laws.lr, "alpha"), (laws.lr, "beta"), (laws.batch, "gamma")):
-        lo, hi = fit.ci[name]
+        lo, hi = fit.intervals[name]
         assert lo < TRUE[name] < hi
     lr, b = laws.predict(1e9, 2e10)
     assert lr == pytest.approx(true_opt(1e9, 2e10)[0], rel=0.1)
