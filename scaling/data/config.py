@@ -60,6 +60,9 @@ class DataConfig:
         ~/.cache/scaling/data. Machine-local: not part of the manifest.
     eval_batch_size, num_eval_batches: when both > 0, building the dataset
         checks that validation holds that many non-overlapping windows.
+    max_train_tokens: 0 (all), or train on only the first this-many tokens of the
+        training split, repeated over epochs (data-constrained runs: unique tokens
+        held fixed while the tokens trained on grow). Validation is unchanged.
     """
 
     source: str = "stdlib"
@@ -78,6 +81,7 @@ class DataConfig:
     cache_dir: str | None = None
     eval_batch_size: int = 0
     num_eval_batches: int = 0
+    max_train_tokens: int = 0
 
     def __post_init__(self) -> None:
         _one_of("source", self.source, SOURCES)
@@ -86,6 +90,7 @@ class DataConfig:
         _int_at_least("seed", self.seed, 0)
         _int_at_least("eval_batch_size", self.eval_batch_size, 0)
         _int_at_least("num_eval_batches", self.num_eval_batches, 0)
+        _int_at_least("max_train_tokens", self.max_train_tokens, 0)
         _int_at_least("bpe_vocab_size", self.bpe_vocab_size, 257)
         if self.bpe_vocab_size > _MAX_VOCAB:
             raise ValueError(f"DataConfig.bpe_vocab_size={self.bpe_vocab_size} exceeds {_MAX_VOCAB}")

@@ -155,6 +155,20 @@ class TokenDataset:
         starts = starts.reshape(num_batches, global_batch_size)[:, process_index * rows : (process_index + 1) * rows]
         return list(self.validation_tokens[starts[..., None] + self._window].astype(np.int32))
 
+    def limit_train(self, n: int) -> TokenDataset:
+        """The same dataset trained on only the first n tokens of its training split
+        (repeated over epochs); the manifest records the limit."""
+        if n > len(self.train_tokens):
+            raise ValueError(
+                f"DataConfig.max_train_tokens={n:,} exceeds the training split's {len(self.train_tokens):,} tokens "
+                f"(source {self.manifest.get('source')!r})"
+            )
+        return TokenDataset(
+            self.train_tokens[:n], self.validation_tokens, vocab_size=self.vocab_size, seq_len=self.seq_len,
+            seed=self.seed, manifest={**self.manifest, "max_train_tokens": int(n)},
+            bytes_per_token=self.bytes_per_token, separator_id=self.separator_id, tokenizer=self.tokenizer,
+        )  # fmt: skip
+
     def __repr__(self) -> str:
         m = self.manifest
         return (

@@ -29,7 +29,7 @@ from typing import Any
 
 from scaling.config_keys import check_known_keys
 
-PLAN_KINDS = ("isoflop", "horizons", "wsd", "hparam_grid")
+PLAN_KINDS = ("isoflop", "horizons", "wsd", "hparam_grid", "data_constrained")
 TRAINER_SECTIONS = ("model", "data", "optimizer", "schedule", "train", "mesh")
 LR_RULES = ("mup", "width_power", "constant", "law")
 BATCH_RULES = ("fixed", "budget_power", "law")
@@ -104,6 +104,7 @@ class SweepSection:
     flop_convention: str = "exact"
     param_count: str = "nonembedding"
     seeds: tuple[int, ...] = (0,)
+    unique_tokens: tuple[int, ...] = ()  # kind = "data_constrained": the fixed unique-token counts
 
     def __post_init__(self) -> None:
         from scaling.model.accounting import FLOP_CONVENTIONS
@@ -145,6 +146,15 @@ class SweepSection:
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 raise ValueError(f"sweep.seeds: {s!r} is not a non-negative integer")
+        if not isinstance(self.unique_tokens, (list, tuple)):
+            raise ValueError(f"sweep.unique_tokens={self.unique_tokens!r} must be a list of token counts")
+        for i, u in enumerate(self.unique_tokens):
+            _positive(f"sweep.unique_tokens[{i}]", u, integer=True)
+        object.__setattr__(self, "unique_tokens", tuple(sorted(set(self.unique_tokens))))
+        if self.kind == "data_constrained" and not self.unique_tokens:
+            raise ValueError(
+                'sweep.kind = "data_constrained" needs sweep.unique_tokens (the unique-token counts to hold fixed)'
+            )
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"sweep.seeds={list(seeds)} repeats a seed: the runs would be duplicates")
         object.__setattr__(self, "seeds", tuple(seeds))

@@ -30,6 +30,7 @@ names its trunk's id and the step it starts from).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -92,6 +93,8 @@ class PlannedRun:
     parent_run_id: str | None = None
     init_step: int | None = None  # the trunk step a branch starts from
     train_config: Mapping[str, Any] = field(default_factory=dict)
+    unique_tokens: float | None = None  # data_constrained: distinct tokens the run sees
+    epochs: float | None = None  # tokens / unique_tokens
 
     @property
     def flops(self) -> float:
@@ -247,7 +250,7 @@ def plan_sweep(cfg: SweepConfig) -> Plan:
     """Resolve a sweep config into its runs (pure: no files, no devices)."""
     sizes = family_sizes(cfg)
     builder = {"isoflop": _plan_isoflop, "horizons": _plan_horizons, "wsd": _plan_wsd,
-               "hparam_grid": _plan_hparam_grid}[cfg.sweep.kind]  # fmt: skip
+               "hparam_grid": _plan_hparam_grid, "data_constrained": _plan_data_constrained}[cfg.sweep.kind]  # fmt: skip
     runs, notes = builder(cfg, sizes)
     seen: dict[str, PlannedRun] = {}
     for r in runs:
@@ -313,16 +316,20 @@ class _Builder:
     def run(self, size: Size, *, plan_kind: str, budget: float | None, tokens: float, steps: int, batch: int,
             seed: int, group: str | None = None, schedule: Mapping[str, Any] | None = None,
             save_steps=(), parent: PlannedRun | None = None,
-            init_step: int | None = None, lr: float | None = None) -> PlannedRun:  # fmt: skip
+            init_step: int | None = None, lr: float | None = None,
+            unique_tokens: int | None = None) -> PlannedRun:  # fmt: skip
         lr = self.lr(size, tokens) if lr is None else lr
+        base = self.cfg.base
+        if unique_tokens is not None:  # the data pipeline trains on a fixed subset of the corpus
+            base = {**base, "data": {**base.get("data", {}), "max_train_tokens": int(unique_tokens)}}
         s = self.cfg.sweep
         train_config = tc.run_config(
-            self.cfg.base, width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
+            base, width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
             flop_convention=s.flop_convention, schedule=schedule, save_steps=save_steps,
             init_from=(BRANCH_PARENT + parent.run_id, init_step) if parent else None,
         )  # fmt: skip
         rid = run_id(tc.identity(train_config))
-        sched = tc.schedule_config(self.cfg.base, schedule)  # validated by run_config above
+        sched = tc.schedule_config(base, schedule)  # validated by run_config above
         self.order += 1
         return PlannedRun(
             run_id=rid,
@@ -341,7 +348,7 @@ class _Builder:
             batch_size=batch,
             seq_len=size.model.seq_len,
             lr=lr,
-            warmup_steps=tc.warmup_steps(self.cfg.base, steps, schedule),
+            warmup_steps=tc.warmup_steps(base, steps, schedule),
             seed=seed,
             schedule=sched.kind if sched.kind != "wsd" else f"wsd-{sched.decay_shape}",
             parameterization=size.model.parameterization,
@@ -351,6 +358,8 @@ class _Builder:
             parent_run_id=parent.run_id if parent else None,
             init_step=init_step,
             train_config=train_config,
+            unique_tokens=None if unique_tokens is None else float(unique_tokens),
+            epochs=None if unique_tokens is None else steps * batch * size.model.seq_len / unique_tokens,
         )
 
 
@@ -449,6 +458,33 @@ def _plan_hparam_grid(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[Planned
                                           batch=batch, seed=seed, lr=float(lr)))  # fmt: skip
     notes.append(f"{len(h.lr_grid)} learning rates x {len(h.batch_grid)} batch sizes per cell; fit the law with "
                  "scaling.analysis.hparams.fit_hparam_laws(cell_optima(load_table(DIR)))")  # fmt: skip
+    return runs, notes
+
+
+def _plan_data_constrained(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    """The IsoFLOP plan's runs, each also trained on each fixed subset of sweep.unique_tokens
+    smaller than its tokens (data.max_train_tokens: the subset repeated for tokens/U epochs),
+    next to its fresh-data run: across budgets the unique data stays fixed while tokens grow."""
+    b = _Builder(cfg)
+    runs, notes = [], []
+    for budget in cfg.sweep.budgets:
+        chosen, n = isoflop_sizes(cfg, sizes, budget)
+        notes += n
+        for size in chosen:
+            batch = b.batch_size(budget, size)
+            tokens = budget / size.flops_per_token
+            steps = b.steps(size, tokens, batch, budget)
+            trained = steps * batch * size.model.seq_len
+            for seed in cfg.sweep.seeds:
+                fresh = b.run(size, plan_kind="data_constrained", budget=budget, tokens=tokens, steps=steps,
+                              batch=batch, seed=seed)  # fmt: skip
+                runs.append(dataclasses.replace(fresh, unique_tokens=float(trained), epochs=1.0))
+                for u in cfg.sweep.unique_tokens:
+                    if u < trained:
+                        runs.append(b.run(size, plan_kind="data_constrained", budget=budget, tokens=tokens,
+                                          steps=steps, batch=batch, seed=seed, unique_tokens=u))  # fmt: skip
+    notes.append("runs without a unique-token limit see fresh data as long as the corpus's training split holds "
+                 "their tokens (the trainer's loader repeats it beyond that)")  # fmt: skip
     return runs, notes
 
 
