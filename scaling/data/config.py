@@ -60,8 +60,8 @@ class DataConfig:
         ~/.cache/scaling/data. Machine-local: not part of the manifest.
     eval_batch_size, num_eval_batches: when both > 0, building the dataset
         checks that validation holds that many non-overlapping windows.
-    max_train_tokens: 0 (all), or train on only the first this-many tokens of the
-        training split, repeated over epochs (data-constrained runs: unique tokens
+    max_train_tokens: 0 (all), or train on only this many tokens of the training
+        split (blocks spread evenly over it), repeated over epochs (data-constrained runs: unique tokens
         held fixed while the tokens trained on grow). Validation is unchanged.
     """
 

@@ -86,3 +86,9 @@ def test_training_subset_limit():
     assert starts.max() + 8 < 100  # every window lies inside the subset
     with pytest.raises(ValueError, match="max_train_tokens=2,000 exceeds the training split's 1,000 tokens"):
         ds.limit_train(2000)
+    # a larger limit takes blocks spread over the whole split, not its first tokens (a few files)
+    big = TokenDataset(np.arange(10_000, dtype=np.int32), np.arange(300, dtype=np.int32), vocab_size=10_000,
+                       seq_len=8, seed=0, manifest={"source": "test"}, bytes_per_token=1.0)  # fmt: skip
+    sub = np.asarray(big.limit_train(5000).train_tokens)
+    assert len(sub) == 5000 and len(np.unique(sub)) == 5000
+    assert sub.min() == 0 and sub.max() > 9990
