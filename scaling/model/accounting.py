@@ -5,9 +5,10 @@ Counts match the real parameter pytree of `scaling.model.Transformer` exactly (t
 
 from __future__ import annotations
 
+from scaling.core.flops import DEFAULT_FLOP_CONVENTION, FLOP_CONVENTIONS
 from scaling.model.config import ModelConfig
 
-FLOP_CONVENTIONS = ("6N", "6N+attention", "exact")
+__all__ = ["FLOP_CONVENTIONS", "accounting", "flops_per_token", "params_nonembedding", "params_total"]
 
 
 def _block_matrix_params(cfg: ModelConfig) -> int:
@@ -33,7 +34,7 @@ def params_total(cfg: ModelConfig) -> int:
     return params_nonembedding(cfg) + emb * (1 if cfg.tied_embeddings else 2)
 
 
-def flops_per_token(cfg: ModelConfig, convention: str = "exact") -> float:
+def flops_per_token(cfg: ModelConfig, convention: str = DEFAULT_FLOP_CONVENTION) -> float:
     """Training FLOPs (forward + backward) per token under `convention`.
 
     "6N": Kaplan et al. (2020), 6·N with N = `params_nonembedding`.

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from scaling.config_keys import check_known_keys
+from scaling.core import config as cc
 
 MLP_KINDS = ("gelu", "swiglu")
 DTYPES = ("float32", "bfloat16")
@@ -72,33 +72,22 @@ class ModelConfig:
     remat: str = "none"
 
     def __post_init__(self) -> None:
-        for name in ("width", "depth", "vocab_size", "seq_len", "head_dim", "base_width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name}={value!r} must be an integer")
-            if value < 1:
-                raise ValueError(f"{name}={value} must be >= 1")
+        check = cc.Checks("model", self)
+        check.integer("width", "depth", "vocab_size", "seq_len", "head_dim", "base_width", minimum=1)
         if self.width % self.head_dim:
-            raise ValueError(f"width={self.width} must be a multiple of head_dim={self.head_dim}")
+            check.fail("width", f"must be a multiple of head_dim={self.head_dim}")
         if self.num_kv_heads is not None:
-            kv = self.num_kv_heads
-            if isinstance(kv, bool) or not isinstance(kv, int) or kv < 1:
-                raise ValueError(f"num_kv_heads={kv!r} must be a positive integer or None")
-            if self.heads % kv:
-                raise ValueError(f"num_kv_heads={kv} must divide heads={self.heads} (width/head_dim)")
-        _check_choice("mlp", self.mlp, MLP_KINDS)
-        _check_choice("compute_dtype", self.compute_dtype, DTYPES)
-        _check_choice("param_dtype", self.param_dtype, ("float32",))
-        _check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
-        _check_choice("attention", self.attention, ATTENTION_IMPLS)
-        _check_choice("remat", self.remat, REMAT_POLICIES)
-        for name in ("tied_embeddings", "scan_layers"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
-        for name in ("init_std", "rope_theta", "norm_eps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name}={value!r} must be a positive number")
+            check.integer("num_kv_heads", minimum=1)
+            if self.heads % self.num_kv_heads:
+                check.fail("num_kv_heads", f"must divide heads={self.heads} (width/head_dim)")
+        check.choice("mlp", MLP_KINDS)
+        check.choice("compute_dtype", DTYPES)
+        check.choice("param_dtype", ("float32",))
+        check.choice("parameterization", PARAMETERIZATIONS)
+        check.choice("attention", ATTENTION_IMPLS)
+        check.choice("remat", REMAT_POLICIES)
+        check.boolean("tied_embeddings", "scan_layers")
+        check.number("init_std", "rope_theta", "norm_eps", positive=True)
 
     # ---- derived shapes -------------------------------------------------------------
     @property
@@ -115,11 +104,6 @@ class ModelConfig:
             return 4 * self.width
         return -(-(8 * self.width) // (3 * 64)) * 64  # ceil(8/3 * width) to a multiple of 64
 
-    @property
-    def width_mult(self) -> float:
-        """width / base_width: muP's scaling ratio."""
-        return self.width / self.base_width
-
     # ---- plain-data round trip ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,17 +111,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from a plain mapping (e.g. a TOML `[model]` table); unknown keys are errors."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        check_known_keys(data, known, lambda key: f"unknown model config key {key!r}")
-        missing = [k for k in ("width", "depth") if k not in data]
-        if missing:
-            raise ValueError(f"model config is missing required key(s): {', '.join(missing)}")
-        return cls(**data)
+        return cc.build_section(cls, "model", data, required=("width", "depth"))
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")

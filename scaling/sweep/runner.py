@@ -43,11 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.core.status import FINISHED as TERMINAL  # finished: never trained again
 from scaling.sweep.plan import BRANCH_PARENT, Plan, PlannedRun
-from scaling.sweep.store import TERMINAL_STATUSES, ResultsStore
+from scaling.sweep.store import ResultsStore
 
 TrainFn = Callable[[dict, Path], Any]
-TERMINAL = TERMINAL_STATUSES  # finished: never trained again
 
 
 # ---- hosts ---------------------------------------------------------------------------

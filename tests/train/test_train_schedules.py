@@ -34,9 +34,9 @@ def test_cosine_reaches_the_floor_at_the_last_update():
     assert learning_rate(ScheduleConfig(kind="cosine", warmup=10), 1.0, mid, 100) == pytest.approx(0.55)
 
 
-@pytest.mark.parametrize("shape", ["linear", "sqrt"])
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
 def test_wsd_is_stable_then_cools_down_over_the_last_fraction(shape):
-    lr = lrs(kind="wsd", warmup=5, decay_fraction=0.2, min_lr_ratio=0.0, decay_shape=shape)
+    lr = lrs(kind="wsd", warmup=5, cooldown_fraction=0.2, min_lr_ratio=0.0, cooldown_shape=shape)
     assert np.all(lr[5:80] == 1.0)
     assert lr[-1] == pytest.approx(0.0, abs=1e-12)
     assert np.all(np.diff(lr[80:]) < 0)
@@ -48,8 +48,8 @@ def test_wsd_is_stable_then_cools_down_over_the_last_fraction(shape):
 def test_wsd_branches_share_the_trunk():
     """A WSD run's stable phase does not depend on its length: cooldown branches of
     different lengths agree with the trunk up to their own cooldown start."""
-    short = lrs(total=100, kind="wsd", warmup=5, decay_fraction=0.1)
-    long = lrs(total=200, kind="wsd", warmup=5, decay_fraction=0.05)
+    short = lrs(total=100, kind="wsd", warmup=5, cooldown_fraction=0.1)
+    long = lrs(total=200, kind="wsd", warmup=5, cooldown_fraction=0.05)
     np.testing.assert_array_equal(short[:90], long[:90])
 
 
