@@ -190,7 +190,7 @@ class FamilySection:
         elif self.depth is not None:
             pairs = [(w, self.depth) for w in self.widths]
         else:
-            pairs = list(zip(self.widths, self.depths, strict=True))
+            pairs = list(zip(self.widths, self.depths or (), strict=True))
         seen = set()
         out = []
         for p in sorted(pairs):

@@ -212,8 +212,8 @@ class MeshConfig:
             for t in targets:
                 if t not in MESH_AXES:
                     cc.fail(f"mesh.rules.{name}", target, f"mesh axes are {', '.join(MESH_AXES)}")
-            value = None if not targets else targets[0] if len(targets) == 1 else tuple(targets)
-            clean.append((name, value))
+            mapped = None if not targets else targets[0] if len(targets) == 1 else tuple(targets)
+            clean.append((name, mapped))
         check.set("rules", tuple(clean))
 
     def sharding_rules(self) -> tuple:
