@@ -50,6 +50,9 @@ class ModelConfig:
         accounting and MFU count model FLOPs, not the recomputation. On CPU the memory
         saving shows only with scan_layers (XLA:CPU hoists an unrolled model's
         recomputation back into the forward pass; tests/model/test_remat.py).
+    lowrank_ratio: 0 = dense; else every attention and MLP matrix W (a × b) is trained
+        as U·V with U (a × r), V (r × b) and rank r = round(lowrank_ratio × width), a third
+        knob beside width and depth (`scaling.model.lowrank`). In (0, 1]; SP only.
     """
 
     width: int
@@ -70,6 +73,7 @@ class ModelConfig:
     scan_layers: bool = False
     attention: str = "blocked"
     remat: str = "none"
+    lowrank_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("width", "depth", "vocab_size", "seq_len", "head_dim", "base_width"):
@@ -99,6 +103,18 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name}={value!r} must be a positive number")
+        ratio = self.lowrank_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+            raise ValueError(f"lowrank_ratio={ratio!r} must be a number in [0, 1] (0 = dense)")
+        if ratio and round(ratio * self.width) < 1:
+            raise ValueError(
+                f"lowrank_ratio={ratio!r} gives rank round({ratio} * width={self.width}) = 0; the rank must be >= 1"
+            )
+        if ratio and self.parameterization != "sp":
+            raise ValueError(
+                f"lowrank_ratio={ratio!r} with parameterization={self.parameterization!r}: "
+                "low-rank factors are defined under SP only"
+            )
 
     # ---- derived shapes -------------------------------------------------------------
     @property
@@ -114,6 +130,11 @@ class ModelConfig:
         if self.mlp == "gelu":
             return 4 * self.width
         return -(-(8 * self.width) // (3 * 64)) * 64  # ceil(8/3 * width) to a multiple of 64
+
+    @property
+    def rank(self) -> int | None:
+        """The factors' rank round(lowrank_ratio × width), or None for a dense model."""
+        return round(self.lowrank_ratio * self.width) if self.lowrank_ratio else None
 
     @property
     def width_mult(self) -> float:
