@@ -1,5 +1,5 @@
 """Weight-space analysis of a run's checkpoints: linear interpolation paths and their
-barrier, and checkpoint averaging (uniform, EMA).
+barrier, checkpoint averaging (uniform, EMA), and compression (SVD truncation, quantization).
 
     from scaling.interpolate import interpolate, average
     path = interpolate("runs/tiny@300", "runs/tiny@600", points=21, t_range=(-0.5, 1.5))
@@ -17,19 +17,24 @@ CLI: `scaling interpolate` (see `scaling interpolate --help`).
 from scaling.interpolate.average import AverageResult, average, average_params, weights
 from scaling.interpolate.checkpoints import Checkpoint, resolve, split_spec
 from scaling.interpolate.compat import check_same_architecture
+from scaling.interpolate.compress import CompressResult, compress, matrix_view, quantize
 from scaling.interpolate.path import PathResult, barrier, grid, interpolate, path_losses
 
 __all__ = [
     "AverageResult",
     "Checkpoint",
+    "CompressResult",
     "PathResult",
     "average",
     "average_params",
     "barrier",
     "check_same_architecture",
+    "compress",
     "grid",
     "interpolate",
+    "matrix_view",
     "path_losses",
+    "quantize",
     "resolve",
     "split_spec",
     "weights",
