@@ -52,7 +52,7 @@ def make(results_dir, out_dir):
                 ax.plot(r[x], r["eval_loss"], **STYLE[k])
                 if k != "dense":
                     for _, row in r.iterrows():
-                        ax.annotate(f"w{row['width']} r{row['rank']}", (row[x], row["eval_loss"]), fontsize=6,
+                        ax.annotate(f"w{int(row['width'])} r{int(row['rank'])}", (row[x], row["eval_loss"]), fontsize=6,
                                     xytext=(3, 3), textcoords="offset points")  # fmt: skip
             ax.set_xscale("log")
             ax.legend(loc="upper right")
