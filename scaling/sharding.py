@@ -1,7 +1,7 @@
 """Logical axis names → mesh axes: the one table of rules.
 
 Model code annotates parameters and activations with *logical* axis names
-("batch", "length", "embed", "mlp", "heads", "kv", "vocab", "layers") and never names a
+("batch", "length", "embed", "mlp", "heads", "kv", "vocab", "layers", "rank") and never names a
 mesh axis. The trainer activates a mesh and a rule table with `use_rules`; outside that
 context `constrain` is a no-op, so the model runs unchanged on one device.
 

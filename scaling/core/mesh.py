@@ -18,4 +18,5 @@ DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
     ("vocab", "model"),
     ("layers", None),
     ("norm", None),
+    ("rank", None),  # low-rank factors' inner dimension: small, replicated (scaling.model.lowrank)
 )

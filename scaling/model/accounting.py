@@ -12,9 +12,11 @@ __all__ = ["FLOP_CONVENTIONS", "accounting", "flops_per_token", "params_nonembed
 
 
 def _block_matrix_params(cfg: ModelConfig) -> int:
+    """Weights of one block's matrices; a low-rank model's a × b matrix is r·(a + b)."""
     w, hd = cfg.width, cfg.head_dim
-    attn = 2 * w * cfg.heads * hd + 2 * w * cfg.kv_heads * hd  # q, o; k, v
-    mlp = (3 if cfg.mlp == "swiglu" else 2) * w * cfg.mlp_hidden
+    size = (lambda a, b: a * b) if cfg.rank is None else (lambda a, b: cfg.rank * (a + b))
+    attn = 2 * size(w, cfg.heads * hd) + 2 * size(w, cfg.kv_heads * hd)  # q, o; k, v
+    mlp = (3 if cfg.mlp == "swiglu" else 2) * size(w, cfg.mlp_hidden)
     return attn + mlp
 
 
@@ -46,6 +48,7 @@ def flops_per_token(cfg: ModelConfig, convention: str = DEFAULT_FLOP_CONVENTION)
           attention q·kᵀ and p·v   4·seq_len·width per layer; the causal T×T matrix is
                                    counted in full, as computed (no saving for the mask)
           MLP                      2·(2 or 3)·width·mlp_hidden per layer
+          (low-rank models: each a × b matrix as two matmuls, 2·rank·(a + b))
           logits (readout)         2·width·vocab_size (tied or not)
         The token embedding is a table lookup (a gather, and a scatter-add in the
         backward), not a matmul, so it counts 0 — unlike Chinchilla's appendix F, which

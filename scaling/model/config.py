@@ -50,6 +50,9 @@ class ModelConfig:
         accounting and MFU count model FLOPs, not the recomputation. On CPU the memory
         saving shows only with scan_layers (XLA:CPU hoists an unrolled model's
         recomputation back into the forward pass; tests/model/test_remat.py).
+    lowrank_ratio: 0 = dense; else every attention and MLP matrix W (a × b) is trained
+        as U·V with U (a × r), V (r × b) and rank r = round(lowrank_ratio × width), a third
+        knob beside width and depth (`scaling.model.lowrank`). In (0, 1]; SP only.
     """
 
     width: int
@@ -70,6 +73,7 @@ class ModelConfig:
     scan_layers: bool = False
     attention: str = "blocked"
     remat: str = "none"
+    lowrank_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         check = cc.Checks("model", self)
@@ -88,6 +92,15 @@ class ModelConfig:
         check.choice("remat", REMAT_POLICIES)
         check.boolean("tied_embeddings", "scan_layers")
         check.number("init_std", "rope_theta", "norm_eps", positive=True)
+        ratio = self.lowrank_ratio
+        check.number("lowrank_ratio", minimum=0, maximum=1)
+        if ratio and round(ratio * self.width) < 1:
+            check.fail("lowrank_ratio", f"gives rank round({ratio} * width={self.width}) = 0; the rank must be >= 1")
+        if ratio and self.parameterization != "sp":
+            check.fail(
+                "lowrank_ratio",
+                f"with parameterization={self.parameterization!r}: low-rank factors are defined under SP only",
+            )
 
     # ---- derived shapes -------------------------------------------------------------
     @property
@@ -103,6 +116,11 @@ class ModelConfig:
         if self.mlp == "gelu":
             return 4 * self.width
         return -(-(8 * self.width) // (3 * 64)) * 64  # ceil(8/3 * width) to a multiple of 64
+
+    @property
+    def rank(self) -> int | None:
+        """The factors' rank round(lowrank_ratio × width), or None for a dense model."""
+        return round(self.lowrank_ratio * self.width) if self.lowrank_ratio else None
 
     # ---- plain-data round trip ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

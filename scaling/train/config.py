@@ -111,6 +111,10 @@ class TrainConfig:
     init_from: ["checkpoint_dir", step]: start from another run's params and optimizer
         state at that step (the step counter continues from there) under this config's
         schedule, e.g. a WSD cooldown branch. "" = a fresh start.
+    init_params_from: "RUN_DIR@STEP": start from another run's parameters only, with a fresh
+        optimizer state and this run's own schedule from step 0 (fine-tuning, typically on
+        another data source). The parent must have this run's architecture (checked before
+        anything compiles); config.json records it under "parent". "" = a fresh start.
     seed: parameter-initialisation seed (the data order has its own, data.seed).
     flop_convention: how the `flops` column counts (`scaling.core.flops`; "exact" by default).
     """
@@ -126,6 +130,7 @@ class TrainConfig:
     keep_eval_checkpoints: bool = False
     save_steps: tuple[int, ...] = ()
     init_from: tuple[str, int] | None = None
+    init_params_from: str = ""
     seed: int = 0
     log_every: int = 10
     flop_convention: str = DEFAULT_FLOP_CONVENTION
@@ -165,10 +170,27 @@ class TrainConfig:
         else:
             init = (str(init[0]), int(init[1]))
         check.set("init_from", init)
+        spec = self.init_params_from
+        if not isinstance(spec, str):
+            check.fail("init_params_from", 'must be "RUN_DIR@STEP" or ""')
+        if spec:
+            run, _, step = spec.rpartition("@")
+            if not run or not step.isdigit():
+                check.fail("init_params_from", 'must be "RUN_DIR@STEP" (e.g. "runs/pretrain@1000") or ""')
+            if init is not None:
+                check.fail("init_params_from", "give train.init_from or train.init_params_from, not both")
 
     @property
     def has_length(self) -> bool:
         return self.steps > 0 or self.tokens > 0
+
+    @property
+    def init_params_step(self) -> tuple[str, int] | None:
+        """(run_dir, step) of `init_params_from`, or None."""
+        if not self.init_params_from:
+            return None
+        run, _, step = self.init_params_from.rpartition("@")
+        return run, int(step)
 
     def num_steps(self, seq_len: int) -> int:
         if self.steps:

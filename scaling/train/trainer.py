@@ -249,6 +249,11 @@ def train(config, out_dir) -> TrainResult:
             and not Path(t.init_from[0]).is_dir()
         ):
             raise FileNotFoundError(f"train.init_from: no run directory {t.init_from[0]!r}")
+        parent = None
+        if t.init_params_step is not None:
+            from scaling.train.parent import check_parent
+
+            parent = check_parent(t.init_params_from, *t.init_params_step, cfg.model)
         data_cfg = cfg.data.replace(eval_batch_size=cfg.eval_batch_size)
         ds = build_dataset(data_cfg)
         if cfg.model.vocab_size < ds.vocab_size:
@@ -295,6 +300,7 @@ def train(config, out_dir) -> TrainResult:
                 "data_manifest": ds.manifest,
                 "versions": package_versions(),
                 "starts": (stored or {}).get("starts", []) + [start_info],
+                **({"parent": parent} if parent is not None else {}),
             },
         )
     return _Run(plan, mesh, ds).run()
@@ -328,6 +334,10 @@ class _Run:
                 got = other.restore(step, prog.abstract_params(), prog.abstract_opt_state())
             return step, got["params"], got["opt_state"], 0.0
         params, opt_state = prog.init(np.int32(t.seed))
+        if t.init_params_step is not None:  # fine-tuning: the parent's params, a fresh optimizer
+            src, step = t.init_params_step
+            with Checkpoints(checkpoint_dir(src), read_only=True) as other:
+                params = other.restore(step, prog.abstract_params())["params"]
         return 0, params, opt_state, 0.0
 
     def _say(self, message: str) -> None:
