@@ -75,7 +75,7 @@ def test_data_constrained_plan_needs_unique_tokens(tmp_path):
 
 
 def test_training_subset_limit():
-    with pytest.raises(ValueError, match="max_train_tokens must be an integer >= 0"):
+    with pytest.raises(ValueError, match=r"data.max_train_tokens=-1: must be >= 0"):
         DataConfig(max_train_tokens=-1)
     ds = TokenDataset(np.arange(1000, dtype=np.uint16) % 200, np.arange(300, dtype=np.uint16) % 200, vocab_size=257,
                       seq_len=8, seed=0, manifest={"source": "test"}, bytes_per_token=1.0)  # fmt: skip
