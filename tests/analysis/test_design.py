@@ -110,3 +110,15 @@ def test_cli_next_and_its_errors(capsys):
     assert "target C = 1e+14 FLOPs" in out and out.count("[") >= 3
     assert main(["plan", str(cfg), "--next", "2", "--target-flops", "1e11", *more]) == 2
     assert "is not above the largest run done" in capsys.readouterr().err
+
+
+def test_n_opt_target_and_bad_quantity(setting):
+    fit, done, cand = setting
+    res = propose_runs(fit, done, cand, 1e20, 3, quantity="params", sigma=0.01)
+    assert res.quantity == "params" and np.all(np.diff(res.picks["expected_width"]) < 0)
+    from scaling.analysis.optimal import compute_optimal
+
+    assert res.start["value"] == pytest.approx(compute_optimal(fit, 1e20)["params"])
+    assert "N_opt" in res.summary()
+    with pytest.raises(ValueError, match="quantity must be 'loss' or 'params'"):
+        propose_runs(fit, done, cand, 1e20, 1, quantity="tokens")
