@@ -193,5 +193,7 @@ def fit_data_constrained(data, *, fixed: Mapping[str, float] | None = None, n_bo
     law = data_constrained_law(fixed)
     fit = fit_law(table, law, **fit_kw)
     if n_boot:
-        fit = bootstrap(table, fit=fit, n_boot=n_boot, seed=seed, level=level).fit
+        boot = bootstrap(table, fit=fit, n_boot=n_boot, seed=seed, level=level)
+        assert boot.fit is not None  # bootstrap attaches the full-data fit
+        fit = boot.fit
     return fit

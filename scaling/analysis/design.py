@@ -193,7 +193,8 @@ def propose_runs(
     width0 = hi - lo
     Jc = jacobian(law, theta, _logx(law, cand))
     cost = cand["flops"].to_numpy(float)
-    chosen, rows = [], []
+    chosen: list[int] = []
+    rows: list[dict] = []
     var, cum = var0, 0.0
     for _ in range(min(k_next, len(cand))):
         u = Jc @ (Sigma @ g)  # (m,)

@@ -342,6 +342,8 @@ def fit_hparam_laws(
         )
         f = fit_law(table, law, delta=delta)
         if n_boot:
-            f = bootstrap(table, fit=f, n_boot=n_boot, seed=seed, level=level).fit
+            boot = bootstrap(table, fit=f, n_boot=n_boot, seed=seed, level=level)
+            assert boot.fit is not None  # bootstrap attaches the full-data fit
+            f = boot.fit
         fits.append(f)
     return HparamLaws(lr=fits[0], batch=fits[1], batch_unit=batch_unit, seq_len=seq_len, optima=optima.copy())

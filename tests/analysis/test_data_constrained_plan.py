@@ -70,7 +70,7 @@ def test_plan_holds_unique_tokens_fixed_while_tokens_grow(tmp_path):
 def test_data_constrained_plan_needs_unique_tokens(tmp_path):
     with pytest.raises(ValueError, match="needs sweep.unique_tokens"):
         load_sweep_config(write(tmp_path, unique=""))
-    with pytest.raises(ValueError, match=r"sweep.unique_tokens\[0\]=-5 must be a positive integer"):
+    with pytest.raises(ValueError, match=r"sweep.unique_tokens\[0\]=-5: must be a positive integer"):
         load_sweep_config(write(tmp_path, unique="unique_tokens = [-5]"))
 
 

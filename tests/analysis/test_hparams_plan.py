@@ -65,7 +65,7 @@ def test_hparam_grid_trains_the_whole_grid_per_cell(tmp_path):
 def test_hparam_grid_with_one_value_on_an_axis_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"needs 2\+ batch sizes in hparams.batch_grid \(got \[8\]\)"):
         load_sweep_config(write(tmp_path, hparams="lr_grid = [0.01, 0.03]\nbatch_grid = [8]"))
-    with pytest.raises(ValueError, match=r"hparams.lr_grid\[1\]=-0.1 must be a positive number"):
+    with pytest.raises(ValueError, match=r"hparams.lr_grid\[1\]=-0.1: must be a positive number"):
         load_sweep_config(write(tmp_path, hparams="lr_grid = [0.01, -0.1]\nbatch_grid = [4, 8]"))
 
 
