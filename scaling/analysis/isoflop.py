@@ -6,7 +6,10 @@ compute-optimal size N*(C) (or, with ``minimum='akima'`` etc., the lowest point 
 interpolant, as Porian et al. 2024), the loss there L*(C), and D*(C) = C / (k·N*) with
 k = FLOPs per parameter per token (the rows' median flops / (params·tokens), else 6).
 Bootstrap intervals resample the points within each budget (a fixed seed makes them
-deterministic). Finally N_opt(C) = G·C^a and D_opt(C) = H·C^b are fitted by log-log
+deterministic); every draw follows the point estimate's own rule, so a draw whose
+vertex falls outside the sizes tried (or whose parabola opens downwards) has no
+minimum: it is left out of that budget's intervals and of the exponent fits' draws,
+and the number left out is reported (``IsoFlopProfile.n_excluded``). Finally N_opt(C) = G·C^a and D_opt(C) = H·C^b are fitted by log-log
 regression of the vertices; their intervals refit the per-budget bootstrap draws.
 
 A profile warns (``IsoFlopProfile.warnings``) when its parabola opens downwards (no
@@ -26,6 +29,7 @@ import pandas as pd
 
 from .allocation import PowerLawFit, check_bootstrap_args, fit_power_law
 from .interpolate import METHODS, MIN_POINTS, interpolate_curve
+from .levels import WIDE_SPAN, group_log, group_spans
 
 __all__ = [
     "IsoFlopProfile",
@@ -39,19 +43,14 @@ __all__ = [
 
 def group_budgets(flops, rtol: float = 0.1) -> np.ndarray:
     """Label rows that share a compute budget: sorted FLOPs are cut wherever one value
-    exceeds its predecessor by more than ``rtol`` (relative). Returns integer labels
-    (0, 1, ... in increasing budget) aligned with ``flops``."""
-    f = np.asarray(flops, dtype=float)
-    if not rtol > 0:
-        raise ValueError(f"rtol must be positive; got {rtol!r}")
-    if np.any(~np.isfinite(f)) or np.any(f <= 0):
+    exceeds its predecessor by more than a factor 1 + rtol (a gap in log space,
+    ``levels.group_log``). Returns integer labels (0, 1, ... in increasing budget)
+    aligned with ``flops``. Jittered values (digitized points) can chain neighbouring
+    budgets into one group: ``isoflop_analysis`` warns when a group spans more than
+    ``WIDE_SPAN`` (1.5x)."""
+    if np.any(~np.isfinite(np.asarray(flops, dtype=float))) or np.any(np.asarray(flops, dtype=float) <= 0):
         raise ValueError("flops must be finite and positive to group rows into IsoFLOP budgets")
-    order = np.argsort(f, kind="stable")
-    fs = f[order]
-    new = np.r_[False, fs[1:] > fs[:-1] * (1 + rtol)]
-    labels = np.empty(len(f), dtype=int)
-    labels[order] = np.cumsum(new)
-    return labels
+    return group_log(flops, rtol)
 
 
 def _design(x: np.ndarray) -> np.ndarray:
@@ -102,7 +101,9 @@ class IsoFlopProfile:
     n_opt_draws: np.ndarray = field(repr=False)  # (n_boot,), NaN: no minimum in that draw
     minimum: str = "parabola"  # how n_opt was located (see isoflop_profile)
     seed: int = 0
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # flags that drop the profile from the power-law fits
+    n_excluded: int = 0  # bootstrap draws without a minimum inside the sizes tried (NaN in n_opt_draws)
+    notes: tuple[str, ...] = ()  # cautions that do not drop the profile (most draws excluded)
 
     @property
     def convex(self) -> bool:
@@ -211,11 +212,23 @@ def isoflop_profile(
     if minimum == "parabola":
         n_opt, l_opt = _vertex(coef, xc, xs)
         n_draws, l_draws = _vertex(coef_draws, xc, xs)
+        # the point estimate's rule for every draw: no minimum (NaN) when the vertex lies
+        # outside the sizes tried, as for a parabola opening downwards
+        outside = ~((n_draws >= N.min()) & (n_draws <= N.max()))
+        n_draws = np.where(outside, np.nan, n_draws)
+        l_draws = np.where(outside, np.nan, l_draws)
     else:
         (n_opt,), (l_opt,) = _interp_minima(N, L, np.arange(len(N))[None], minimum, density)
         n_draws, l_draws = _interp_minima(N, L, idx, minimum, density)
 
     warns = []
+    n_excluded = int(np.sum(~np.isfinite(n_draws)))
+    notes = ()
+    if np.isfinite(n_opt) and n_excluded > 0.5 * n_boot:
+        notes = (
+            f"budget {budget:.4g}: {n_excluded} of {n_boot} bootstrap draws have no minimum inside the sizes "
+            "tried (left out of its intervals): the minimum is poorly located",
+        )
     if minimum != "parabola":
         if not np.isfinite(n_opt):
             warns.append(
@@ -249,6 +262,8 @@ def isoflop_profile(
         minimum=minimum,
         seed=seed,
         warnings=tuple(warns),
+        n_excluded=n_excluded,
+        notes=notes,
     )
 
 
@@ -290,6 +305,7 @@ class IsoFlopResult:
                     convex=p.convex,
                     interior=p.interior,
                     used=p.budget in self.used,
+                    n_boot_excluded=p.n_excluded,
                     warning="; ".join(p.warnings),
                 )
             )
@@ -316,8 +332,10 @@ def isoflop_analysis(
     """Approach 2 on a table of finished runs (one row per run).
 
     budget: the column naming each row's IsoFLOP budget (its values are the budgets C);
-        None groups rows by ``flops_col`` within relative tolerance ``rtol``
-        (``group_budgets``) and takes each group's geometric-mean FLOPs as C.
+        None groups rows by ``flops_col``: a new budget starts at every gap of more than
+        a factor 1 + ``rtol`` between sorted FLOPs (``group_budgets``), each group's
+        geometric-mean FLOPs is its C, and a group spanning more than 1.5x is warned
+        about (jittered FLOPs chain budgets together).
     tokens_col: used for FLOPs per parameter-token (None or absent: 6).
     min_points: budgets with fewer distinct sizes are skipped (with a warning).
     minimum, density: how each budget's minimum is located (``isoflop_profile``).
@@ -340,6 +358,15 @@ def isoflop_analysis(
             groups[float(np.exp(np.mean(np.log(flops[rows]))))] = rows
     has_tokens = tokens_col is not None and tokens_col in df.columns
     profiles, warns = [], []
+    if budget is None:
+        spans = group_spans(flops, labels)
+        for lab in np.flatnonzero(spans > WIDE_SPAN):
+            rows = labels == lab
+            warns.append(
+                f"budget group {lab} spans {flops[rows].min():.3g} to {flops[rows].max():.3g} FLOPs "
+                f"({spans[lab]:.2f}x > {WIDE_SPAN}x, {int(rows.sum())} rows): neighbouring FLOP values within "
+                f"rtol={rtol} chained several budgets into one; pass a budget column or a smaller rtol"
+            )
     for i, (c, rows) in enumerate(sorted(groups.items())):
         sub = df.iloc[rows]
         n_distinct = sub[params_col].nunique()
@@ -358,7 +385,7 @@ def isoflop_analysis(
             seed=seed + i,
         )
         profiles.append(p)
-        warns.extend(p.warnings)
+        warns.extend(p.warnings + p.notes)
     used = [p for p in profiles if keep_flagged or not p.flagged]
     if len(used) < 2:
         raise ValueError(
