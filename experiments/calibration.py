@@ -188,7 +188,7 @@ def run_split(table: pd.DataFrame, test: np.ndarray, *, n_boot: int, seed: int, 
     train, held = table[~test].reset_index(drop=True), table[test].reset_index(drop=True)
     t0 = time.process_time()
     fit = fit_law(train, "chinchilla")
-    boot = bootstrap(train, fit=fit, n=n_boot, seed=seed)
+    boot = bootstrap(train, fit=fit, n_boot=n_boot, seed=seed, calibrate=False)
     t1 = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -272,8 +272,8 @@ def isoflop_minimum_study(root: Path, n_boot: int, seed: int) -> pd.DataFrame:
                 r = isoflop_analysis(t, budget=budget, minimum=minimum, n_boot=n_boot, seed=seed)
             s = r.n_opt.draws[:, 0]
             s = s[np.isfinite(s)]
-            rows.append(dict(table=name, minimum=minimum, a=r.a, a_lo=r.n_opt.exponent_ci[0],
-                             a_hi=r.n_opt.exponent_ci[1], published_a=published,
+            rows.append(dict(table=name, minimum=minimum, a=r.a, a_lo=r.n_opt.exponent_interval[0],
+                             a_hi=r.n_opt.exponent_interval[1], published_a=published,
                              abs_diff_published=abs(r.a - published),
                              point_percentile=float(100 * np.mean(s < r.a)) if len(s) else np.nan,
                              budgets_used=len(r.used),
@@ -428,11 +428,22 @@ def _manifest(args, hashes) -> dict:
         "script": "experiments/calibration.py",
         "commit": commit,
         "dirty": dirty,
-        "versions": {"scaling": scaling.__version__, "jax": jax.__version__, "numpy": np.__version__,
-                     "scipy": scipy.__version__, "pandas": pd.__version__},  # fmt: skip
+        "versions": {
+            "scaling": scaling.__version__,
+            "jax": jax.__version__,
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+            "pandas": pd.__version__,
+        },  # fmt: skip
         "data_sha256": hashes,
-        "settings": {"n_boot": args.n_boot, "seed": args.seed, "levels": list(LEVELS), "law": "chinchilla",
-                     "size_cut": SIZE_CUT, "budget_rule": "top round(n_budgets/3) budgets held out"},  # fmt: skip
+        "settings": {
+            "n_boot": args.n_boot,
+            "seed": args.seed,
+            "levels": list(LEVELS),
+            "law": "chinchilla",
+            "size_cut": SIZE_CUT,
+            "budget_rule": "top round(n_budgets/3) budgets held out",
+        },  # fmt: skip
     }
 
 

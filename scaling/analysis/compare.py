@@ -16,14 +16,10 @@ held-out log errors, every origin weighted equally:
 The stacked prediction is sum_l weight_l · ln L_l(x). With few origins the weights are
 noisy: they say which forms extrapolated best *inside* these data, not a law of nature.
 
-Built-in candidates registered here (through the law registry, so fit_law, bootstrap and
-predict_loss take them by name):
-
-- ``chinchilla_dexp``: L = E + A/N^alpha + B/D^(beta + gamma·ln(N/1e9)), a data exponent
-  that drifts with model size (the effect Farseer, Li et al. 2025, models with its
-  N-dependent exponent and coefficient), gamma = 0 being Chinchilla.
-- ``kaplan`` (Kaplan et al. 2020, an interaction between N and D without an irreducible
-  term) is registered in ``laws``.
+The default candidates (``DEFAULT_LAWS``, all in the law registry, ``laws.py``):
+``chinchilla``; ``chinchilla_dexp``, a data exponent that drifts with model size (the
+effect Farseer, Li et al. 2025, models with N-dependent exponents); ``kaplan`` (Kaplan
+et al. 2020: N and D interact, no irreducible term).
 """
 
 from __future__ import annotations
@@ -31,40 +27,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .laws import _HOFFMANN, Law, _lse, get_law, list_laws, register_law
+from .laws import get_law
 from .predictive import inner_backtests, rolling_origins
+from .table import as_table
 
 __all__ = ["compare_laws", "stack_weights", "DEFAULT_LAWS"]
 
 DEFAULT_LAWS = ("chinchilla", "chinchilla_dexp", "kaplan")
-_LN_N0 = float(np.log(1e9))  # the size at which chinchilla_dexp's data exponent is beta
-
-
-def _dexp_log_loss(q, x):
-    beta_n = q["beta"] + q["gamma"] * (x["params"] - _LN_N0)
-    return _lse(q["log_E"], q["log_A"] - q["alpha"] * x["params"], q["log_B"] - beta_n * x["tokens"])
-
-
-if "chinchilla_dexp" not in list_laws():
-    register_law(
-        Law(
-            name="chinchilla_dexp",
-            params=("E", "A", "B", "alpha", "beta", "gamma"),
-            log_params=("E", "A", "B"),
-            inputs=("params", "tokens"),
-            log_loss=_dexp_log_loss,
-            # Hoffmann's grid (coarsened in E, A, B) x three drifts of the data exponent
-            grid={
-                "log_E": [-1.0, 0.0, 1.0],
-                "log_A": _HOFFMANN["log_A"],
-                "log_B": _HOFFMANN["log_B"],
-                "alpha": [0.0, 0.5, 1.0, 1.5],
-                "beta": [0.0, 0.5, 1.0, 1.5],
-                "gamma": [-0.02, 0.0, 0.02],
-            },
-            description="L = E + A/N^alpha + B/D^(beta + gamma ln(N/1e9)) (size-dependent data exponent)",
-        )
-    )
 
 
 def stack_weights(pred: np.ndarray, obs: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
@@ -90,15 +59,15 @@ def compare_laws(data, laws=DEFAULT_LAWS, *, fit_kw=None, origins=None) -> pd.Da
 
     All laws must read the same inputs (the cutoffs are shared). Raises ValueError when
     no cutoff admits an inner backtest (too few budgets or sizes)."""
-    from .fit import as_table
-
     table = as_table(data)
     laws = [get_law(law) for law in laws]
     if not laws:
         raise ValueError("compare_laws needs at least one law")
     inputs = {tuple(law.inputs) for law in laws}
     if len(inputs) > 1:
-        raise ValueError(f"compare_laws: the laws read different inputs {sorted(inputs)}; compare laws of the same inputs")
+        raise ValueError(
+            f"compare_laws: the laws read different inputs {sorted(inputs)}; compare laws of the same inputs"
+        )
     if origins is None:
         # the strictest law's admissible cutoffs, shared by all (same inner sets for all)
         origins = rolling_origins(table, max(laws, key=lambda law: law.n_params))

@@ -1,4 +1,7 @@
-"""Grouping of positive values (compute budgets, model sizes) into levels, in log space.
+"""Log-space geometry of a table's inputs: grouping values into levels (budgets, sizes),
+and how far a point lies outside the fitted data.
+
+Grouping:
 
 One rule for everything that asks "which rows share a budget / a size": sorted
 log-values are cut wherever one exceeds its predecessor by more than ``log1p(rtol)``.
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["group_log", "group_spans", "WIDE_SPAN"]
+__all__ = ["group_log", "group_spans", "WIDE_SPAN", "coordinates", "extrapolation_distance"]
 
 # A group whose largest value is more than 1.5x its smallest is probably several
 # budgets chained together by jittered values: callers warn about it.
@@ -45,3 +48,22 @@ def group_spans(values, labels) -> np.ndarray:
     np.maximum.at(hi, labels, v)
     np.minimum.at(lo, labels, v)
     return hi / lo
+
+
+def coordinates(logx) -> np.ndarray:
+    """The coordinates distances are measured in: the law's log inputs and, for a law of
+    several inputs, their sum (ln N + ln D = ln C - ln k): a run can lie inside the fit
+    data's range of N and of D and still far beyond its compute, which is where a law
+    of N and D extrapolates most."""
+    logx = np.asarray(logx, dtype=float)
+    if logx.shape[-1] < 2:
+        return logx
+    return np.concatenate([logx, logx.sum(axis=-1, keepdims=True)], axis=-1)
+
+
+def extrapolation_distance(logx, box_lo, box_hi) -> np.ndarray:
+    """Euclidean norm (e-folds) of how far each row of log inputs (..., k) lies outside
+    the box [box_lo, box_hi] (k,); 0 inside."""
+    logx = np.asarray(logx, dtype=float)
+    out = np.maximum(logx - np.asarray(box_hi), 0.0) + np.maximum(np.asarray(box_lo) - logx, 0.0)
+    return np.sqrt(np.sum(out * out, axis=-1))

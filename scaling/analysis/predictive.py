@@ -48,16 +48,26 @@ from __future__ import annotations
 
 import math
 import warnings as _warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .levels import group_log
+from .fit import fit_law
+from .laws import get_law
+from .levels import coordinates, extrapolation_distance, group_log
+from .results import Calibration, normal_quantile
 
-__all__ = ["Calibration", "calibrate", "coordinates", "inner_backtests", "rolling_origins", "extrapolation_distance", "LEVELS",
-           "INTERVALS", "check_interval", "interval_level", "predictive_bounds"]
+__all__ = [
+    "calibrate",
+    "inner_backtests",
+    "rolling_origins",
+    "LEVELS",
+    "INTERVALS",
+    "calibration_for",
+    "check_interval",
+    "interval_level",
+    "predictive_bounds",
+]
 
 INTERVALS = ("predictive", "law")  # the interval kinds predict_loss and friends offer
 LEVELS = (0.5, 0.8, 0.9, 0.95)  # the levels whose multipliers a calibration stores
@@ -70,134 +80,13 @@ LEVEL_RTOL = 0.05  # values within 5% are one level (budget, size) when choosing
 # extrapolation errors one e-fold out), never less than 2% per e-fold.
 FALLBACK_KAPPA_FACTOR = 4.0
 FALLBACK_KAPPA_MIN = 0.02
-
-
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2))
+# Successive halving for the inner fits: 16 survivors of the whole grid, as a grid
+# bootstrap refit (uncertainty.GRID_BOOTSTRAP_PRUNE), since an inner fit is one more refit.
+INNER_PRUNE = ((3, 512), (10, 64), (24, 16))
 
 
 def _log_inputs(table: pd.DataFrame, inputs) -> np.ndarray:
     return coordinates(np.stack([np.log(table[c].to_numpy(float)) for c in inputs], axis=-1))
-
-
-def coordinates(logx) -> np.ndarray:
-    """The coordinates distances are measured in: the law's log inputs and, for a law of
-    several inputs, their sum (ln N + ln D = ln C - ln k): a run can lie inside the fit
-    data's range of N and of D and still far beyond its compute, which is where a law
-    of N and D extrapolates most."""
-    logx = np.asarray(logx, dtype=float)
-    if logx.shape[-1] < 2:
-        return logx
-    return np.concatenate([logx, logx.sum(axis=-1, keepdims=True)], axis=-1)
-
-
-def extrapolation_distance(logx, box_lo, box_hi) -> np.ndarray:
-    """Euclidean norm (e-folds) of how far each row of log inputs (..., k) lies outside
-    the box [box_lo, box_hi] (k,); 0 inside."""
-    logx = np.asarray(logx, dtype=float)
-    out = np.maximum(logx - np.asarray(box_hi), 0.0) + np.maximum(np.asarray(box_lo) - logx, 0.0)
-    return np.sqrt(np.sum(out * out, axis=-1))
-
-
-@dataclass
-class Calibration:
-    """The predictive-interval model of one fit (see the module docstring).
-
-    sigma0: log-loss noise at distance 0; kappa: misspecification growth per e-fold;
-    multipliers: level -> q_level; box_lo/box_hi: the fit data's log-input box per input;
-    (in ``coordinates``); inputs: the law's inputs; n_origins, n_pairs: inner backtests behind kappa;
-    calibrated: False when it fell back (see warnings); noise_source: "residuals"/"seeds".
-    """
-
-    law: str
-    inputs: tuple
-    sigma0: float
-    kappa: float
-    multipliers: dict
-    box_lo: tuple
-    box_hi: tuple
-    noise: float = float("nan")
-    noise_source: str = "residuals"
-    n_origins: int = 0
-    n_pairs: int = 0
-    calibrated: bool = True
-    warnings: tuple = ()
-    pairs: pd.DataFrame | None = field(default=None, repr=False)
-
-    def distance(self, **inputs) -> np.ndarray:
-        arrays = np.broadcast_arrays(*[np.asarray(inputs[i], dtype=float) for i in self.inputs])
-        logx = coordinates(np.stack([np.log(a) for a in arrays], axis=-1))
-        return extrapolation_distance(logx, self.box_lo, self.box_hi)
-
-    def sigma(self, distance) -> np.ndarray:
-        d = np.asarray(distance, dtype=float)
-        return np.sqrt(self.sigma0**2 + (self.kappa * d) ** 2)
-
-    def multiplier(self, level: float) -> float:
-        """q_level: the stored one, else interpolated in Gaussian-quantile space."""
-        if not 0 < level < 1:
-            raise ValueError(f"interval level must be in (0, 1); got {level}")
-        levels = np.array(sorted(self.multipliers))
-        q = np.array([self.multipliers[lv] for lv in levels])
-        if any(abs(level - lv) < 1e-9 for lv in levels):
-            return float(q[np.argmin(np.abs(levels - level))])
-        ratio = np.interp(_z(level), [_z(lv) for lv in levels], q / np.array([_z(lv) for lv in levels]))
-        return float(ratio * _z(level))
-
-    def bounds(self, log_center, distance, level: float, param_lo=None, param_hi=None):
-        """(lo, hi) of the loss: log_center ± sqrt(param offset^2 + (q·sigma(d))^2);
-        param_lo/param_hi: the bootstrap band's log offsets below/above (>= 0)."""
-        h = self.multiplier(level) * self.sigma(distance)
-        plo = 0.0 if param_lo is None else np.maximum(param_lo, 0.0)
-        phi = 0.0 if param_hi is None else np.maximum(param_hi, 0.0)
-        lo = log_center - np.sqrt(plo**2 + h**2)
-        hi = log_center + np.sqrt(phi**2 + h**2)
-        return np.exp(lo), np.exp(hi)
-
-    def to_dict(self) -> dict:
-        return {
-            "law": self.law,
-            "inputs": list(self.inputs),
-            "sigma0": float(self.sigma0),
-            "kappa": float(self.kappa),
-            "noise": float(self.noise),
-            "noise_source": self.noise_source,
-            "multipliers": {str(k): float(v) for k, v in self.multipliers.items()},
-            "box_lo": [float(v) for v in self.box_lo],
-            "box_hi": [float(v) for v in self.box_hi],
-            "n_origins": int(self.n_origins),
-            "n_pairs": int(self.n_pairs),
-            "calibrated": bool(self.calibrated),
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> Calibration:
-        return cls(
-            law=d["law"],
-            inputs=tuple(d["inputs"]),
-            sigma0=float(d["sigma0"]),
-            kappa=float(d["kappa"]),
-            noise=float(d.get("noise", np.nan)),
-            noise_source=d.get("noise_source", "residuals"),
-            multipliers={float(k): float(v) for k, v in d["multipliers"].items()},
-            box_lo=tuple(float(v) for v in d["box_lo"]),
-            box_hi=tuple(float(v) for v in d["box_hi"]),
-            n_origins=int(d.get("n_origins", 0)),
-            n_pairs=int(d.get("n_pairs", 0)),
-            calibrated=bool(d.get("calibrated", True)),
-            warnings=tuple(d.get("warnings", ())),
-        )
-
-    def summary(self) -> str:
-        head = "predictive interval" + ("" if self.calibrated else " (NOT calibrated: fallback)")
-        return (
-            f"{head}: noise {100 * self.sigma0:.2f}% + misspecification {100 * self.kappa:.2f}% per e-fold "
-            f"of extrapolation (from {self.n_origins} inner backtests, {self.n_pairs} held-out rows); "
-            "multipliers " + ", ".join(f"{int(round(100 * k))}%: {v:.2f}" for k, v in sorted(self.multipliers.items()))
-        )
 
 
 def rolling_origins(table: pd.DataFrame, law, *, axes=None) -> list[tuple[str, float, np.ndarray]]:
@@ -210,8 +99,6 @@ def rolling_origins(table: pd.DataFrame, law, *, axes=None) -> list[tuple[str, f
     more rows than the law has parameters, plus two). Up to ORIGINS_PER_AXIS[axis]
     cutoffs per axis, evenly spread over the admissible ones, the largest always included.
     """
-    from .laws import get_law
-
     law = get_law(law)
     if axes is None:
         axes = tuple(dict.fromkeys(("flops",) + tuple(law.inputs)))
@@ -258,13 +145,8 @@ def inner_backtests(table: pd.DataFrame, law, *, origins=None, fit_kw=None) -> p
     grid bootstrap is, ``GRID_BOOTSTRAP_PRUNE``, unless fit_kw says otherwise), on the
     same points with zero weight on the held-out rows, so all of them share one compiled
     program."""
-    from .fit import fit_law
-    from .laws import get_law
-
-    from .uncertainty import GRID_BOOTSTRAP_PRUNE
-
     law = get_law(law)
-    fit_kw = {"prune": GRID_BOOTSTRAP_PRUNE, **(fit_kw or {})}
+    fit_kw = {"prune": INNER_PRUNE, **(fit_kw or {})}
     if origins is None:
         origins = rolling_origins(table, law)
     logx = _log_inputs(table, law.inputs)
@@ -329,7 +211,6 @@ def calibrate(data, fit, *, origins=None, pairs: pd.DataFrame | None = None, fit
     pairs: precomputed ``inner_backtests`` output (e.g. shared with compare_laws).
     fit_kw: options for the inner fits (default: the outer fit's delta)."""
     from .fit import as_table
-    from .laws import get_law
 
     table = as_table(data)
     law = get_law(fit.law)
@@ -343,7 +224,7 @@ def calibrate(data, fit, *, origins=None, pairs: pd.DataFrame | None = None, fit
     pairs = pairs[np.isfinite(pairs["error"].to_numpy(float))]
     n_origins = int(pairs["origin"].nunique()) if len(pairs) else 0
     calibrated = n_origins >= 1
-    multipliers = {lv: _z(lv) for lv in LEVELS}
+    multipliers = {lv: normal_quantile(lv) for lv in LEVELS}
     if calibrated:
         e2 = pairs["error"].to_numpy(float) ** 2
         d2 = pairs["distance"].to_numpy(float) ** 2
@@ -352,7 +233,7 @@ def calibrate(data, fit, *, origins=None, pairs: pd.DataFrame | None = None, fit
         sig = np.sqrt(s0**2 + kappa**2 * d2)
         u = np.sqrt(e2) / np.maximum(sig, 1e-12)
         for lv in LEVELS:
-            multipliers[lv] = max(_z(lv), _weighted_quantile(u, w, lv))
+            multipliers[lv] = max(normal_quantile(lv), _weighted_quantile(u, w, lv))
         if n_origins < 3:
             warns.append(
                 f"only {n_origins} inner backtest(s) could be run: the misspecification growth is poorly determined"
@@ -412,6 +293,21 @@ def interval_level(level, boot) -> float:
     if not 0 < level < 1:
         raise ValueError(f"interval level must be in (0, 1); got {level}")
     return level
+
+
+def calibration_for(fit, boot, interval: str):
+    """The Calibration to use for ``interval`` ("law": None). A predictive interval
+    asked of a bootstrapped fit without one is an error, not a silent law-only band."""
+    if interval == "law":
+        return None
+    cal = getattr(fit, "calibration", None)
+    if cal is None and boot is not None:
+        raise ValueError(
+            "this fit carries a bootstrap but no predictive calibration (a fit saved before calibrations "
+            "existed, or bootstrap(..., calibrate=False)): rerun bootstrap(...) / `scaling fit --n-boot N`, "
+            "or ask for interval='law'"
+        )
+    return cal
 
 
 def predictive_bounds(boot, cal, inputs: dict, center, level: float, draws=None):

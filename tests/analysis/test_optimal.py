@@ -45,7 +45,7 @@ def test_intervals_from_a_bootstrap():
     N = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 240))
     D = N * np.exp(rng.uniform(np.log(2), np.log(200), 240))
     L = chinchilla_loss(N, D, **TEST_LAW) * np.exp(0.01 * rng.standard_normal(240))
-    b = bootstrap({"params": N, "tokens": D, "loss": L}, n=128, seed=0)
+    b = bootstrap({"params": N, "tokens": D, "loss": L}, n_boot=128, seed=0)
     (a, alo, ahi), (bb, blo, bhi) = allocation_exponents(b, level=0.9)
     assert alo < a < ahi and blo < bb < bhi
     a_true = TEST_LAW["beta"] / (TEST_LAW["alpha"] + TEST_LAW["beta"])
@@ -74,7 +74,7 @@ def test_resamples_with_a_vanished_term_drop_out_of_intervals():
     draws[0, 1] = 0.0  # A vanished in one refit (exp of a very negative log A)
     b = BootstrapResult(law="chinchilla", draws=draws, objectives=np.zeros(50), converged=np.ones(50, bool), fit=fit)
     fit.bootstrap = b
-    out = compute_optimal(fit, 1e22, level=0.9)
+    out = compute_optimal(fit, 1e22, level=0.9, interval="law")
     assert np.isfinite([out["params_lo"], out["params_hi"], out["loss_lo"], out["loss_hi"]]).all()
     assert out["params_lo"] < out["params"] < out["params_hi"]
     lo, hi = b.predict_interval(params=1e9, tokens=2e10)  # a law with A = 0 still predicts
