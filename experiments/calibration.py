@@ -19,11 +19,14 @@ the law-only band at the same levels for comparison, and a plain scipy Huber gri
 (L-BFGS-B from a 3^5 grid, the baseline of the point accuracy). Nothing is tuned per
 family: every split runs the same code with the same settings.
 
-Writes (small, committed): ``points.csv`` (one row per held-out run and level),
-``summary.csv`` / ``summary.md`` (per family and overall: coverage at each level, median
+Writes (small, committed): ``splits/FAMILY__SPLIT.csv`` (one row per held-out run and
+level: observed, predicted, both intervals, distance, the calibration's numbers; what
+``paper_figures/fig9_calibration.py`` draws), ``summary.csv`` / ``summary.md`` (per family and overall: coverage at each level, median
 relative half-width of the 90% interval, mean ARE, baseline ARE, mean signed error) and
-``manifest.json`` (commit, versions, data hashes, settings). Splits already in
-``splits/`` are not recomputed (``--force`` recomputes); a rerun resumes.
+``manifest.json`` (commit, versions, data hashes, settings), and
+``isoflop_minimum.csv`` (parabola vs akima IsoFLOP minima: the evidence for Approach
+2's default). Splits already in ``splits/`` are not recomputed (``--force`` recomputes,
+reusing the method-independent scipy baseline); a rerun resumes.
 """
 
 from __future__ import annotations
@@ -398,7 +401,6 @@ def main(argv=None) -> int:
         return 0
     points = pd.concat(parts, ignore_index=True)
     summary = summarize(points)
-    write_text(out / "points.csv", points.to_csv(index=False, float_format="%.6g"))
     write_text(out / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
     write_text(out / "summary.md", to_markdown(summary))
     if not args.skip_isoflop:

@@ -55,21 +55,23 @@ def run(args) -> int:
     bt = backtest(df, args.cutoff_flops, law, holdout_budgets=args.holdout_budgets,
                   holdout_params=args.holdout_params, n_boot=args.n_boot, level=args.level,
                   interval=args.interval, seed=args.seed)  # fmt: skip
-    cols = [c for c in ("params", "tokens", "flops", "loss", "pred", "lo", "hi", "abs_rel_error") if c in bt.points]
+    cols = [c for c in ("params", "tokens", "flops", "loss", "pred", "pred_lo", "pred_hi", "abs_rel_error")
+            if c in bt.points]  # fmt: skip
     print_rows(bt.points[cols].to_dict("records"), cols)
-    s = bt.summary
     print(
-        f"fit on {s['n_fit']} runs, predicted {s['n_test']}: mean ARE {100 * s['mean_abs_rel_error']:.2f}%, "
-        f"mean signed error {100 * s['mean_signed_error']:+.2f}%"
+        f"fit on {bt.n_fit} runs ({bt.split}), predicted {bt.n_test}: mean ARE {100 * bt.mean_abs_rel_error:.2f}%, "
+        f"mean signed error {100 * bt.mean_signed_error:+.2f}%"
     )
-    if s.get("coverage_by_level"):
-        cov = ", ".join(f"{int(round(100 * float(k)))}%: {100 * v:.0f}%" for k, v in s["coverage_by_level"].items())
+    if bt.coverage_by_level:
+        cov = ", ".join(f"{int(round(100 * k))}%: {100 * v:.0f}%" for k, v in bt.coverage_by_level.items())
         print(
-            f"{s['interval']} interval coverage {cov}; median relative half-width at "
-            f"{int(round(100 * s['level']))}%: {100 * s['median_rel_halfwidth']:.2f}%"
+            f"{bt.interval} interval: coverage {cov}; median relative half-width at "
+            f"{int(round(100 * bt.level))}%: {100 * bt.median_rel_halfwidth:.2f}%"
         )
-    for w in s.get("warnings", ()):
+    if bt.fit is not None and bt.fit.calibration is not None:
+        print(bt.fit.calibration.summary())
+    for w in bt.warnings:
         print(f"warning: {w}")
     if args.json:
-        write_json(args.json, {"summary": jsonable(s), "points": jsonable(bt.points.to_dict("list"))})
+        write_json(args.json, {"summary": jsonable(bt.to_dict()), "points": jsonable(bt.points.to_dict("list"))})
     return 0

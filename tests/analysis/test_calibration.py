@@ -87,7 +87,7 @@ def test_misspecification_grows_with_distance_and_is_covered():
 
 
 def train_rows(df):
-    """The 25 rows of the five sizes below 1e9 (every fit here has 25 rows: one compilation)."""
+    """The 30 rows of the six sizes below 1e9 (every fit here has 30 rows: one compilation)."""
     return df[df["params"] < 1e9].reset_index(drop=True)
 
 
@@ -126,3 +126,18 @@ def test_inner_backtests_predict_only_beyond_each_cutoff():
     assert sorted(pairs["row"]) == list(np.flatnonzero(~mask))
     assert np.all(df[axis].to_numpy()[pairs["row"]] > cutoff)
     assert np.all(np.isfinite(pairs["error"])) and np.all(pairs["distance"] >= 0)
+
+
+def test_compare_laws_scores_and_stacks():
+    from scaling.analysis import compare_laws
+
+    df = train_rows(grid_table(noise=0.002, seed=4, gamma=0.03))
+    scores = compare_laws(df, laws=["chinchilla", "chinchilla_dexp"])
+    assert list(scores.columns) == ["law", "n_params", "n_origins", "n_pairs", "rmse", "mean_are", "bias", "weight"]
+    assert set(scores["law"]) == {"chinchilla", "chinchilla_dexp"}
+    assert scores["weight"].sum() == pytest.approx(1.0) and (scores["weight"] >= 0).all()
+    assert scores["rmse"].is_monotonic_increasing and (scores["n_origins"] >= 2).all()
+    # the data were made with a drifting data exponent: the form that has it extrapolates better
+    assert scores.iloc[0]["law"] == "chinchilla_dexp"
+    with pytest.raises(ValueError, match="different inputs"):
+        compare_laws(df, laws=["chinchilla", "power_flops"])

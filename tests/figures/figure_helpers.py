@@ -17,6 +17,7 @@ FIGURES = (
     "fig6_mup",
     "fig7_interpolation",
     "fig8_backtest",
+    "fig9_calibration",
 )
 
 
