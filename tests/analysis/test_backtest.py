@@ -63,3 +63,20 @@ def test_cli_backtest_rejects_bad_input(tmp_path, capsys):
     grid().to_csv(path, index=False)
     assert main(["backtest", str(path), "--holdout-params", "1e12", "--n-boot", "0"]) == 2
     assert "nothing to predict" in capsys.readouterr().err
+
+
+def test_cli_fit_then_predict_predictive_and_law(tmp_path, capsys):
+    path, fitfile = tmp_path / "runs.csv", tmp_path / "fit.json"
+    grid().to_csv(path, index=False)
+    assert main(["fit", str(path), "--n-boot", "32", "--json", str(fitfile)]) == 0
+    assert "predictive interval: noise" in capsys.readouterr().out
+    assert json.loads(fitfile.read_text())["calibration"]["n_origins"] >= 1
+    out = {}
+    for kind in ("predictive", "law"):
+        j = tmp_path / f"{kind}.json"
+        assert main(["predict", str(fitfile), "--params", "2e10", "--tokens", "4e11", "--interval", kind,
+                     "--json", str(j)]) == 0  # fmt: skip
+        out[kind] = json.loads(j.read_text())["predictions"][0]
+    assert out["predictive"]["loss"] == pytest.approx(out["law"]["loss"])
+    width = {k: v["loss_hi"] - v["loss_lo"] for k, v in out.items()}
+    assert width["predictive"] > width["law"] > 0  # 10x beyond the largest size: wider than the law's band
