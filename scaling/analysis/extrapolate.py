@@ -22,6 +22,8 @@ half-width) of the interval.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .engine import DEFAULT_DELTA
@@ -75,7 +77,7 @@ def predict_loss(
         raise ValueError(f"law {law.name!r} needs {list(law.inputs)}; missing {missing}")
     inputs = {i: given[i] for i in law.inputs}
     scalar = all(np.ndim(v) == 0 for v in inputs.values())
-    out = {i: np.asarray(v, dtype=float) for i, v in inputs.items()}
+    out: dict[str, Any] = {i: np.asarray(v, dtype=float) for i, v in inputs.items()}
     out["loss"] = fit_.predict(**inputs)
     cal = calibration_for(fit_, boot, interval)
     if cal is not None:
@@ -170,9 +172,8 @@ def backtest(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if n_boot:
-            fit = bootstrap(
-                train, fit=fit, n_boot=n_boot, seed=seed, level=level, calibrate=interval == "predictive"
-            ).fit
+            boot = bootstrap(train, fit=fit, n_boot=n_boot, seed=seed, level=level, calibrate=interval == "predictive")
+            fit, _ = fit_and_bootstrap(boot)
         elif interval == "predictive":
             fit.calibration = calibrate(train, fit)
     warns = list(dict.fromkeys(str(w.message) for w in caught))

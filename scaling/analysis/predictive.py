@@ -200,7 +200,7 @@ def _weighted_quantile(values, weights, q: float) -> float:
     order = np.argsort(values)
     v, w = np.asarray(values)[order], np.asarray(weights)[order]
     c = np.cumsum(w) / np.sum(w)
-    return float(v[min(np.searchsorted(c, q), len(v) - 1)])
+    return float(v[min(int(np.searchsorted(c, q)), len(v) - 1)])
 
 
 def calibrate(data, fit, *, origins=None, pairs: pd.DataFrame | None = None, fit_kw=None) -> Calibration:
