@@ -80,6 +80,10 @@ def run(args) -> int:
         )
         for w in fit.bootstrap.warnings:
             print(f"warning: {w}")
+    if fit.calibration is not None:
+        print(fit.calibration.summary())
+        for w in fit.calibration.warnings:
+            print(f"warning: {w}")
     if args.json:
         write_json(args.json, fit.to_dict())
     return 0

@@ -1,7 +1,7 @@
 """Import boundaries of `scaling.analysis`: a one-way, layered graph.
 
-laws / table -> engine -> results -> fit -> uncertainty -> optimal -> extrapolate ->
-approaches (with the numpy-only Approaches 1 and 2 beside them). A module imports only
+laws / table / levels -> engine -> results -> fit -> predictive (calibration) ->
+uncertainty / compare -> optimal -> extrapolate -> approaches (with the numpy-only Approaches 1 and 2 beside them). A module imports only
 from lower layers (function-level imports included), never a private name of another
 module, and never the training stack: the analysis runs on published tables without
 JAX training code, and importing it does not import JAX at all."""
@@ -25,22 +25,26 @@ LAYERS = {
     "allocation": 0,
     "loss_curves": 0,
     "schedules": 0,
+    "levels": 0,
     "engine": 1,
     "synthetic": 1,
     "envelope": 1,
     "isoflop": 1,
     "curve_law": 1,
+    "diagnostics": 1,
     "varpro": 2,
     "results": 2,
     "fit": 3,
-    "uncertainty": 4,
-    "optimal": 5,
-    "extrapolate": 6,
-    "approaches": 7,
+    "predictive": 4,
+    "uncertainty": 5,
+    "compare": 5,
+    "optimal": 6,
+    "extrapolate": 7,
+    "approaches": 8,
     # beyond Chinchilla: hyperparameter and data-constrained laws, active design
-    "hparams": 5,
-    "data_constrained": 5,
-    "design": 6,
+    "hparams": 6,
+    "data_constrained": 6,
+    "design": 7,
 }
 # Packages the analysis must never import (the training stack and its libraries).
 FORBIDDEN = ("scaling.train", "scaling.model", "scaling.sweep", "scaling.data", "scaling.interpolate",
