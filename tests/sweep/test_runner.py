@@ -45,6 +45,7 @@ def test_store_schema_and_contents(tmp_path):
         "runs",
         "runs.csv",
         "sweep.toml",
+        "tables.json",
     ]
     assert (out / ".gitignore").read_text().strip().endswith("runs/")
     with open(out / "runs.csv", newline="") as f:
