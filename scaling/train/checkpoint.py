@@ -28,6 +28,7 @@ import errno
 import json
 import logging
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,10 @@ class CheckpointSaveFailed(OSError):
 
     def __init__(self, step: int | None, directory: Path, cause: str) -> None:
         self.disk_full = bool(_DISK_FULL.search(cause))
-        where = _error_path(cause) or directory
+        file = _error_path(cause)
         if self.disk_full:
-            msg = f"disk full: no space left on device writing checkpoint step {step} in {where}"
+            msg = f"disk full: no space left on device saving checkpoint step {step} in {directory}"
+            msg += f" (writing {file})" if file else ""
         else:
             msg = f"checkpoint step {step} could not be saved in {directory}: {_first_line(cause)}"
         super().__init__(errno.ENOSPC if self.disk_full else errno.EIO, msg)
@@ -115,6 +117,22 @@ def _is_read_fault(err: BaseException) -> bool:
     return bool(_READ_FAULT.search(str(err)[:2000]))
 
 
+def _quiet_closed_loop(unraisable) -> None:
+    """sys.unraisablehook that drops the "Event loop is closed" errors tensorstore's
+    callbacks raise once a failed async save has shut Orbax's event loop down (dozens of
+    identical tracebacks after one disk-full error); anything else goes to the old hook."""
+    err = unraisable.exc_value
+    if isinstance(err, RuntimeError) and str(err) == "Event loop is closed":
+        return
+    _quiet_closed_loop.previous(unraisable)
+
+
+def _install_quiet_hook() -> None:
+    if sys.unraisablehook is not _quiet_closed_loop:
+        _quiet_closed_loop.previous = sys.unraisablehook
+        sys.unraisablehook = _quiet_closed_loop
+
+
 class _SaveErrors(logging.Filter):
     """Catches the errors Orbax's background save threads log (the exception itself is
     consumed by Orbax's own finalizer, so this is the one reliable signal), and drops the
@@ -124,12 +142,18 @@ class _SaveErrors(logging.Filter):
         super().__init__()
         self.first: str | None = None
 
+    LOGGERS = ("absl", "asyncio")  # Orbax's own, and the never-retrieved write tasks of its event loop
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR or "orbax" not in (record.pathname or ""):
+        if record.levelno < logging.ERROR:
+            return True
+        if record.name == "absl" and "orbax" not in (record.pathname or ""):
             return True
         text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             text += "\n" + str(record.exc_info[1])
+        if record.name == "asyncio" and "orbax" not in text:
+            return True
         if self.first is None:
             self.first = text
         return not _DISK_FULL.search(text)
@@ -154,7 +178,9 @@ class Checkpoints:
         self.read_only = read_only
         self.last_save: int | None = None
         self._errors = _SaveErrors()
-        logging.getLogger("absl").addFilter(self._errors)
+        _install_quiet_hook()
+        for name in _SaveErrors.LOGGERS:
+            logging.getLogger(name).addFilter(self._errors)
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -167,7 +193,16 @@ class Checkpoints:
         if step in self.manager.all_steps():
             return
         self.check_saves()
-        self.last_save = step
+        previous, self.last_save = self.last_save, step
+        try:
+            self._save(step, params, opt_state, meta)
+        except Exception as err:  # noqa: BLE001 - Orbax raises an earlier async save's error here
+            self._errors.first = None
+            self.manager.reload()
+            raise CheckpointSaveFailed(previous if previous is not None else step, self.directory,
+                                       f"{type(err).__name__}: {err}") from None  # fmt: skip
+
+    def _save(self, step: int, params: dict, opt_state: Any, meta: dict) -> None:
         self.manager.save(
             step,
             args=ocp.args.Composite(
@@ -263,7 +298,8 @@ class Checkpoints:
         try:
             self.manager.close()
         finally:
-            logging.getLogger("absl").removeFilter(self._errors)
+            for name in _SaveErrors.LOGGERS:
+                logging.getLogger(name).removeFilter(self._errors)
 
     def __enter__(self) -> Checkpoints:
         return self
