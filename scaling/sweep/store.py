@@ -115,7 +115,7 @@ def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
     process (or another open of the file) holds it. A crashed holder's lock is freed by
     the OS, which is what lets an interrupted run be resumed.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every file
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
