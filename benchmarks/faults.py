@@ -538,11 +538,36 @@ def write_report(path: Path, outcomes: list[Outcome], bads: list[BadInput], ref_
             {
                 "outcomes": [asdict(o) | {"ok": o.ok} for o in outcomes],
                 "bad_inputs": [asdict(b) | {"ok": b.ok} for b in bads],
+                "reference_s": ref_s,
+                "total_s": total_s,
             },
             indent=2,
         )
         + "\n"  # fmt: skip
     )
+
+
+def merge(parts: list[str], report: Path) -> int:
+    """One report from several faults.json (a campaign split over processes); the first
+    part's result of a scenario wins, and the report lists scenarios in MOMENTS order."""
+    outcomes: dict[str, Outcome] = {}
+    bads: dict[str, BadInput] = {}
+    total, ref_s = 0.0, 0.0
+    for part in parts:
+        data = json.loads(Path(part).read_text())
+        total += data.get("total_s", 0.0)
+        ref_s = ref_s or data.get("reference_s", 0.0)
+        for o in data["outcomes"]:
+            o.pop("ok", None)
+            outcomes.setdefault(o["key"], Outcome(**o))
+        for b in data["bad_inputs"]:
+            b.pop("ok", None)
+            bads.setdefault(b["key"], BadInput(**{**b, "expect_rc": tuple(b["expect_rc"])}))
+    order = [m.key for m in MOMENTS] + ["c01", "c02"]
+    ordered = [outcomes[k] for k in order if k in outcomes]
+    write_report(report, ordered, [bads[k] for k in sorted(bads)], ref_s, total)
+    print(f"wrote {report}")
+    return 0 if all(o.ok for o in ordered) and all(b.ok for b in bads.values()) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,7 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--work", help="scratch directory (default: a temporary one, removed)")
     ap.add_argument("--report", default=str(REPO / "benchmarks" / "results" / "faults.md"))
+    ap.add_argument("--merge", nargs="+", metavar="FAULTS.json", help="write one report from campaigns run in parts")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.report))
     if args.list:
         for m in MOMENTS:
             print(f"{m.key}  {m.sig:4}  {m.name}")

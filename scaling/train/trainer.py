@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import signal
@@ -432,10 +433,13 @@ class _Run:
         except (CheckpointSaveFailed, CheckpointCorrupt) as err:  # known faults: one line, no traceback
             failed = True
             self._say(f"{plan.out_dir}: {err}")
-            ckpts.manager.reload()
             return self._result("failed", ckpts.latest_step() or 0, 0.0, error=str(err))
         except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash of the sweep
             failed = True
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:  # a known fault too: one line
+                message = f"disk full: no space left on device writing {err.filename or plan.out_dir}"
+                self._say(f"{plan.out_dir}: {message}")
+                return self._result("failed", ckpts.latest_step() or 0, 0.0, error=message)
             traceback.print_exc()
             step = ckpts.latest_step() or 0
             return self._result("failed", step, 0.0, error=f"{type(err).__name__}: {err}")
