@@ -257,7 +257,9 @@ def run_sweep(
         # Everything that can reject this invocation, before its first write: a rejected
         # sweep leaves an existing results directory byte-identical and creates no new one.
         store.check_new_output()
-        data = data_manifest(plan.config) if record_environment else None  # a bad data source fails here
+        data = None
+        if record_environment and any(store.read_status(r.run_id)["status"] not in TERMINAL for r in plan.runs):
+            data = data_manifest(plan.config)  # a bad data source fails here (not probed when all is done)
         store.create()
         adopted = store.adopt_tables()
         if adopted:
