@@ -174,7 +174,8 @@ def matches(kind: str, root: Path, d: Path, name: str, mask: int) -> bool:
         "manifest-tmp": rel == Path(".") and name.startswith(".manifest.json.") and tmp,
         "sweep.toml-tmp": rel == Path(".") and name.startswith(".sweep.toml.") and tmp,
         "plan-tmp": rel == Path("runs") and name.startswith(".plan.json.") and tmp,
-        "run.json-tmp": in_run and name.startswith(".run.json.") and tmp,
+        # (a new run directory's own first file comes before its watch can: the directory is the moment)
+        "run-dir": rel == Path("runs") and bool(mask & IN_ISDIR) and created and len(name) == 12,
     }
     return bool(kinds[kind])
 
@@ -196,7 +197,7 @@ MOMENTS = [
     Moment("k14", "manifest.json temp file", "manifest-tmp"),
     Moment("k15", "sweep.toml temp file", "sweep.toml-tmp"),
     Moment("k16", "runs/plan.json temp file", "plan-tmp"),
-    Moment("k17", "a run.json temp file", "run.json-tmp"),
+    Moment("k17", "the plan's run directories being created (run.json files)", "run-dir", nth=2),
     Moment("k18", "run 2 starts (compiling)", "config.json", nth=2),
     Moment("k19", "run 2 inside Orbax's temporary checkpoint directory", "orbax-tmp", nth=5),
     Moment("k20", "run 3 just after a checkpoint rename", "checkpoint-rename", nth=8),
