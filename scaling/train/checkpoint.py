@@ -28,6 +28,7 @@ import errno
 import json
 import logging
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -127,10 +128,25 @@ def _quiet_closed_loop(unraisable) -> None:
     _quiet_closed_loop.previous(unraisable)
 
 
+class _QuietDiskFullTasks(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" records of Orbax write tasks that
+    failed for lack of space: they are logged when the tasks are garbage-collected, after
+    the failure has been reported once, possibly after the manager is closed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ("orbax" in text and _DISK_FULL.search(text))
+
+
+_QUIET_TASKS = _QuietDiskFullTasks()
+
+
 def _install_quiet_hook() -> None:
     if sys.unraisablehook is not _quiet_closed_loop:
         _quiet_closed_loop.previous = sys.unraisablehook
         sys.unraisablehook = _quiet_closed_loop
+    if _QUIET_TASKS not in logging.getLogger("asyncio").filters:
+        logging.getLogger("asyncio").addFilter(_QUIET_TASKS)
 
 
 class _SaveErrors(logging.Filter):
@@ -197,10 +213,16 @@ class Checkpoints:
         try:
             self._save(step, params, opt_state, meta)
         except Exception as err:  # noqa: BLE001 - Orbax raises an earlier async save's error here
-            self._errors.first = None
-            self.manager.reload()
-            raise CheckpointSaveFailed(previous if previous is not None else step, self.directory,
-                                       f"{type(err).__name__}: {err}") from None  # fmt: skip
+            self._failed(f"{type(err).__name__}: {err}", previous if previous is not None else step)
+
+    def _failed(self, cause: str, step: int | None) -> None:
+        """Raise CheckpointSaveFailed for `step`, after removing what the failed save left
+        (its temporary directories: the space a result file needs when the disk is full)."""
+        self._errors.first = None
+        for tmp in self.directory.glob(f"{step}.orbax-checkpoint-tmp*") if step is not None else ():
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.manager.reload()
+        raise CheckpointSaveFailed(step, self.directory, cause) from None
 
     def _save(self, step: int, params: dict, opt_state: Any, meta: dict) -> None:
         self.manager.save(
@@ -283,9 +305,7 @@ class Checkpoints:
             except Exception as err:  # noqa: BLE001 - Orbax re-raises the thread's error as is
                 cause = f"{type(err).__name__}: {err}"
         if cause is not None:
-            self._errors.first = None
-            self.manager.reload()
-            raise CheckpointSaveFailed(self.last_save, self.directory, cause)
+            self._failed(cause, self.last_save)
 
     def wait(self) -> None:
         try:

@@ -146,8 +146,10 @@ def test_consolidate_killed_between_the_tables_leaves_a_detectable_pair(tmp_path
 
 
 # ---- 3. run ids from files never escape the results directory ----------------------------
-@pytest.mark.parametrize("bad_id", ["../../escaped", "/tmp/absolute-escape", "0123456789ab/../../x", ""])
+@pytest.mark.parametrize("bad_id", ["../../escaped", "ABSOLUTE", "0123456789ab/../../x", ""])
 def test_run_ids_from_an_untrusted_runs_csv_are_rejected_before_any_write(tmp_path, bad_id):
+    absolute = tmp_path / "absolute-escape"
+    bad_id = str(absolute) if bad_id == "ABSOLUTE" else bad_id
     plan = _plan(tmp_path)
     out = tmp_path / "results" / "out"
     out.mkdir(parents=True)
@@ -157,7 +159,7 @@ def test_run_ids_from_an_untrusted_runs_csv_are_rejected_before_any_write(tmp_pa
     with pytest.raises(ValueError, match=r"runs.csv:3: run_id: .* is not a run id"):
         _sweep(plan, out)
     assert _snapshot(tmp_path) == before
-    assert not (tmp_path / "escaped").exists() and not Path("/tmp/absolute-escape").exists()
+    assert not (tmp_path / "escaped").exists() and not absolute.exists()
 
 
 def test_run_ids_in_plan_json_and_paths_are_checked(tmp_path):
