@@ -105,9 +105,12 @@ class Watcher:
         if wd >= 0:
             self.dirs[wd] = d
             if d == self.root or self.root in d.parents:
-                for sub in d.iterdir() if d.is_dir() else ():
-                    if sub.is_dir():
-                        self.watch(sub)
+                try:
+                    subs = [sub for sub in d.iterdir() if sub.is_dir()]
+                except OSError:  # gone already (an Orbax temporary directory renamed away)
+                    subs = []
+                for sub in subs:
+                    self.watch(sub)
 
     def events(self, timeout: float):
         r, _, _ = select.select([self.fd], [], [], timeout)
