@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from scaling import atomic
-
-STATUSES = ("pending", "running", "done", "diverged", "failed")
+from scaling.core.status import FINISHED as TERMINAL_STATUSES
+from scaling.core.status import STATUSES
 
 RUN_COLUMNS = (
     "run_id", "sweep", "plan_kind", "parent_run_id",
@@ -405,9 +405,6 @@ class ResultsStore:
         # A resumed run may repeat steps it had logged before the interruption: keep the last.
         by_step = {r["step"]: r for r in rows}
         return [by_step[s] for s in sorted(by_step)]
-
-
-TERMINAL_STATUSES = ("done", "diverged")
 
 
 def read_csv_rows(path: Path, *, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:

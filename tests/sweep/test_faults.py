@@ -265,7 +265,7 @@ def test_a_diverged_run_says_at_which_step_and_what_value(tmp_path):
     out = tmp_path / "out"
 
     def diverges(config, run_dir):  # what the trainer returns: no error text of its own
-        return {"status": "diverged", "steps": 7, "diverged_step": 7, "final_eval_loss": float("nan")}
+        return {"status": "diverged", "steps": 7, "eval_loss": float("nan")}
 
     _sweep(plan, out, diverges)
     with open(out / "runs.csv", newline="") as f:
