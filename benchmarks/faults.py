@@ -71,10 +71,12 @@ lr = 0.01
 [schedule]
 warmup = 2
 
+[data]
+num_eval_batches = 1
+
 [train]
 global_batch_size = 8
 eval_every = 10
-eval_batches = 1
 checkpoint_every = 10
 log_every = 5
 """

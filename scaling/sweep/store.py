@@ -57,6 +57,8 @@ RUN_COLUMNS = (
     "eval_loss", "lr", "batch_size", "seq_len", "steps", "warmup_steps", "seed",
     "parameterization", "schedule", "status", "error", "wall_time_s",
 )  # fmt: skip
+# Written only when a run has them (data-constrained plans): distinct tokens seen, epochs over them.
+OPTIONAL_RUN_COLUMNS = ("unique_tokens", "epochs")
 CURVE_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "eval_loss", "lr")
 
 RUNS_DIR = "runs"
@@ -297,7 +299,7 @@ class ResultsStore:
             runs = self._planned_runs()
             run_rows = [self._run_row(run) for run in runs]
             curve_rows = [row for run in runs for row in self._curve_rows(run["run_id"])]
-            runs_text, curves_text = _to_csv(RUN_COLUMNS, run_rows), _to_csv(CURVE_COLUMNS, curve_rows)
+            runs_text, curves_text = _tables_text(run_rows, curve_rows)
             old = _read_record(self.root / TABLES_FILE)
             # curves first, the record last: a kill in between leaves a pair that does not
             # match its record, which readers detect (check_tables) and rebuild.
@@ -349,7 +351,7 @@ class ResultsStore:
         runs = self._planned_runs()
         run_rows = [self._run_row(run, locks=False) for run in runs]
         curve_rows = [row for run in runs for row in self._curve_rows(run["run_id"])]
-        return _to_csv(RUN_COLUMNS, run_rows), _to_csv(CURVE_COLUMNS, curve_rows), problem
+        return (*_tables_text(run_rows, curve_rows), problem)
 
     def rows(self) -> list[dict[str, Any]]:
         """The runs table as dicts (what runs.csv holds), read from the per-run files."""
@@ -376,7 +378,7 @@ class ResultsStore:
         return [check_run_id(rid, f"{plan}: run_ids[{i}]") for i, rid in enumerate(ids)]
 
     def _run_row(self, run: dict[str, Any], *, locks: bool = True) -> dict[str, Any]:
-        row = {k: run.get(k) for k in RUN_COLUMNS}
+        row = {k: run.get(k) for k in RUN_COLUMNS + OPTIONAL_RUN_COLUMNS}
         record = self.effective_status(run["run_id"]) if locks else self.read_status(run["run_id"])
         row["status"] = record["status"]
         row["error"] = record.get("error")
@@ -433,6 +435,12 @@ def read_csv_rows(path: Path, *, required: tuple[str, ...] = ()) -> Iterator[tup
         raise ValueError(f"{path}: not a UTF-8 text table ({err.reason} at byte {err.start})") from None
     except csv.Error as err:
         raise ValueError(f"{path}: malformed CSV ({err})") from None
+
+
+def _tables_text(run_rows: list[dict[str, Any]], curve_rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """(runs.csv, curves.csv) as text; optional run columns only when some run has them."""
+    extra = tuple(c for c in OPTIONAL_RUN_COLUMNS if any(r.get(c) is not None for r in run_rows))
+    return _to_csv(RUN_COLUMNS + extra, run_rows), _to_csv(CURVE_COLUMNS, curve_rows)
 
 
 def _sha256(data: bytes) -> str:
