@@ -19,6 +19,7 @@ scheduler that requeues on 75 reruns the command, which resumes it).
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -53,10 +54,17 @@ def run(args) -> int:
     plan = plan_sweep(load_sweep_config(args.config, args.overrides))  # bad input fails before JAX starts
     num_workers, worker_index = worker_from_env(args.num_workers, args.worker_index)
     out = Path(args.out) if args.out else Path("results") / plan.config.sweep.name
-    report = sweep(plan, out, num_workers=num_workers, worker_index=worker_index,
-                   retry_failed=not args.no_retry_failed, progress=not args.no_progress,
-                   compilation_cache=not args.no_compilation_cache, coordinator=args.coordinator,
-                   num_processes=args.num_processes, process_id=args.process_id)  # fmt: skip
+    try:
+        report = sweep(plan, out, num_workers=num_workers, worker_index=worker_index,
+                       retry_failed=not args.no_retry_failed, progress=not args.no_progress,
+                       compilation_cache=not args.no_compilation_cache, coordinator=args.coordinator,
+                       num_processes=args.num_processes, process_id=args.process_id)  # fmt: skip
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        print(f"scaling sweep: error: disk full: no space left on device writing {err.filename or out}; "
+              "free space and rerun the same command to resume", file=sys.stderr)  # fmt: skip
+        return 1
     if report is None:
         return 0
     from scaling.runtime import PREEMPTED_EXIT_CODE

@@ -141,6 +141,8 @@ def result_record(result: TrainOutcome | Mapping[str, Any]) -> dict[str, Any]:
     if status == DONE and loss is not None and not math.isfinite(loss):
         record["status"] = DIVERGED
         record["error"] = record["error"] or f"final eval loss is {loss}"
+    if record["status"] == DIVERGED and not record["error"]:  # say where and what, never an empty cell
+        record["error"] = f"diverged at step {record['steps']}" + (f": loss {loss}" if loss is not None else "")
     return {k: v for k, v in record.items() if v is not None}
 
 
@@ -236,15 +238,21 @@ def run_sweep(
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     store = ResultsStore(out_dir)
     if hosts.is_writer:
-        from scaling.sweep.manifest import write_sweep_files
+        from scaling.sweep.manifest import data_manifest, write_sweep_files
 
+        # Everything that can reject this invocation, before its first write: a rejected
+        # sweep leaves an existing results directory byte-identical and creates no new one.
+        store.check_new_output()
+        data = None
+        if record_environment and any(store.read_status(r.run_id)["status"] not in TERMINAL for r in plan.runs):
+            data = data_manifest(plan.config)  # a bad data source fails here (not probed when all is done)
         store.create()
         adopted = store.adopt_tables()
         if adopted:
             log(
                 f"[sweep] {len(adopted)} finished runs taken from {store.runs_csv.name} (no run directories): not retrained"
             )
-        write_sweep_files(store, plan, record_environment=record_environment)
+        write_sweep_files(store, plan, record_environment=record_environment, data=data)
     mine = partition(plan.runs, num_workers, worker_index)
     report = SweepReport(store.root)
     bar = _SweepBar(mine, enabled=progress and hosts.is_writer)
@@ -252,7 +260,7 @@ def run_sweep(
         with _sigterm_unwinds(hosts):
             try:
                 for run in mine:
-                    row = _run_one(run, store, train_fn, hosts, retry_failed, log)
+                    row = _run_one(run, store, train_fn, hosts, retry_failed, log, progress)
                     report.rows.append(row)
                     bar.advance(run, row)
                     if hosts.is_writer and row["action"] != "skipped":
@@ -278,7 +286,15 @@ def run_sweep(
 _TRAIN, _SKIP, _BUSY, _BLOCKED = 0, 1, 2, 3
 
 
-def _run_one(run: PlannedRun, store: ResultsStore, train_fn: TrainFn, hosts: Hosts, retry_failed: bool, log) -> dict:
+def _run_one(
+    run: PlannedRun,
+    store: ResultsStore,
+    train_fn: TrainFn,
+    hosts: Hosts,
+    retry_failed: bool,
+    log,
+    progress: bool = True,
+) -> dict:
     row = {"run_id": run.run_id, "width": run.width, "depth": run.depth, "budget": run.budget}
     decision, why = _SKIP, ""
     if hosts.is_writer:
@@ -311,7 +327,7 @@ def _run_one(run: PlannedRun, store: ResultsStore, train_fn: TrainFn, hosts: Hos
             f"steps={run.steps} tokens={run.tokens:.3g}{budget}")  # fmt: skip
         t0 = time.time()
         try:
-            record = result_record(train_fn(_resolved_config(run, store), run_dir))
+            record = result_record(train_fn(_resolved_config(run, store, progress), run_dir))
         except SystemExit as err:  # the trainer's Preempted: checkpointed, resumable
             step = preempted_step(err)
             if step is None:
@@ -351,9 +367,12 @@ def _final(store: ResultsStore, run: PlannedRun, hosts: Hosts) -> dict:
     return dict(store.read_status(run.run_id))
 
 
-def _resolved_config(run: PlannedRun, store: ResultsStore) -> dict:
-    """The run's trainer config with a branch's trunk reference made a real path."""
+def _resolved_config(run: PlannedRun, store: ResultsStore, progress: bool = True) -> dict:
+    """The run's trainer config with a branch's trunk reference made a real path, and the
+    trainer's own progress bar off when the sweep's is (train.progress changes no result)."""
     config = {k: dict(v) for k, v in run.train_config.items()}
+    if not progress:
+        config.setdefault("train", {})["progress"] = False
     init = config.get("train", {}).get("init_from")
     if init and isinstance(init[0], str) and init[0].startswith(BRANCH_PARENT):
         parent = init[0][len(BRANCH_PARENT) :]
