@@ -30,7 +30,7 @@ from typing import Any
 from scaling.config_keys import check_known_keys
 
 PLAN_KINDS = ("isoflop", "horizons", "wsd")
-TRAINER_SECTIONS = ("model", "data", "optimizer", "schedule", "train", "mesh")
+TRAINER_SECTIONS = ("model", "data", "optimizer", "schedule", "train", "mesh", "track")
 LR_RULES = ("mup", "width_power", "constant")
 BATCH_RULES = ("fixed", "budget_power")
 PARAM_COUNTS = ("nonembedding", "total")

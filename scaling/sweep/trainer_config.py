@@ -131,6 +131,7 @@ def identity(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any
             k: v for k, v in sec.items() if (s, k) not in RESUME_FREE_KEYS and defaults.get(s, {}).get(k, _MISSING) != v
         }
         for s, sec in config.items()
+        if s != "track"  # where the metrics are mirrored does not define the run
     }
 
 

@@ -6,6 +6,7 @@
     [schedule]   -> ScheduleConfig
     [train]      -> TrainConfig
     [mesh]       -> MeshConfig
+    [track]      -> scaling.train.tracking.TrackConfig  (live TensorBoard / W&B mirrors)
 
 `load_config(path, overrides)` reads a TOML (or a run dir's `config.json`) file and applies
 dotted overrides (`optimizer.lr=3e-3`, values parsed as TOML literals). Unknown sections and
@@ -29,7 +30,7 @@ from scaling.config_keys import check_known_keys
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "wsd", "constant")
 DECAY_SHAPES = ("linear", "sqrt")
-FLOPS_CONVENTIONS = ("6N", "6N+attention", "exact")
+FLOPS_CONVENTIONS = ("6N", "6N+attention", "exact", "exact-causal")
 
 
 def _fail(section: str, name: str, value: Any, why: str) -> None:
@@ -146,7 +147,15 @@ class TrainConfig:
         state at that step (the step counter continues from there) under this config's
         schedule, e.g. a WSD cooldown branch. "" = a fresh start.
     seed: parameter-initialisation seed (the data order has its own, data.seed).
-    flops_convention: how the `flops` column counts ("6N", "6N+attention", "exact").
+    flops_convention: how the `flops` column counts ("6N", "6N+attention", "exact",
+        "exact-causal").
+    mfu_convention: the FLOP count behind the `mfu` column: "exact" (the causal attention
+        matrix in full, as computed) or "exact-causal" (half of it, MaxText's convention,
+        for comparing MFU with toolkits that count so); any convention is accepted.
+    peak_flops: the devices' peak FLOP/s per device for `mfu` (0 = from the table in
+        scaling.train.metrics by device kind; set it for chips the table lacks).
+    profile_steps: [start, stop]: write a jax.profiler trace of steps start..stop-1 to
+        RUN_DIR/profile (TensorBoard's profile plugin / Perfetto); [] = no trace.
     """
 
     steps: int = 0
@@ -167,6 +176,9 @@ class TrainConfig:
     flops_convention: str = "6N"
     progress: bool = True
     async_checkpointing: bool = True
+    mfu_convention: str = "exact"
+    peak_flops: float = 0.0
+    profile_steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         s = "train"
@@ -184,6 +196,11 @@ class TrainConfig:
             if not isinstance(getattr(self, name), bool):
                 _fail(s, name, getattr(self, name), "must be true or false")
         _check_choice(s, "flops_convention", self.flops_convention, FLOPS_CONVENTIONS)
+        _check_choice(s, "mfu_convention", self.mfu_convention, FLOPS_CONVENTIONS)
+        _check_number(s, "peak_flops", self.peak_flops, minimum=0.0)
+        from scaling.train.profile import check_window
+
+        object.__setattr__(self, "profile_steps", check_window(self.profile_steps, f"{s}.profile_steps"))
         steps = self.save_steps
         if not isinstance(steps, (list, tuple)) or any(
             isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in steps
@@ -275,7 +292,7 @@ _OWN_SECTIONS = {
     "train": TrainConfig,
     "mesh": MeshConfig,
 }
-SECTIONS = ("model", "data", *_OWN_SECTIONS)
+SECTIONS = ("model", "data", *_OWN_SECTIONS, "track")
 # Keys that may differ when a run directory is resumed (they do not change the numbers).
 RESUME_FREE_KEYS = {
     ("data", "cache_dir"),
@@ -287,6 +304,10 @@ RESUME_FREE_KEYS = {
     ("mesh", "model"),
     ("mesh", "rules"),
     ("model", "remat"),
+    ("train", "mfu_convention"),
+    ("train", "peak_flops"),
+    ("train", "profile_steps"),
+    *(("track", key) for key in ("backends", "project", "group", "run_id", "entity", "tensorboard_dir", "wandb_dir")),
 }
 
 
@@ -299,6 +320,10 @@ def _section_class(name: str):
         from scaling.data import DataConfig
 
         return DataConfig
+    if name == "track":
+        from scaling.train.tracking import TrackConfig
+
+        return TrackConfig
     return _OWN_SECTIONS[name]
 
 
@@ -326,6 +351,13 @@ class RunConfig:
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainConfig = TrainConfig(steps=1)
     mesh: MeshConfig = MeshConfig()
+    track: Any = None  # scaling.train.tracking.TrackConfig; None = no tracking
+
+    def __post_init__(self) -> None:
+        if self.track is None:
+            from scaling.train.tracking import TrackConfig
+
+            object.__setattr__(self, "track", TrackConfig())
 
     @classmethod
     def from_dict(cls, raw: dict) -> RunConfig:
@@ -355,10 +387,14 @@ class RunConfig:
             if section == "train" and not values.get("steps") and not values.get("tokens"):
                 raise ValueError("train: give train.steps or train.tokens")
             built[section] = _build(section, values)
+        built["track"] = _build("track", dict(raw.get("track", {})))
         return cls(**built)
 
     def to_dict(self) -> dict:
-        return {name: _as_dict(getattr(self, name)) for name in SECTIONS}
+        # [track] only when set: configs (and config.json files, sweep run ids) of runs
+        # without tracking stay what they were before the section existed.
+        names = SECTIONS if self.track.backends or self.track != type(self.track)() else SECTIONS[:-1]
+        return {name: _as_dict(getattr(self, name)) for name in names}
 
     @property
     def steps(self) -> int:

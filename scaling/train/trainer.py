@@ -3,7 +3,9 @@
 A run directory holds
     config.json     the resolved config plus seed, package versions, data manifest hash,
                     devices, mesh and git commit of every (re)start
-    metrics.jsonl   one row per evaluation (see scaling.train.metrics)
+    metrics.jsonl   one row per evaluation (see scaling.train.metrics); mirrored live to
+                    TensorBoard (tensorboard/) and W&B when [track] asks (scaling.train.tracking)
+    profile/        a jax.profiler trace, when train.profile_steps asks (scaling.train.profile)
     checkpoints/    Orbax steps (see scaling.train.checkpoint)
     result.json     status (done | diverged | failed | preempted), final losses, totals
 
@@ -202,7 +204,7 @@ class _Plan:
     batch: int
     tokens_per_step: int
     flops_per_token: float
-    exact_flops_per_token: float
+    mfu_flops_per_token: float  # under train.mfu_convention
     eval_steps: set
     checkpoint_steps: set
     keep_steps: tuple
@@ -228,7 +230,7 @@ class _Plan:
             t.global_batch_size,
             t.global_batch_size * cfg.model.seq_len,
             flops_per_token(cfg.model, t.flops_convention),
-            flops_per_token(cfg.model, "exact"),
+            flops_per_token(cfg.model, t.mfu_convention),
             evals,
             ckpts,
             tuple(sorted(keep)),
@@ -264,6 +266,7 @@ def train(config, out_dir) -> TrainResult:
 
         mesh = make_mesh(cfg.mesh)
         t = cfg.train
+        cfg.track.check_available()  # a missing tracking extra fails before any compute
         check_batch(mesh, t.global_batch_size, t.microbatches)
         if t.eval_batch_size:
             check_batch(mesh, t.eval_batch_size, what="train.eval_batch_size")
@@ -334,7 +337,7 @@ class _Run:
         )
         self.lr = schedule_fn(self.cfg.schedule, self.cfg.optimizer.lr, plan.total_steps)
         device_kind = jax.devices()[0].device_kind
-        peak = M.peak_flops(device_kind)
+        peak = M.peak_flops(device_kind, self.cfg.train.peak_flops)
         self.peak_total = peak * jax.device_count() if peak else None
 
     # ---- state ----
@@ -395,12 +398,24 @@ class _Run:
         pi, pc = jax.process_index(), jax.process_count()
         B = plan.batch
         batches = None
+        log = None
+        status = "failed"
         try:
             start, params, opt_state, elapsed0 = self._restore_or_init(ckpts)
             resumed = ckpts.latest_step() is not None
             log = M.MetricsLog(
                 plan.out_dir / "metrics.jsonl", resume_step=start if resumed else None, enabled=self.primary
             )
+            if self.primary:
+                from scaling.train.tracking import Tracker
+
+                log.tracker = Tracker.open(
+                    self.cfg.track,
+                    plan.out_dir,
+                    config=self.cfg.to_dict(),
+                    resume_step=start if resumed else None,
+                    logged_through=log.logged_through,
+                )
             evals = eval_arrays(prog, self.ds, self.cfg)
             t0 = time.perf_counter()
             elapsed = lambda: elapsed0 + time.perf_counter() - t0  # noqa: E731
@@ -424,7 +439,12 @@ class _Run:
                 depth=2,
                 stop_step=plan.total_steps,
             )
-            return self._loop(batches, ckpts, log, start, params, opt_state, evals, elapsed)
+            result = self._loop(batches, ckpts, log, start, params, opt_state, evals, elapsed)
+            status = result.status
+            return result
+        except Preempted:
+            status = "preempted"
+            raise
         except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash of the sweep
             traceback.print_exc()
             step = ckpts.latest_step() or 0
@@ -433,6 +453,8 @@ class _Run:
             if batches is not None:
                 batches.close()
             ckpts.close()
+            if log is not None and log.tracker is not None:
+                log.tracker.close(status)
 
     def _loop(self, batches, ckpts, log, start, params, opt_state, evals, elapsed) -> TrainResult:
         from tqdm.auto import tqdm
@@ -454,6 +476,9 @@ class _Run:
         window_start, window_steps = time.perf_counter(), 0
         step = start
         saved = None
+        from scaling.train.profile import StepProfiler
+
+        profiler = StepProfiler(t.profile_steps, plan.out_dir, enabled=self.primary)
 
         def save(step: int) -> None:
             nonlocal saved
@@ -461,9 +486,11 @@ class _Run:
                 ckpts.save(step, params, opt_state, self._meta(step, elapsed()))
                 saved = step
 
-        with _Preemption() as preempt, bar:
+        with _Preemption() as preempt, bar, profiler:
             for i, batch in batches:
+                profiler.before(i)
                 params, opt_state, metrics_dev = prog.train_step(params, opt_state, batch, np.float32(self.lr(i)))
+                profiler.after(i, metrics_dev)
                 step = i + 1
                 pending.append((step, metrics_dev))
                 window_steps += 1
@@ -499,8 +526,9 @@ class _Run:
                         "grad_norm": grad_norm,
                         "tokens_per_s": tok_s,
                         "mfu": (
-                            tok_s * plan.exact_flops_per_token / self.peak_total if tok_s and self.peak_total else None
+                            tok_s * plan.mfu_flops_per_token / self.peak_total if tok_s and self.peak_total else None
                         ),
+                        "mfu_convention": t.mfu_convention,
                         "elapsed": elapsed(),
                     }
                     log.write(row)
