@@ -93,13 +93,11 @@ class MetricsLog:
         self.path = Path(path)
         self.enabled = enabled
         self.tracker = None  # a scaling.train.tracking.Tracker, fed every row written
-        self.logged_through = None
+        self.kept: list[dict] = []
         if not enabled:
             return
-        before = read_rows(self.path)
-        # the last step logged before this start (trackers may hold rows up to it)
-        self.logged_through = max((r.get("step", 0) for r in before), default=None)
-        rows = [r for r in before if resume_step is not None and r.get("step", 0) <= resume_step]
+        rows = [r for r in read_rows(self.path) if resume_step is not None and r.get("step", 0) <= resume_step]
+        self.kept = rows  # the rows of earlier starts that stay (a tracker may replay them)
         atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
         self.last = rows[-1] if rows else None
 
@@ -109,5 +107,5 @@ class MetricsLog:
         with self.path.open("a") as f:
             f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
         self.last = row
-        if self.tracker is not None:  # after the file: a tracker never holds a row it lacks
+        if self.tracker is not None:  # after the file: a tracker never holds a row the file lacks
             self.tracker.log(row)

@@ -11,10 +11,13 @@ Resuming without duplicates (after kill -9 and a rerun):
   and the resumed run logs those steps again. Each row is flushed to the event file as
   it is logged, so every row up to a checkpoint is on disk before the checkpoint counts.
 * W&B: the run id is the tracker's run id and `resume="allow"`, so every restart continues
-  one W&B run. W&B cannot drop history, so rows it already has are not sent again: rows
-  up to the last step metrics.jsonl held before the resume (the file is written before
-  the trackers, so W&B can have no later row). Training is deterministic, so the row W&B
-  keeps for such a step is the one metrics.jsonl holds again after the resume.
+  one W&B run. W&B cannot drop history, and its service process drops whatever it had not
+  written when its parent is killed with -9 (measured: an offline run of a killed
+  process holds no history at all). So a resumed run replays the rows metrics.jsonl
+  kept (those up to the restored checkpoint) from W&B's own next step on (`run.step`:
+  the server's count on a resumed online run, 0 offline), then logs on; a row at a step
+  W&B already has is not sent again. Training is deterministic, so a row W&B kept from
+  the killed process equals the one metrics.jsonl holds again after the resume.
 W&B's mode comes from the environment (WANDB_MODE=offline writes local runs that
 `wandb sync` uploads later; the tests run it so).
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,25 +108,38 @@ def _scalars(row: dict) -> dict[str, float]:
 
 @dataclass
 class _TensorBoard:
+    """tensorboardX's event-file writer, used synchronously: SummaryWriter queues events
+    for a background thread that its flush() does not drain, so a row could still be in
+    memory when a kill -9 comes after the checkpoint that covers it."""
+
     writer: Any
 
     @classmethod
     def open(cls, logdir: str, purge_step: int | None) -> _TensorBoard:
-        from tensorboardX import SummaryWriter
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
 
+        os.makedirs(logdir, exist_ok=True)
+        has_events = any(n.startswith("events.out.tfevents") for n in os.listdir(logdir))
         # A file name of its own per (re)start: two starts in one second on one host must
         # not share an event file.
-        has_events = os.path.isdir(logdir) and any(n.startswith("events.out.tfevents") for n in os.listdir(logdir))
-        writer = SummaryWriter(
-            logdir,
-            purge_step=purge_step if has_events else None,
-            filename_suffix=f".{os.getpid()}",
-        )
+        writer = EventsWriter(os.path.join(logdir, "events"), f".{os.getpid()}")
+        if has_events and purge_step is not None:
+            # what SummaryWriter(purge_step=...) writes: TensorBoard hides every earlier
+            # event at a step >= purge_step
+            writer.write_event(
+                Event(step=purge_step, wall_time=time.time(), session_log=SessionLog(status=SessionLog.START))
+            )
+        writer.flush()
         return cls(writer)
 
     def log(self, step: int, values: dict[str, float]) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.summary import scalar
+
+        now = time.time()
         for key, value in values.items():
-            self.writer.add_scalar(key, value, step)
+            self.writer.write_event(Event(step=step, wall_time=now, summary=scalar(key, value)))
         self.writer.flush()  # rows are per evaluation (rare): on disk at once, live in the dashboard
 
     def close(self, status: str) -> None:
@@ -132,14 +149,12 @@ class _TensorBoard:
 @dataclass
 class _Wandb:
     run: Any
-    sent_through: int  # rows up to this step are in W&B already (see the module docstring)
+    next_step: int  # W&B has every step below this one (see the module docstring)
 
     @classmethod
-    def open(cls, cfg: TrackConfig, run_id: str, wandb_dir: str, config: dict, sent_through: int) -> _Wandb:
-        import wandb
-
+    def open(cls, cfg: TrackConfig, run_id: str, wandb_dir: str, config: dict) -> _Wandb:
         os.makedirs(wandb_dir, exist_ok=True)
-        run = wandb.init(
+        run = _wandb_init(
             project=cfg.project or "scaling",
             entity=cfg.entity or None,
             group=cfg.group or None,
@@ -149,17 +164,23 @@ class _Wandb:
             dir=wandb_dir,
             config=config,
         )
-        return cls(run, sent_through)
+        return cls(run, int(run.step))
 
     def log(self, step: int, values: dict[str, float]) -> None:
-        if step > self.sent_through:
+        if step >= self.next_step:
             self.run.log(values, step=step)
-            self.sent_through = step
+            self.next_step = step + 1
 
     def close(self, status: str) -> None:
         if status == "preempted":
             self.run.mark_preempting()
         self.run.finish(exit_code=0 if status in ("done", "preempted") else 1)
+
+
+def _wandb_init(**kwargs):
+    import wandb
+
+    return wandb.init(**kwargs)
 
 
 @dataclass
@@ -176,10 +197,10 @@ class Tracker:
         *,
         config: dict,
         resume_step: int | None,
-        logged_through: int | None,
+        kept_rows: list[dict] = (),
     ) -> Tracker:
         """resume_step: the restored checkpoint's step (None on a fresh start);
-        logged_through: the last step metrics.jsonl held before this start (None if none)."""
+        kept_rows: the rows metrics.jsonl kept from earlier starts (replayed to W&B)."""
         run_dir = Path(run_dir)
         run_id = cfg.run_id or run_dir.name
         out = cls()
@@ -189,8 +210,10 @@ class Tracker:
                 purge = resume_step + 1 if resume_step is not None else 0
                 out.backends.append(_TensorBoard.open(logdir, purge))
             if "wandb" in cfg.backends:
-                sent = logged_through if logged_through is not None else -1
-                out.backends.append(_Wandb.open(cfg, run_id, cfg.wandb_dir or str(run_dir), config, sent))
+                wandb_run = _Wandb.open(cfg, run_id, cfg.wandb_dir or str(run_dir), config)
+                out.backends.append(wandb_run)
+                for row in kept_rows:
+                    wandb_run.log(int(row["step"]), _scalars(row))
         except BaseException:
             out.close("failed")
             raise
@@ -240,13 +263,11 @@ class SweepTracker:
             logdir = os.path.join(cfg.tensorboard_dir or os.path.join(results_dir, TENSORBOARD_DIR), "sweep" + suffix)
             out.backends.append(SummaryWriter(logdir, filename_suffix=f".{os.getpid()}"))
         if "wandb" in cfg.backends:
-            import wandb
-
             wdir = cfg.wandb_dir or results_dir
             os.makedirs(wdir, exist_ok=True)
             run_id = f"{name}-summary{suffix}"
             out.backends.append(
-                wandb.init(
+                _wandb_init(
                     project=cfg.project or name,
                     entity=cfg.entity or None,
                     group=cfg.group or name,
@@ -255,7 +276,7 @@ class SweepTracker:
                     resume="allow",
                     dir=wdir,
                     job_type="sweep-summary",
-                )  # fmt: skip
+                )
             )
         return out
 

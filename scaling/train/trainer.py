@@ -414,7 +414,7 @@ class _Run:
                     plan.out_dir,
                     config=self.cfg.to_dict(),
                     resume_step=start if resumed else None,
-                    logged_through=log.logged_through,
+                    kept_rows=log.kept,
                 )
             evals = eval_arrays(prog, self.ds, self.cfg)
             t0 = time.perf_counter()
