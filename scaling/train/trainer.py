@@ -291,6 +291,10 @@ def train(config, out_dir) -> TrainResult:
             )
         plan = _Plan.make(cfg, out_dir)
         check_schedule(cfg.schedule, plan.total_steps)
+        if t.profile_steps and t.profile_steps[0] >= plan.total_steps:
+            raise ValueError(
+                f"train.profile_steps={list(t.profile_steps)}: starts after the run's last step {plan.total_steps}"
+            )
         if t.init_from is not None and t.init_from[1] >= plan.total_steps:
             raise ValueError(
                 f"train.init_from step {t.init_from[1]} is not before the run's last step {plan.total_steps}"
