@@ -4,6 +4,9 @@ Layout of a results directory DIR:
 
     DIR/runs.csv        one row per planned run (RUN_COLUMNS)
     DIR/curves.csv      one row per (run, evaluation) (CURVE_COLUMNS)
+    DIR/curves.parquet  the same rows as Parquet, when pyarrow is installed (the parquet
+                        extra): typed columns for sweeps with millions of rows; curves.csv
+                        stays the canonical, byte-stable table
     DIR/sweep.toml      the resolved sweep config
     DIR/manifest.json   package versions, data manifest hash, devices, git commit, seed
     DIR/runs/plan.json  the current plan's run ids, in order (the rows of runs.csv)
@@ -138,7 +141,11 @@ class ResultsStore:
             ) from None
         ignore = self.root / ".gitignore"
         if not ignore.exists():
-            write_atomic(ignore, "# per-run trainer output and checkpoints: never committed\nruns/\n")
+            write_atomic(
+                ignore,
+                "# per-run trainer output and checkpoints, and the Parquet copy of curves.csv: never committed\n"
+                f"{PARQUET_FILE}\nruns/\n",
+            )
 
     def adopt_tables(self) -> list[str]:
         """Recreate the per-run records of finished runs that exist only in runs.csv and
@@ -226,6 +233,7 @@ class ResultsStore:
             curve_rows = [row for run in runs for row in self._curve_rows(run["run_id"])]
             write_atomic(self.runs_csv, _to_csv(RUN_COLUMNS, run_rows))
             write_atomic(self.curves_csv, _to_csv(CURVE_COLUMNS, curve_rows))
+            write_parquet(self.root / PARQUET_FILE, curve_rows)
         return len(run_rows), len(curve_rows)
 
     def rows(self) -> list[dict[str, Any]]:
@@ -275,6 +283,23 @@ class ResultsStore:
 
 
 TERMINAL_STATUSES = ("done", "diverged")
+PARQUET_FILE = "curves.parquet"
+_CURVE_TYPES = {"run_id": "string", "step": "int64", "tokens": "int64"}  # the rest: float64
+
+
+def write_parquet(path: Path, curve_rows: list[dict[str, Any]]) -> bool:
+    """curve_rows as a typed Parquet table at `path` (atomically); False, writing nothing,
+    when pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return False
+    schema = pa.schema([(c, getattr(pa, _CURVE_TYPES.get(c, "float64"))()) for c in CURVE_COLUMNS])
+    table = pa.Table.from_pylist([{c: row.get(c) for c in CURVE_COLUMNS} for row in curve_rows], schema=schema)
+    with atomic.atomic_path(path, fsync=True) as tmp:
+        pq.write_table(table, tmp)
+    return True
 
 
 def _from_csv(text: str | None) -> Any:
