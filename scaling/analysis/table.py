@@ -17,6 +17,7 @@ records as the fit's k unless k is passed explicitly. Nothing rides on
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,20 +54,40 @@ def flop_factor(convention: str | float | int) -> float:
     return k
 
 
-def _read_store(path: Path, name: str) -> pd.DataFrame:
+def _read_store(path, name: str) -> pd.DataFrame:
     for suffix, reader in ((".csv", pd.read_csv), (".parquet", pd.read_parquet)):
-        f = path / f"{name}{suffix}"
-        if f.exists():
-            return reader(f)
-    raise FileNotFoundError(f"{path} is a directory without {name}.csv: not a results directory")
+        if isinstance(path, Path):
+            f = path / f"{name}{suffix}"
+            if f.exists():
+                return reader(f)
+        elif path.exists(f"{name}{suffix}"):  # a scaling.storage.Storage (an object store)
+            return reader(io.BytesIO(path.read_bytes(f"{name}{suffix}")))
+    where = path if isinstance(path, Path) else path.root
+    raise FileNotFoundError(f"{where} is a directory without {name}.csv: not a results directory")
+
+
+def _source_path(source):
+    """A local Path, or for a URL (s3://, gs://, ...) a scaling.storage.Storage."""
+    from scaling.storage import Storage, is_url
+
+    if is_url(source):
+        return Storage.at(source)
+    return Path(source)
 
 
 def _read(source, curves: bool = False) -> tuple[pd.DataFrame, bool]:
     """(frame, is_results_dir)."""
     if isinstance(source, pd.DataFrame):
         return source.copy(), False
-    path = Path(source)
-    if path.is_dir():
+    path = _source_path(source)
+    if not isinstance(path, Path):  # an object-store URL: a results directory or one table
+        name = str(source).rstrip("/").rsplit("/", 1)[-1]
+        if name.endswith((".csv", ".parquet", ".pq")):
+            data = io.BytesIO(_source_path(str(source).rstrip("/").rsplit("/", 1)[0]).read_bytes(name))
+            return (pd.read_csv(data) if name.endswith(".csv") else pd.read_parquet(data)), False
+        if not (path.exists("runs.csv") or path.exists("runs.parquet")):
+            raise FileNotFoundError(f"{source}: no runs.csv there (not a results directory)")
+    if not isinstance(path, Path) or path.is_dir():
         runs = _read_store(path, "runs")
         if not curves:
             return runs, True
