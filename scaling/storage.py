@@ -160,7 +160,7 @@ class FsspecStorage(Storage):
     """Any fsspec filesystem (s3fs, gcsfs, ...), addressed by URL."""
 
     def __init__(self, root: str) -> None:
-        from scaling.train.tracking import MissingExtraError
+        from scaling.extras import MissingExtraError
 
         scheme = root.split("://", 1)[0]
         extra, package = _EXTRAS.get(scheme, (scheme, f"fsspec's {scheme} filesystem"))

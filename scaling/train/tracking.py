@@ -28,7 +28,6 @@ naming the extra, raised before anything is compiled.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import time
@@ -36,20 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.extras import require
+
 TRACK_BACKENDS = ("tensorboard", "wandb")
 _MODULES = {"tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wandb")}
 TENSORBOARD_DIR = "tensorboard"  # inside the run directory, by default
-
-
-class MissingExtraError(ImportError, ValueError):
-    """An optional feature's library is not installed (a ValueError too, so the CLI
-    reports it in one line)."""
-
-
-def require(module: str, extra: str, what: str) -> None:
-    """Raise MissingExtraError unless `module` is importable."""
-    if importlib.util.find_spec(module) is None:
-        raise MissingExtraError(f"{what} needs {module}, which is not installed: pip install 'scaling[{extra}]'")
 
 
 @dataclass(frozen=True)

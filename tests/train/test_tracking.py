@@ -21,8 +21,9 @@ pytest.importorskip("wandb", reason="needs the wandb extra (in the test extra)")
 from tracking_helpers import tensorboard_raw_steps, tensorboard_scalars, wandb_offline_runs  # noqa: E402
 
 from scaling.cli.main import main  # noqa: E402
+from scaling.extras import MissingExtraError  # noqa: E402
 from scaling.train import train  # noqa: E402
-from scaling.train.tracking import MissingExtraError, TrackConfig  # noqa: E402
+from scaling.train.tracking import TrackConfig  # noqa: E402
 
 CURVE_KEYS = ("train_loss", "eval_loss", "lr")
 
