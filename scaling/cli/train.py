@@ -17,8 +17,9 @@ import json
 import sys
 
 from scaling.cli.plan import add_track_arg, track_overrides
+from scaling.core.status import DIVERGED, DONE, FAILED
 
-EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3}  # preempted: 75, raised as SystemExit
+EXIT_CODES = {DONE: 0, FAILED: 1, DIVERGED: 3}  # preempted: 75, raised as SystemExit
 
 
 def register(subparsers) -> None:

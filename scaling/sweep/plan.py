@@ -31,11 +31,12 @@ import itertools
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from scaling.sweep import trainer_config as tc
 from scaling.sweep.config import SweepConfig
+from scaling.train.config import RunConfig
 
 # scaling.model (and with it JAX) is imported inside family_sizes only, so that
 # processes that read a plan back (workers, `scaling fit`) stay light.
@@ -85,9 +86,14 @@ class PlannedRun:
     flop_convention: str
     tokens_per_param: float
     group: str  # runs of one group go to one worker, in order (a trunk and its branches)
+    config: RunConfig  # the run's resolved trainer config (a branch's init_from names "run:<trunk id>")
     parent_run_id: str | None = None
     init_step: int | None = None  # the trunk step a branch starts from
-    train_config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def train_config(self) -> dict[str, Any]:
+        """The resolved trainer config as plain data (`RunConfig.to_dict()`)."""
+        return self.config.to_dict()
 
     @property
     def flops(self) -> float:
@@ -102,8 +108,8 @@ class PlannedRun:
 
     def record(self) -> dict[str, Any]:
         """The plain-data form stored as runs/<run_id>/run.json."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["train_config"] = _plain(self.train_config)
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "config"}
+        out["train_config"] = self.train_config
         out["flops"] = self.flops
         return out
 
@@ -150,13 +156,11 @@ def _plain(value: Any) -> Any:
 def family_sizes(cfg: SweepConfig) -> list[Size]:
     """Every (width, depth) of the family as a validated model, sorted by N."""
     from scaling.model.accounting import flops_per_token, params_nonembedding, params_total
-    from scaling.model.config import ModelConfig
 
-    base = tc.base_model_dict(cfg.base)
     sizes = []
     for width, depth in cfg.family.pairs():
         try:
-            model = ModelConfig.from_dict({**base, "width": width, "depth": depth})
+            model = cfg.base.model_config(width, depth)
         except ValueError as err:
             raise ValueError(f"family member (width={width}, depth={depth}) is not a valid model: {err}") from None
         n_emb, n_tot = params_nonembedding(model), params_total(model)
@@ -268,8 +272,8 @@ class _Builder:
 
     def __init__(self, cfg: SweepConfig):
         self.cfg = cfg
-        self.base_batch = tc.base_batch_size(cfg.base)
-        self.base_lr = tc.base_lr(cfg.base)
+        self.base_batch = cfg.base.train.global_batch_size
+        self.base_lr = cfg.base.optimizer.lr
         self.order = 0
 
     def batch_size(self, budget: float | None) -> int:
@@ -302,13 +306,13 @@ class _Builder:
             init_step: int | None = None) -> PlannedRun:  # fmt: skip
         lr = self.lr(size)
         s = self.cfg.sweep
-        train_config = tc.run_config(
-            self.cfg.base, width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
-            flop_convention=s.flop_convention, schedule=schedule, save_steps=save_steps,
+        config = self.cfg.base.run_config(
+            width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
+            schedule=schedule, save_steps=save_steps,
             init_from=(BRANCH_PARENT + parent.run_id, init_step) if parent else None,
         )  # fmt: skip
-        rid = run_id(tc.identity(train_config))
-        sched = tc.schedule_config(self.cfg.base, schedule)  # validated by run_config above
+        rid = run_id(tc.identity(config.to_dict()))
+        sched = config.schedule
         self.order += 1
         return PlannedRun(
             run_id=rid,
@@ -327,16 +331,16 @@ class _Builder:
             batch_size=batch,
             seq_len=size.model.seq_len,
             lr=lr,
-            warmup_steps=tc.warmup_steps(self.cfg.base, steps, schedule),
+            warmup_steps=self.cfg.base.warmup_steps(steps, schedule),
             seed=seed,
-            schedule=sched.kind if sched.kind != "wsd" else f"wsd-{sched.decay_shape}",
+            schedule=sched.kind if sched.kind != "wsd" else f"wsd-{sched.cooldown_shape}",
             parameterization=size.model.parameterization,
             flop_convention=s.flop_convention,
             tokens_per_param=tokens / size.params,
             group=group or rid,
             parent_run_id=parent.run_id if parent else None,
             init_step=init_step,
-            train_config=train_config,
+            config=config,
         )
 
 
@@ -380,7 +384,7 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
     if left_out:
         notes.append(f"left out, as no budget gives them {lo:g}-{hi:g} tokens per parameter: (width, depth) = "
                      + ", ".join(left_out))  # fmt: skip
-    sched = tc.schedule_config(cfg.base)
+    sched = cfg.base.schedule
     if sched.kind == "constant" or sched.min_lr_ratio == 1:
         notes.append(f"schedule.kind={sched.kind!r}, min_lr_ratio={sched.min_lr_ratio:g}: the learning rate never "
                      "decays, so final losses are not annealed, which Approach 1 assumes")  # fmt: skip
@@ -442,7 +446,7 @@ def _wsd_runs(cfg: SweepConfig, b: _Builder, per_size: Mapping[Size, list[tuple[
         branches = per_size[size]
         starts = [max(1, round(steps * (1 - frac))) for _, steps in branches]
         # One warmup, in steps, for the trunk and all its branches (the shortest branch's).
-        warmup = tc.warmup_steps(cfg.base, min(s for _, s in branches))
+        warmup = cfg.base.warmup_steps(min(s for _, s in branches))
         if warmup >= min(starts):
             raise ValueError(
                 f"(width={size.width}, depth={size.depth}): the warmup of {warmup} steps does not end before "
@@ -455,8 +459,8 @@ def _wsd_runs(cfg: SweepConfig, b: _Builder, per_size: Mapping[Size, list[tuple[
                           save_steps=sorted(set(starts) - {trunk_steps}))  # fmt: skip
             runs.append(trunk)
             for (budget, steps), start in zip(branches, starts):
-                schedule = {"kind": "wsd", "warmup": warmup, "decay_fraction": (steps - start) / steps,
-                            "decay_shape": cfg.wsd.decay_shape}  # fmt: skip
+                schedule = {"kind": "wsd", "warmup": warmup, "cooldown_fraction": (steps - start) / steps,
+                            "cooldown_shape": cfg.wsd.cooldown_shape}  # fmt: skip
                 runs.append(b.run(size, plan_kind="branch", budget=budget, tokens=budget / size.flops_per_token,
                                   steps=steps, batch=batch, seed=seed, group=trunk.group, schedule=schedule,
                                   parent=trunk, init_step=start))  # fmt: skip

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from scaling import atomic
-
-STATUSES = ("pending", "running", "done", "diverged", "failed")
+from scaling.core.status import FINISHED as TERMINAL_STATUSES
+from scaling.core.status import STATUSES
 
 RUN_COLUMNS = (
     "run_id", "sweep", "plan_kind", "parent_run_id",
@@ -282,7 +282,6 @@ class ResultsStore:
         return [by_step[s] for s in sorted(by_step)]
 
 
-TERMINAL_STATUSES = ("done", "diverged")
 PARQUET_FILE = "curves.parquet"
 _CURVE_TYPES = {"run_id": "string", "step": "int64", "tokens": "int64"}  # the rest: float64
 

@@ -65,18 +65,23 @@ class TrackConfig:
     wandb_dir: str = ""
 
     def __post_init__(self) -> None:
+        from scaling.core import config as cc
+
+        check = cc.Checks("track", self)
         backends = self.backends
         if isinstance(backends, str):
             backends = [backends] if backends else []
         if not isinstance(backends, (list, tuple)):
-            raise ValueError(f"track.backends={backends!r}: must be a list of {', '.join(map(repr, TRACK_BACKENDS))}")
+            check.fail("backends", f"must be a list of {', '.join(TRACK_BACKENDS)}")
         for b in backends:
             if b not in TRACK_BACKENDS:
-                raise ValueError(f"track.backends: unknown backend {b!r}; choose from {', '.join(TRACK_BACKENDS)}")
-        object.__setattr__(self, "backends", tuple(dict.fromkeys(backends)))
+                close = cc.closest(str(b), TRACK_BACKENDS)
+                hint = f" (did you mean {close!r}?)" if close else ""
+                check.fail("backends", f"unknown backend {b!r}; choose from {', '.join(TRACK_BACKENDS)}{hint}")
+        check.set("backends", tuple(dict.fromkeys(backends)))
         for name in ("project", "group", "run_id", "entity", "tensorboard_dir", "wandb_dir"):
             if not isinstance(getattr(self, name), str):
-                raise ValueError(f"track.{name}={getattr(self, name)!r}: must be a string")
+                check.fail(name, "must be a string")
 
     def check_available(self) -> None:
         """Fail fast (before compiling) when a chosen backend's library is missing."""

@@ -59,7 +59,9 @@ def wandb_curves(run: dict) -> dict[str, list[tuple[int, float]]]:
 def test_track_config_checks_its_values():
     assert TrackConfig(backends="wandb").backends == ("wandb",)
     assert TrackConfig(backends=["wandb", "tensorboard", "wandb"]).backends == ("wandb", "tensorboard")
-    with pytest.raises(ValueError, match="track.backends: unknown backend 'tensorbord'"):
+    with pytest.raises(
+        ValueError, match="unknown backend 'tensorbord'; choose from tensorboard, wandb .did you mean 'tensorboard'"
+    ):
         TrackConfig(backends=["tensorbord"])
     with pytest.raises(ValueError, match="track.project=3: must be a string"):
         TrackConfig(project=3)
