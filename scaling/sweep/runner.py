@@ -285,10 +285,10 @@ _TRAIN, _SKIP, _BUSY, _BLOCKED = 0, 1, 2, 3
 
 def _summary_tracker(plan: Plan, store: ResultsStore, num_workers: int, worker_index: int):
     """The sweep's own tracker (one row per finished run), or None without [track] backends."""
-    from scaling.train.tracking import SweepTracker, TrackConfig
+    from scaling.train.tracking import SweepTracker
 
-    cfg = TrackConfig(**plan.config.base.get("track", {}))
-    if not cfg.backends:
+    cfg = plan.config.base.track
+    if cfg is None or not cfg.backends:
         return None
     worker = f"w{worker_index}" if num_workers > 1 else ""
     return SweepTracker.open(cfg, str(store.root), name=plan.config.sweep.name, worker=worker)
