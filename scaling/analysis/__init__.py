@@ -11,6 +11,13 @@ sweeps. Names load lazily (JAX is imported only by what needs it):
     predict_loss(boot, params=7e10, tokens=1.4e12)    # extrapolation with an interval
     backtest(df, cutoff_flops=1e20)                   # fit small, predict large
 
+Modules, in one-way layers (each imports only from those before it; checked by
+tests/analysis/test_analysis_imports.py): laws, table -> engine (objective, starts,
+batched L-BFGS) -> varpro, results (FitResult, BootstrapResult, BacktestResult) -> fit
+-> uncertainty (bootstrap) -> optimal -> extrapolate -> approaches. Beside them, numpy
+only: allocation, loss_curves, envelope (Approach 1), isoflop (Approach 2), schedules,
+curve_law.
+
 Floating point: the fitting code runs inside ``jax.enable_x64(True)`` contexts, so it
 computes in float64 without changing JAX's process-wide default (float32 for the
 trainer running in the same process).

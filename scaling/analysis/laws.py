@@ -26,11 +26,12 @@ Adding a form takes a few lines::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["Law", "register_law", "get_law", "list_laws", "paired_log_loss", "INPUTS"]
 
@@ -60,7 +61,7 @@ class Law:
     params: tuple[str, ...]
     inputs: tuple[str, ...]
     log_loss: Callable
-    grid: Mapping[str, Sequence[float]]
+    grid: Mapping[str, ArrayLike]
     log_params: tuple[str, ...] = ()
     linear: tuple[str, ...] = ()
     basis: Callable | None = None
@@ -111,7 +112,7 @@ class Law:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.is_log, np.log(np.where(self.is_log, natural, 1.0)), natural)
 
-    def start_grid(self, grid: Mapping[str, Sequence[float]] | None = None) -> np.ndarray:
+    def start_grid(self, grid: Mapping[str, ArrayLike] | None = None) -> np.ndarray:
         """Cartesian product of the grid (default: the law's) as a (S, P) array in fit coordinates."""
         g = dict(self.grid if grid is None else grid)
         missing = [n for n in self.fit_names if n not in g]
@@ -127,7 +128,7 @@ class Law:
         x = {n: logx[i] for i, n in enumerate(self.inputs)}
         return self.log_loss(q, x)
 
-    def predict(self, natural: Mapping[str, float] | Sequence[float], **inputs) -> np.ndarray:
+    def predict(self, natural: Mapping[str, float] | ArrayLike, **inputs) -> np.ndarray:
         """Loss at the given inputs (arrays broadcast), from natural parameters (numpy)."""
         return self.predict_many(_as_vector(self, natural)[None, :], **inputs)[0]
 
