@@ -49,6 +49,16 @@ def is_url(path: str | os.PathLike) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
+def require_local(path: str | os.PathLike, what: str) -> None:
+    """Refuse a URL where only local paths work yet (rather than writing to a local
+    directory literally named "s3:")."""
+    if is_url(path):
+        raise ValueError(
+            f"{what}={str(path)!r}: object-store URLs are not supported here yet (results and run "
+            "directories are written to local or NFS paths; `scaling fit` and `scaling.analysis` read URLs)"
+        )
+
+
 class Storage:
     """A directory tree; `Storage.at(root)` picks the local or the fsspec implementation."""
 

@@ -67,6 +67,10 @@ def run(args) -> int:
 
     plan = plan_sweep(load_sweep_config(args.config, args.overrides))  # bad input fails before JAX starts
     num_workers, worker_index = worker_from_env(args.num_workers, args.worker_index)
+    from scaling.storage import require_local
+
+    if args.out:
+        require_local(args.out, "--out")
     out = Path(args.out) if args.out else Path("results") / plan.config.sweep.name
     report = sweep(plan, out, num_workers=num_workers, worker_index=worker_index,
                    retry_failed=not args.no_retry_failed, progress=not args.no_progress,

@@ -70,6 +70,9 @@ def run(args) -> int:
         start, stop = parse_window(args.profile)
         overrides.append(f"train.profile_steps=[{start}, {stop}]")
     cfg = load_config(args.config, overrides)  # bad config fails before JAX starts
+    from scaling.storage import require_local
+
+    require_local(args.out, "--out")
 
     from scaling.train.distributed import initialize
 

@@ -198,3 +198,15 @@ def test_scaling_fit_reads_a_results_directory_on_s3(s3_endpoint, tmp_path):
     assert main(["fit", url, "--json", str(out)]) == 0
     fit = json.loads(out.read_text())
     assert fit["params"] and all(v == v for v in fit["params"].values())  # finite numbers, read from the bucket
+
+
+def test_sweep_and_train_refuse_an_object_store_out_dir(tmp_path, capsys):
+    """Not wired yet: a clear error, not a local directory named 's3:'."""
+    from scaling.cli.main import main
+
+    sweep = REPO / "experiments" / "quickstart.toml"
+    assert main(["sweep", str(sweep), "--out", f"s3://{BUCKET}/results", "--no-progress"]) == 2
+    assert "--out='s3://scaling-test/results': object-store URLs are not supported here yet" in capsys.readouterr().err
+    assert main(["train", "--config", str(REPO / "experiments" / "tiny.toml"), "--out", "gs://b/run"]) == 2
+    assert "not supported here yet" in capsys.readouterr().err
+    assert not Path("s3:").exists() and not Path("gs:").exists()
