@@ -33,8 +33,8 @@ WIDTHS = (16, 24, 32, 48)
 DEPTH, HEAD_DIM, SEQ_LEN, BATCH = 2, 8, 64, 16
 PRETRAIN_STEPS, FT_STEPS = 1000, 150
 EPSILON = 0.05
-EVAL = {"eval_batch_size": 16, "eval_batches": 8}
-FT_EVAL = {"eval_batch_size": 8, "eval_batches": 4}  # the email validation files hold ~4.7k tokens
+EVAL = {"eval_batch_size": 16, "num_eval_batches": 8}
+FT_EVAL = {"eval_batch_size": 8, "num_eval_batches": 4}  # the email validation files hold ~4.7k tokens
 
 
 def model(width: int, **extra) -> dict:
@@ -45,13 +45,12 @@ def pretrain_config(width: int, steps: int = PRETRAIN_STEPS, **model_extra) -> d
     """The family's pre-training run (the lowrank experiment adds model keys and lengths)."""
     return {
         "model": model(width, **model_extra),
-        "data": {"source": "stdlib", "tokenizer": "bytes"},
+        "data": {"source": "stdlib", "tokenizer": "bytes", **EVAL},
         "optimizer": {"lr": 1e-2},
         "schedule": {"kind": "cosine", "warmup": 0.05, "min_lr_ratio": 0.1},
         "train": {
             "steps": steps,
             "global_batch_size": BATCH,
-            **EVAL,
             "eval_every": steps,
             "checkpoint_every": steps,
             "keep": 1,
@@ -73,13 +72,12 @@ def email_corpus() -> Path:
 def finetune_config(width: int, parent: Path, corpus: Path) -> dict:
     return {
         "model": model(width),
-        "data": {"source": "text", "paths": [str(corpus)], "tokenizer": "bytes", "validation_fraction": 0.3},
+        "data": {"source": "text", "paths": [str(corpus)], "tokenizer": "bytes", "validation_fraction": 0.3, **FT_EVAL},
         "optimizer": {"lr": 3e-3},
         "schedule": {"kind": "cosine", "warmup": 10, "min_lr_ratio": 0.1},
         "train": {
             "steps": FT_STEPS,
             "global_batch_size": BATCH,
-            **FT_EVAL,
             "eval_every": FT_STEPS,
             "eval_at_start": True,
             "checkpoint_every": FT_STEPS,

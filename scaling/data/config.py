@@ -52,6 +52,9 @@ class DataConfig:
         of eval_batch_size windows (0: the trainer's train.global_batch_size). With an
         eval_batch_size > 0, building the dataset checks that validation holds that many
         non-overlapping windows.
+    max_train_tokens: 0 (all), or train on only this many tokens of the training split
+        (blocks spread evenly over it), repeated over epochs (data-constrained runs: unique
+        tokens held fixed while the tokens trained on grow). Validation is unchanged.
     """
 
     source: str = "stdlib"
@@ -70,13 +73,14 @@ class DataConfig:
     cache_dir: str | None = None
     eval_batch_size: int = 0
     num_eval_batches: int = 8
+    max_train_tokens: int = 0
 
     def __post_init__(self) -> None:
         check = cc.Checks("data", self)
         check.choice("source", SOURCES)
         check.choice("tokenizer", TOKENIZERS)
         check.integer("seq_len", "num_eval_batches", minimum=1)
-        check.integer("seed", "eval_batch_size", minimum=0)
+        check.integer("seed", "eval_batch_size", "max_train_tokens", minimum=0)
         check.integer("bpe_vocab_size", minimum=257)
         if self.bpe_vocab_size > _MAX_VOCAB:
             check.fail("bpe_vocab_size", f"exceeds {_MAX_VOCAB}")

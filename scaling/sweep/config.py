@@ -30,9 +30,9 @@ from scaling.core.flops import DEFAULT_FLOP_CONVENTION, FLOP_CONVENTIONS
 from scaling.core.schedules import COOLDOWN_SHAPES
 from scaling.sweep.trainer_config import TRAINER_SECTIONS, RunTemplate
 
-PLAN_KINDS = ("isoflop", "horizons", "wsd")
-LR_RULES = ("mup", "width_power", "constant")
-BATCH_RULES = ("fixed", "budget_power")
+PLAN_KINDS = ("isoflop", "horizons", "wsd", "hparam_grid", "data_constrained")
+LR_RULES = ("mup", "width_power", "constant", "law")
+BATCH_RULES = ("fixed", "budget_power", "law")
 PARAM_COUNTS = ("nonembedding", "total")
 SWEEP_SECTIONS = ("sweep", "family", "hparams", "wsd")
 
@@ -84,6 +84,7 @@ class SweepSection:
     flop_convention: str = DEFAULT_FLOP_CONVENTION
     param_count: str = "nonembedding"
     seeds: tuple[int, ...] = (0,)
+    unique_tokens: tuple[int, ...] = ()  # kind = "data_constrained": the fixed unique-token counts
 
     def __post_init__(self) -> None:
         check = cc.Checks("sweep", self)
@@ -123,6 +124,15 @@ class SweepSection:
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 raise ValueError(f"sweep.seeds: {s!r} is not a non-negative integer")
+        if not isinstance(self.unique_tokens, (list, tuple)):
+            raise ValueError(f"sweep.unique_tokens={self.unique_tokens!r} must be a list of token counts")
+        for i, u in enumerate(self.unique_tokens):
+            _positive(f"sweep.unique_tokens[{i}]", u, integer=True)
+        object.__setattr__(self, "unique_tokens", tuple(sorted(set(self.unique_tokens))))
+        if self.kind == "data_constrained" and not self.unique_tokens:
+            raise ValueError(
+                'sweep.kind = "data_constrained" needs sweep.unique_tokens (the unique-token counts to hold fixed)'
+            )
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"sweep.seeds={list(seeds)} repeats a seed: the runs would be duplicates")
         object.__setattr__(self, "seeds", tuple(seeds))
@@ -213,6 +223,10 @@ class HparamsSection:
     batch_size = "fixed": train.global_batch_size for every run.
     batch_size = "budget_power": batch = base * (budget / batch_reference_flops) ** batch_exponent,
                          rounded to a multiple of batch_multiple (at least one multiple).
+    lr = "law", batch_size = "law": the optimum of a fitted hyperparameter law at each run's
+                         (N, D), from law_file (an HparamLaws JSON, scaling.analysis.hparams).
+    lr_grid, batch_grid: the learning rates and batch sizes (sequences) every cell of a
+                         sweep.kind = "hparam_grid" plan trains (2+ values each).
     Warmup is the trainer's schedule.warmup: steps if >= 1, else a fraction of each run.
     """
 
@@ -223,6 +237,9 @@ class HparamsSection:
     batch_reference_flops: float | None = None
     batch_exponent: float = 0.3
     batch_multiple: int = 8
+    law_file: str | None = None
+    lr_grid: tuple[float, ...] = ()
+    batch_grid: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check = cc.Checks("hparams", self)
@@ -236,6 +253,17 @@ class HparamsSection:
         if self.batch_reference_flops is not None:
             _positive("hparams.batch_reference_flops", self.batch_reference_flops)
         _positive("hparams.batch_multiple", self.batch_multiple, integer=True)
+        if "law" in (self.lr, self.batch_size) and not self.law_file:
+            raise ValueError('hparams.lr/batch_size = "law" needs hparams.law_file (a fitted hyperparameter-law JSON)')
+        for name, integer in (("lr_grid", False), ("batch_grid", True)):
+            values = getattr(self, name)
+            if not isinstance(values, (list, tuple)):
+                raise ValueError(f"hparams.{name}={values!r} must be a list")
+            for i, v in enumerate(values):
+                _positive(f"hparams.{name}[{i}]", v, integer=integer)
+            if len(set(values)) != len(values):
+                raise ValueError(f"hparams.{name}={list(values)} lists a value more than once")
+            object.__setattr__(self, name, tuple(sorted(values)))
 
 
 @dataclass(frozen=True)
@@ -279,6 +307,14 @@ class SweepConfig:
         )
         if "wsd" in data and cfg.sweep.kind != "wsd":
             raise ValueError(f'[wsd] is given but sweep.kind={cfg.sweep.kind!r}; set kind = "wsd" or drop [wsd]')
+        if cfg.sweep.kind == "hparam_grid":
+            for name, what in (("lr_grid", "learning rates"), ("batch_grid", "batch sizes")):
+                values = getattr(cfg.hparams, name)
+                if len(values) < 2:
+                    raise ValueError(
+                        f'sweep.kind = "hparam_grid" needs 2+ {what} in hparams.{name} (got {list(values)}): '
+                        "an optimum cannot be located along an axis with a single value"
+                    )
         if cfg.hparams.lr == "mup" and cfg.base.model.get("parameterization", "sp") != "mup":
             raise ValueError('hparams.lr="mup" needs model.parameterization = "mup" (muP transfer)')
         return cfg
@@ -288,7 +324,7 @@ class SweepConfig:
         out: dict[str, Any] = {}
         for name in ("sweep", "family", "hparams"):
             section = dataclasses.asdict(getattr(self, name))
-            out[name] = {k: _plain(v) for k, v in section.items() if v is not None}
+            out[name] = {k: _plain(v) for k, v in section.items() if v is not None and v != ()}
         if self.sweep.kind == "wsd":
             out["wsd"] = dataclasses.asdict(self.wsd)
         out.update(self.base.given_dict())

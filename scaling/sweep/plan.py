@@ -1,6 +1,6 @@
 """Planning: compute budgets → a list of runs, with no training.
 
-Three kinds of plan (``[sweep].kind``):
+Four kinds of plan (``[sweep].kind``):
 
 * ``isoflop`` (Chinchilla Approach 2): for each budget C, ``points_per_budget`` model
   sizes spaced evenly in log N around the expected optimum N*(C) (where tokens per
@@ -19,6 +19,10 @@ Three kinds of plan (``[sweep].kind``):
   tokens per parameter gets a short cooldown branched from the trunk's checkpoint at
   the step where its decay starts. The plan's FLOPs
   (trunks + cooldowns) are reported next to those of the equivalent independent runs.
+* ``hparam_grid``: the (size, budget) cells an IsoFLOP plan would pick, each trained at
+  every (lr, batch) of ``hparams.lr_grid`` x ``hparams.batch_grid``: the runs a
+  hyperparameter law (``scaling.analysis.hparams``) is fitted to. With ``hparams.lr`` /
+  ``batch_size = "law"`` other plans then take each run's lr / batch from that law.
 
 Every run gets a stable id: a hash of its resolved trainer config (a branch's config
 names its trunk's id and the step it starts from).
@@ -26,6 +30,7 @@ names its trunk's id and the step it starts from).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -66,7 +71,7 @@ class PlannedRun:
     run_id: str
     sweep: str
     order: int
-    plan_kind: str  # "isoflop" | "horizon" | "trunk" | "branch"
+    plan_kind: str  # "isoflop" | "horizon" | "trunk" | "branch" | "hparam_grid"
     width: int
     depth: int
     heads: int
@@ -89,6 +94,8 @@ class PlannedRun:
     config: RunConfig  # the run's resolved trainer config (a branch's init_from names "run:<trunk id>")
     parent_run_id: str | None = None
     init_step: int | None = None  # the trunk step a branch starts from
+    unique_tokens: float | None = None  # data_constrained: distinct tokens the run sees
+    epochs: float | None = None  # tokens / unique_tokens
 
     @property
     def train_config(self) -> dict[str, Any]:
@@ -246,7 +253,8 @@ def isoflop_sizes(cfg: SweepConfig, sizes: list[Size], budget: float) -> tuple[l
 def plan_sweep(cfg: SweepConfig) -> Plan:
     """Resolve a sweep config into its runs (pure: no files, no devices)."""
     sizes = family_sizes(cfg)
-    builder = {"isoflop": _plan_isoflop, "horizons": _plan_horizons, "wsd": _plan_wsd}[cfg.sweep.kind]
+    builder = {"isoflop": _plan_isoflop, "horizons": _plan_horizons, "wsd": _plan_wsd,
+               "hparam_grid": _plan_hparam_grid, "data_constrained": _plan_data_constrained}[cfg.sweep.kind]  # fmt: skip
     runs, notes = builder(cfg, sizes)
     seen: dict[str, PlannedRun] = {}
     for r in runs:
@@ -275,16 +283,25 @@ class _Builder:
         self.base_batch = cfg.base.train.global_batch_size
         self.base_lr = cfg.base.optimizer.lr
         self.order = 0
+        self.laws = (
+            _load_hparam_laws(cfg.hparams.law_file) if "law" in (cfg.hparams.lr, cfg.hparams.batch_size) else None
+        )
 
-    def batch_size(self, budget: float | None) -> int:
+    def batch_size(self, budget: float | None, size: Size | None = None) -> int:
         h = self.cfg.hparams
-        if h.batch_size == "fixed" or budget is None:
+        if h.batch_size == "law" and budget is not None and size is not None:
+            raw = float(self.laws.batch_sequences(size.params_nonembedding, budget / size.flops_per_token,
+                                                  size.model.seq_len))  # fmt: skip
+            return max(h.batch_multiple, h.batch_multiple * round(raw / h.batch_multiple))
+        if h.batch_size in ("fixed", "law") or budget is None:
             return self.base_batch
         raw = self.base_batch * (budget / h.batch_reference_flops) ** h.batch_exponent
         return max(h.batch_multiple, h.batch_multiple * round(raw / h.batch_multiple))
 
-    def lr(self, size: Size) -> float:
+    def lr(self, size: Size, tokens: float | None = None) -> float:
         h = self.cfg.hparams
+        if h.lr == "law" and tokens is not None:
+            return float(self.laws.predict(size.params_nonembedding, tokens)[0])
         if h.lr == "width_power":
             base_width = h.lr_base_width or size.model.base_width
             return self.base_lr * (base_width / size.width) ** h.lr_exponent
@@ -303,10 +320,14 @@ class _Builder:
     def run(self, size: Size, *, plan_kind: str, budget: float | None, tokens: float, steps: int, batch: int,
             seed: int, group: str | None = None, schedule: Mapping[str, Any] | None = None,
             save_steps=(), parent: PlannedRun | None = None,
-            init_step: int | None = None) -> PlannedRun:  # fmt: skip
-        lr = self.lr(size)
+            init_step: int | None = None, lr: float | None = None,
+            unique_tokens: int | None = None) -> PlannedRun:  # fmt: skip
+        lr = self.lr(size, tokens) if lr is None else lr
+        base = self.cfg.base
+        if unique_tokens is not None:  # the data pipeline trains on a fixed subset of the corpus
+            base = dataclasses.replace(base, data=dataclasses.replace(base.data, max_train_tokens=int(unique_tokens)))
         s = self.cfg.sweep
-        config = self.cfg.base.run_config(
+        config = base.run_config(
             width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
             schedule=schedule, save_steps=save_steps,
             init_from=(BRANCH_PARENT + parent.run_id, init_step) if parent else None,
@@ -331,7 +352,7 @@ class _Builder:
             batch_size=batch,
             seq_len=size.model.seq_len,
             lr=lr,
-            warmup_steps=self.cfg.base.warmup_steps(steps, schedule),
+            warmup_steps=base.warmup_steps(steps, schedule),
             seed=seed,
             schedule=sched.kind if sched.kind != "wsd" else f"wsd-{sched.cooldown_shape}",
             parameterization=size.model.parameterization,
@@ -341,6 +362,8 @@ class _Builder:
             parent_run_id=parent.run_id if parent else None,
             init_step=init_step,
             config=config,
+            unique_tokens=None if unique_tokens is None else float(unique_tokens),
+            epochs=None if unique_tokens is None else steps * batch * size.model.seq_len / unique_tokens,
         )
 
 
@@ -350,8 +373,8 @@ def _plan_isoflop(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun]
     for budget in cfg.sweep.budgets:
         chosen, n = isoflop_sizes(cfg, sizes, budget)
         notes += n
-        batch = b.batch_size(budget)
         for size in chosen:
+            batch = b.batch_size(budget, size)
             tokens = budget / size.flops_per_token
             steps = b.steps(size, tokens, batch, budget)
             for seed in cfg.sweep.seeds:
@@ -373,7 +396,7 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
             left_out.append(f"({size.width}, {size.depth})")
             continue
         for budget in horizons:  # each horizon its own run, its schedule ending there
-            batch = b.batch_size(budget)
+            batch = b.batch_size(budget, size)
             tokens = budget / size.flops_per_token
             steps = b.steps(size, tokens, batch, budget)
             for seed in cfg.sweep.seeds:
@@ -404,6 +427,69 @@ def wsd_equivalent_flops(cfg: SweepConfig, sizes: list[Size], runs: list[Planned
     except ValueError as err:
         return None, f"not as WSD branches: {err}"
     return sum(r.own_flops for r in branched), ""
+
+
+def _load_hparam_laws(path):
+    from pathlib import Path
+
+    from scaling.analysis.hparams import HparamLaws
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"hparams.law_file={str(path)!r}: no such file (fit one with scaling.analysis.hparams)")
+    try:
+        return HparamLaws.from_json(p)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"hparams.law_file={str(path)!r}: {err}") from None
+
+
+def _plan_hparam_grid(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    """Every (size, budget) cell an IsoFLOP plan would pick trains the whole lr x batch grid
+    (hparams.lr_grid x hparams.batch_grid): the data that fits a hyperparameter law."""
+    b = _Builder(cfg)
+    h = cfg.hparams
+    runs, notes = [], []
+    for budget in cfg.sweep.budgets:
+        chosen, n = isoflop_sizes(cfg, sizes, budget)
+        notes += n
+        for size in chosen:
+            tokens = budget / size.flops_per_token
+            for batch in h.batch_grid:
+                steps = b.steps(size, tokens, batch, budget)
+                for lr in h.lr_grid:
+                    for seed in cfg.sweep.seeds:
+                        runs.append(b.run(size, plan_kind="hparam_grid", budget=budget, tokens=tokens, steps=steps,
+                                          batch=batch, seed=seed, lr=float(lr)))  # fmt: skip
+    notes.append(f"{len(h.lr_grid)} learning rates x {len(h.batch_grid)} batch sizes per cell; fit the law with "
+                 "scaling.analysis.hparams.fit_hparam_laws(cell_optima(load_table(DIR)))")  # fmt: skip
+    return runs, notes
+
+
+def _plan_data_constrained(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    """The IsoFLOP plan's runs, each also trained on each fixed subset of sweep.unique_tokens
+    smaller than its tokens (data.max_train_tokens: the subset repeated for tokens/U epochs),
+    next to its fresh-data run: across budgets the unique data stays fixed while tokens grow."""
+    b = _Builder(cfg)
+    runs, notes = [], []
+    for budget in cfg.sweep.budgets:
+        chosen, n = isoflop_sizes(cfg, sizes, budget)
+        notes += n
+        for size in chosen:
+            batch = b.batch_size(budget, size)
+            tokens = budget / size.flops_per_token
+            steps = b.steps(size, tokens, batch, budget)
+            trained = steps * batch * size.model.seq_len
+            for seed in cfg.sweep.seeds:
+                fresh = b.run(size, plan_kind="data_constrained", budget=budget, tokens=tokens, steps=steps,
+                              batch=batch, seed=seed)  # fmt: skip
+                runs.append(dataclasses.replace(fresh, unique_tokens=float(trained), epochs=1.0))
+                for u in cfg.sweep.unique_tokens:
+                    if u < trained:
+                        runs.append(b.run(size, plan_kind="data_constrained", budget=budget, tokens=tokens,
+                                          steps=steps, batch=batch, seed=seed, unique_tokens=u))  # fmt: skip
+    notes.append("runs without a unique-token limit see fresh data as long as the corpus's training split holds "
+                 "their tokens (the trainer's loader repeats it beyond that)")  # fmt: skip
+    return runs, notes
 
 
 def _require_fixed_batch(cfg: SweepConfig) -> None:

@@ -82,11 +82,11 @@ def test_init_matches_the_dense_variance():
 @pytest.mark.parametrize(
     "kw, message",
     [
-        (dict(lowrank_ratio=1.5), r"lowrank_ratio=1.5 must be a number in \[0, 1\]"),
-        (dict(lowrank_ratio=-0.1), r"lowrank_ratio=-0.1 must be a number in \[0, 1\]"),
+        (dict(lowrank_ratio=1.5), r"model.lowrank_ratio=1.5: must be <= 1"),
+        (dict(lowrank_ratio=-0.1), r"model.lowrank_ratio=-0.1: must be >= 0"),
         (dict(lowrank_ratio=0.001), r"gives rank round\(0.001 \* width=64\) = 0"),
         (dict(lowrank_ratio=0.5, parameterization="mup"), "low-rank factors are defined under SP only"),
-        (dict(lowrank_ratio="half"), "lowrank_ratio='half' must be a number"),
+        (dict(lowrank_ratio="half"), "model.lowrank_ratio='half': must be a number"),
     ],
 )
 def test_bad_ratios_are_rejected(kw, message):
@@ -153,14 +153,13 @@ def test_trains_sharded_on_a_2x2x2_mesh(tmp_path):
 
     raw = {
         "model": {"width": 64, "depth": 1, "head_dim": 16, "seq_len": 32, "lowrank_ratio": 0.25, "mlp": "swiglu"},
-        "data": {"source": "stdlib"},
+        "data": {"source": "stdlib", "num_eval_batches": 1},
         "optimizer": {"lr": 1e-2},
         "schedule": {"kind": "constant"},
         "train": {
             "steps": 6,
             "global_batch_size": 8,
             "eval_every": 6,
-            "eval_batches": 1,
             "eval_at_start": True,
             "checkpoint_every": 6,
             "progress": False,
