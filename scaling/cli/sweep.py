@@ -58,11 +58,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     args.overrides = list(args.overrides) + track_overrides(args)
-    if args.dry_run:
-        from scaling.cli import plan as plan_cli
+    if args.dry_run:  # exactly `scaling plan`, with its own defaults for every other option
+        from scaling.cli.main import main
 
-        args.calibrate = False
-        return plan_cli.run(args)
+        argv = ["plan", args.config, *(a for o in args.overrides for a in ("--set", o))]
+        return main(argv + (["--throughput", repr(args.throughput)] if args.throughput is not None else []))
     from scaling.sweep import load_sweep_config, plan_sweep, worker_from_env
 
     plan = plan_sweep(load_sweep_config(args.config, args.overrides))  # bad input fails before JAX starts
