@@ -112,16 +112,39 @@ def _read_csv(path: Path, bad_lines: str = "error", text: str | None = None) -> 
         raise ValueError(f"{path}: cannot be read as CSV ({err})") from None
 
 
-def _read_store(path: Path, name: str, bad_lines: str = "error", text: str | None = None) -> pd.DataFrame:
+def _read_store(path, name: str, bad_lines: str = "error", text: str | None = None) -> pd.DataFrame:
+    """A results directory's table: `path` is a local Path or a scaling.storage.Storage
+    (an object store); `text` is the CSV already read (a rebuilt torn pair)."""
+    where = path if isinstance(path, Path) else path.root
     if text is not None:
-        return _read_csv(path / f"{name}.csv", bad_lines, text)
-    f = path / f"{name}.csv"
-    if f.exists():
-        return _read_csv(f, bad_lines)
-    f = path / f"{name}.parquet"
-    if f.exists():
-        return pd.read_parquet(f)
-    raise FileNotFoundError(f"{path} is a directory without {name}.csv: not a results directory")
+        return _read_csv(Path(str(where)) / f"{name}.csv", bad_lines, text)
+    if isinstance(path, Path):
+        f = path / f"{name}.csv"
+        if f.exists():
+            return _read_csv(f, bad_lines)
+        f = path / f"{name}.parquet"
+        if f.exists():
+            return pd.read_parquet(f)
+    else:
+        if path.exists(f"{name}.csv"):
+            data = path.read_bytes(f"{name}.csv")
+            try:
+                csv_text = data.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{where}/{name}.csv: not a UTF-8 text CSV (binary?): {err.reason}") from None
+            return _read_csv(Path(f"{name}.csv"), bad_lines, csv_text)
+        if path.exists(f"{name}.parquet"):
+            return pd.read_parquet(io.BytesIO(path.read_bytes(f"{name}.parquet")))
+    raise FileNotFoundError(f"{where} is a directory without {name}.csv: not a results directory")
+
+
+def _source_path(source):
+    """A local Path, or for a URL (s3://, gs://, ...) a scaling.storage.Storage."""
+    from scaling.storage import Storage, is_url
+
+    if is_url(source):
+        return Storage.at(source)
+    return Path(source)
 
 
 def _checked_pair(path: Path) -> tuple[str, str] | tuple[None, None]:
@@ -141,9 +164,16 @@ def _read(source, curves: bool = False, bad_lines: str = "error") -> tuple[pd.Da
     """(frame, is_results_dir)."""
     if isinstance(source, pd.DataFrame):
         return source.copy(), False
-    path = Path(source)
-    if path.is_dir():
-        runs_text, curves_text = _checked_pair(path)
+    path = _source_path(source)
+    if not isinstance(path, Path):  # an object-store URL: a results directory or one table
+        name = str(source).rstrip("/").rsplit("/", 1)[-1]
+        if name.endswith((".csv", ".parquet", ".pq")):
+            data = io.BytesIO(_source_path(str(source).rstrip("/").rsplit("/", 1)[0]).read_bytes(name))
+            return (pd.read_csv(data) if name.endswith(".csv") else pd.read_parquet(data)), False
+        if not (path.exists("runs.csv") or path.exists("runs.parquet")):
+            raise FileNotFoundError(f"{source}: no runs.csv there (not a results directory)")
+    if not isinstance(path, Path) or path.is_dir():
+        runs_text, curves_text = _checked_pair(path) if isinstance(path, Path) else (None, None)
         runs = _read_store(path, "runs", bad_lines, runs_text)
         if not curves:
             return runs, True

@@ -29,6 +29,26 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_track_arg(p: argparse.ArgumentParser) -> None:
+    from scaling.train.tracking import TRACK_BACKENDS
+
+    p.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        choices=TRACK_BACKENDS,
+        help="mirror metrics live to this tracker (track.backends; repeatable; needs the "
+        "scaling[tensorboard] / scaling[wandb] extra)",
+    )
+
+
+def track_overrides(args) -> list[str]:
+    """--track flags as a track.backends override ([] when none given)."""
+    if not getattr(args, "track", None):
+        return []
+    return ["track.backends=[" + ", ".join(f'"{b}"' for b in dict.fromkeys(args.track)) + "]"]
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "plan",

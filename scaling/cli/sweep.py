@@ -11,6 +11,10 @@ Multi-host (a TPU pod slice, or a SLURM job of several tasks): every host runs t
 command; JAX finds its peers (or pass --coordinator/--num-processes/--process-id) and
 the hosts train one run at a time, sharded; only process 0 writes the tables.
 
+--dry-run prints the plan and stops, exactly as `scaling plan FILE.toml` does.
+--track tensorboard|wandb mirrors every run's metrics live (project and group: the sweep's
+name; tracker run id: the run id) and logs one summary row per finished run.
+
 Exit status: 0 when no run failed, 1 when some failed (see runs.csv), 2 bad input, 75
 when a run was preempted (SIGTERM: its checkpoint is saved and the sweep stopped; a
 scheduler that requeues on 75 reruns the command, which resumes it).
@@ -23,7 +27,7 @@ import errno
 import sys
 from pathlib import Path
 
-from scaling.cli.plan import add_config_args
+from scaling.cli.plan import add_config_args, add_track_arg, track_overrides
 
 
 def register(subparsers) -> None:
@@ -45,14 +49,29 @@ def register(subparsers) -> None:
     p.add_argument("--coordinator", help="HOST:PORT of process 0, for a multi-host run")
     p.add_argument("--num-processes", type=int, help="number of processes (with --coordinator)")
     p.add_argument("--process-id", type=int, help="this process's index (with --coordinator)")
+    add_track_arg(p)
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan and stop (what `scaling plan` does); nothing is trained"
+    )
+    p.add_argument("--throughput", type=float, metavar="FLOP/S", help="with --dry-run: as for `scaling plan`")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    args.overrides = list(args.overrides) + track_overrides(args)
+    if args.dry_run:  # exactly `scaling plan`, with its own defaults for every other option
+        from scaling.cli.main import main
+
+        argv = ["plan", args.config, *(a for o in args.overrides for a in ("--set", o))]
+        return main(argv + (["--throughput", repr(args.throughput)] if args.throughput is not None else []))
     from scaling.sweep import load_sweep_config, plan_sweep, worker_from_env
 
     plan = plan_sweep(load_sweep_config(args.config, args.overrides))  # bad input fails before JAX starts
     num_workers, worker_index = worker_from_env(args.num_workers, args.worker_index)
+    from scaling.storage import require_local
+
+    if args.out:
+        require_local(args.out, "--out")
     out = Path(args.out) if args.out else Path("results") / plan.config.sweep.name
     try:
         report = sweep(plan, out, num_workers=num_workers, worker_index=worker_index,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 
+from scaling.cli.plan import add_track_arg, track_overrides
 from scaling.core.status import DIVERGED, DONE, FAILED
 
 EXIT_CODES = {DONE: 0, FAILED: 1, DIVERGED: 3}  # preempted: 75, raised as SystemExit
@@ -50,14 +51,28 @@ def register(subparsers) -> None:
         "--local-devices", type=int, help="CPU devices for this process (testing multi-device code on a CPU)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_track_arg(p)
+    p.add_argument(
+        "--profile",
+        metavar="START:STOP",
+        help="write a jax.profiler trace of steps START..STOP-1 to DIR/profile (train.profile_steps)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from scaling.train.config import load_config
 
-    overrides = list(args.overrides) + (["train.progress=false"] if args.no_progress else [])
+    overrides = list(args.overrides) + (["train.progress=false"] if args.no_progress else []) + track_overrides(args)
+    if args.profile:
+        from scaling.train.profile import parse_window
+
+        start, stop = parse_window(args.profile)
+        overrides.append(f"train.profile_steps=[{start}, {stop}]")
     cfg = load_config(args.config, overrides)  # bad config fails before JAX starts
+    from scaling.storage import require_local
+
+    require_local(args.out, "--out")
 
     from scaling.train.distributed import initialize
 

@@ -5,10 +5,11 @@
 `sweep.flop_convention`, `flops_per_token`): it counts every matmul the model runs,
 attention included, so FLOPs stay comparable across widths, depths and context lengths,
 where 6N undercounts small, long-context models most. "6N" and "6N+attention" are there
-to compare with Kaplan et al. (2020).
+to compare with Kaplan et al. (2020); "exact-causal" (the causal half of the attention
+matrix only, MaxText's count) to compare MFU with toolkits that count so.
 """
 
 from __future__ import annotations
 
-FLOP_CONVENTIONS = ("6N", "6N+attention", "exact")
+FLOP_CONVENTIONS = ("6N", "6N+attention", "exact", "exact-causal")
 DEFAULT_FLOP_CONVENTION = "exact"

@@ -55,6 +55,10 @@ def flops_per_token(cfg: ModelConfig, convention: str = DEFAULT_FLOP_CONVENTION)
         prices it as a one-hot matmul. Excluded: norms, softmax, rotary, activations,
         residual adds, the loss and the optimizer update (elementwise work, a few
         percent at most; see tests/model/test_accounting.py for XLA's own count).
+    "exact-causal": "exact" with the attention q·kᵀ and p·v counted for the causal half
+        of the T×T matrix only (2·seq_len·width per layer instead of 4), as MaxText counts
+        (its calculate_tflops_training_per_device halves causal attention FLOPs), so MFU
+        compares with toolkits that count so; the model still computes the full matrix.
     """
     if convention not in FLOP_CONVENTIONS:
         raise ValueError(f"unknown FLOP convention {convention!r}; choose one of {', '.join(FLOP_CONVENTIONS)}")
@@ -63,7 +67,10 @@ def flops_per_token(cfg: ModelConfig, convention: str = DEFAULT_FLOP_CONVENTION)
         return float(6 * n)
     if convention == "6N+attention":
         return float(6 * n + 6 * cfg.depth * cfg.seq_len * cfg.width)
-    per_layer = 2 * _block_matrix_params(cfg) + 4 * cfg.seq_len * cfg.heads * cfg.head_dim
+    attention = 4 * cfg.seq_len * cfg.heads * cfg.head_dim
+    if convention == "exact-causal":
+        attention //= 2
+    per_layer = 2 * _block_matrix_params(cfg) + attention
     forward = cfg.depth * per_layer + 2 * cfg.width * cfg.vocab_size
     return float(3 * forward)
 

@@ -255,16 +255,19 @@ def run_sweep(
         write_sweep_files(store, plan, record_environment=record_environment, data=data)
     mine = partition(plan.runs, num_workers, worker_index)
     report = SweepReport(store.root)
+    summary = _summary_tracker(plan, store, num_workers, worker_index) if hosts.is_writer else None
     bar = _SweepBar(mine, enabled=progress and hosts.is_writer)
     try:
         with _sigterm_unwinds(hosts):
             try:
                 for run in mine:
-                    row = _run_one(run, store, train_fn, hosts, retry_failed, log, progress)
+                    row = _run_one(run, store, train_fn, hosts, retry_failed, log, progress, plan.config.sweep.name)
                     report.rows.append(row)
                     bar.advance(run, row)
                     if hosts.is_writer and row["action"] != "skipped":
                         store.consolidate()
+                    if summary is not None and row["action"] == "trained" and row["status"] in TERMINAL:
+                        summary.log_run(next(r for r in store.rows() if r["run_id"] == run.run_id))
                     if row.get("preempted"):
                         log("[sweep] preempted (SIGTERM): stopping; rerun the same command to resume")
                         break
@@ -273,6 +276,8 @@ def run_sweep(
                 log("[sweep] SIGTERM between runs: stopping; rerun the same command to resume")
     finally:
         bar.close()
+        if summary is not None:
+            summary.close()
         if hosts.is_writer:
             store.consolidate()
             if report.trained:
@@ -286,6 +291,17 @@ def run_sweep(
 _TRAIN, _SKIP, _BUSY, _BLOCKED = 0, 1, 2, 3
 
 
+def _summary_tracker(plan: Plan, store: ResultsStore, num_workers: int, worker_index: int):
+    """The sweep's own tracker (one row per finished run), or None without [track] backends."""
+    from scaling.train.tracking import SweepTracker
+
+    cfg = plan.config.base.track
+    if cfg is None or not cfg.backends:
+        return None
+    worker = f"w{worker_index}" if num_workers > 1 else ""
+    return SweepTracker.open(cfg, str(store.root), name=plan.config.sweep.name, worker=worker)
+
+
 def _run_one(
     run: PlannedRun,
     store: ResultsStore,
@@ -294,6 +310,7 @@ def _run_one(
     retry_failed: bool,
     log,
     progress: bool = True,
+    sweep: str = "",
 ) -> dict:
     row = {"run_id": run.run_id, "width": run.width, "depth": run.depth, "budget": run.budget}
     decision, why = _SKIP, ""
@@ -327,7 +344,7 @@ def _run_one(
             f"steps={run.steps} tokens={run.tokens:.3g}{budget}")  # fmt: skip
         t0 = time.time()
         try:
-            record = result_record(train_fn(_resolved_config(run, store, progress), run_dir))
+            record = result_record(train_fn(_resolved_config(run, store, progress, sweep), run_dir))
         except SystemExit as err:  # the trainer's Preempted: checkpointed, resumable
             step = preempted_step(err)
             if step is None:
@@ -367,12 +384,21 @@ def _final(store: ResultsStore, run: PlannedRun, hosts: Hosts) -> dict:
     return dict(store.read_status(run.run_id))
 
 
-def _resolved_config(run: PlannedRun, store: ResultsStore, progress: bool = True) -> dict:
-    """The run's trainer config with a branch's trunk reference made a real path, and the
-    trainer's own progress bar off when the sweep's is (train.progress changes no result)."""
+def _resolved_config(run: PlannedRun, store: ResultsStore, progress: bool = True, sweep: str = "") -> dict:
+    """The run's trainer config with a branch's trunk reference made a real path, the
+    trainer's own progress bar off when the sweep's is (train.progress changes no result),
+    and its tracker named after the sweep: project and group default to the sweep's name,
+    the run id is the tracker's run id."""
     config = {k: dict(v) for k, v in run.train_config.items()}
     if not progress:
         config.setdefault("train", {})["progress"] = False
+    track = config.get("track")
+    if track and track.get("backends"):
+        track["project"] = track.get("project") or sweep
+        track["group"] = track.get("group") or sweep
+        track["run_id"] = run.run_id
+        if track.get("tensorboard_dir"):
+            track["tensorboard_dir"] = str(Path(track["tensorboard_dir"]) / run.run_id)
     init = config.get("train", {}).get("init_from")
     if init and isinstance(init[0], str) and init[0].startswith(BRANCH_PARENT):
         parent = init[0][len(BRANCH_PARENT) :]

@@ -5,6 +5,9 @@ Layout of a results directory DIR:
     DIR/runs.csv        one row per planned run (RUN_COLUMNS)
     DIR/curves.csv      one row per (run, evaluation) (CURVE_COLUMNS)
     DIR/tables.json     the generation record of the pair: each table's SHA-256 and rows
+    DIR/curves.parquet  the same rows as Parquet, when pyarrow is installed (the parquet
+                        extra): typed columns for sweeps with millions of rows; curves.csv
+                        stays the canonical, byte-stable table
     DIR/sweep.toml      the resolved sweep config
     DIR/manifest.json   package versions, data manifest hash, devices, git commit, seed
     DIR/runs/plan.json  the current plan's run ids, in order (the rows of runs.csv)
@@ -167,7 +170,11 @@ class ResultsStore:
             ) from None
         ignore = self.root / ".gitignore"
         if not ignore.exists():
-            write_atomic(ignore, "# per-run trainer output and checkpoints: never committed\nruns/\n")
+            write_atomic(
+                ignore,
+                "# per-run trainer output and checkpoints, and the Parquet copy of curves.csv: never committed\n"
+                f"{PARQUET_FILE}\nruns/\n",
+            )
         self.clean_temps()
 
     def clean_temps(self) -> int:
@@ -305,6 +312,7 @@ class ResultsStore:
             # match its record, which readers detect (check_tables) and rebuild.
             write_atomic(self.curves_csv, curves_text)
             write_atomic(self.runs_csv, runs_text)
+            write_parquet(self.root / PARQUET_FILE, curve_rows)  # a typed copy, when pyarrow is here
             record = {
                 "generation": int((old or {}).get("generation", 0)) + 1,
                 "runs.csv": {"sha256": _sha256(runs_text.encode()), "rows": len(run_rows)},
@@ -455,6 +463,25 @@ def _read_record(path: Path) -> dict | None:
     except ValueError:
         return {"generation": None}  # a damaged record matches no pair: the tables are rebuilt
     return record if isinstance(record, dict) else {"generation": None}
+
+
+PARQUET_FILE = "curves.parquet"
+_CURVE_TYPES = {"run_id": "string", "step": "int64", "tokens": "int64"}  # the rest: float64
+
+
+def write_parquet(path: Path, curve_rows: list[dict[str, Any]]) -> bool:
+    """curve_rows as a typed Parquet table at `path` (atomically); False, writing nothing,
+    when pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return False
+    schema = pa.schema([(c, getattr(pa, _CURVE_TYPES.get(c, "float64"))()) for c in CURVE_COLUMNS])
+    table = pa.Table.from_pylist([{c: row.get(c) for c in CURVE_COLUMNS} for row in curve_rows], schema=schema)
+    with atomic.atomic_path(path, fsync=True) as tmp:
+        pq.write_table(table, tmp)
+    return True
 
 
 def _from_csv(text: str | None) -> Any:

@@ -56,6 +56,7 @@ class RunTemplate:
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainConfig = TrainConfig()
     mesh: MeshConfig = MeshConfig()
+    track: Any = None  # scaling.train.tracking.TrackConfig: every run's tracker settings
     given: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -93,6 +94,7 @@ class RunTemplate:
             schedule=build_section("schedule", given.get("schedule", {})),
             train=build_section("train", train),
             mesh=build_section("mesh", given.get("mesh", {})),
+            track=build_section("track", given.get("track", {})),
             given=given,
         )
 
@@ -142,6 +144,7 @@ class RunTemplate:
             schedule=self.schedule_for(schedule),
             train=train,
             mesh=self.mesh,
+            track=self.track,
         )
 
 
@@ -172,6 +175,7 @@ def identity(config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any
     (renamed keys are hashed as first spelled, `_HASHED_AS`).
     """
     defaults = {name: field_defaults(name) for name in SECTIONS}
+    config = {s: sec for s, sec in config.items() if s != "track"}  # where metrics are mirrored: not the run
     out: dict[str, dict[str, Any]] = {s: {} for s in config}
     for s, sec in config.items():
         for k, v in sec.items():

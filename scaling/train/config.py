@@ -6,6 +6,7 @@
     [schedule]   -> ScheduleConfig
     [train]      -> TrainConfig
     [mesh]       -> MeshConfig
+    [track]      -> scaling.train.tracking.TrackConfig  (live TensorBoard / W&B mirrors)
 
 `load_config(path, overrides)` reads a TOML (or a run dir's `config.json`) file and applies
 dotted overrides (`optimizer.lr=3e-3`, values parsed as TOML literals). Every section
@@ -117,6 +118,13 @@ class TrainConfig:
         anything compiles); config.json records it under "parent". "" = a fresh start.
     seed: parameter-initialisation seed (the data order has its own, data.seed).
     flop_convention: how the `flops` column counts (`scaling.core.flops`; "exact" by default).
+    mfu_convention: the FLOP count behind the `mfu` column: "exact" (the causal attention
+        matrix in full, as computed) or "exact-causal" (half of it, MaxText's convention,
+        for comparing MFU with toolkits that count so); any convention is accepted.
+    peak_flops: the devices' peak FLOP/s per device for `mfu` (0 = from the table in
+        scaling.train.metrics by device kind; set it for chips the table lacks).
+    profile_steps: [start, stop]: write a jax.profiler trace of steps start..stop-1 to
+        RUN_DIR/profile (TensorBoard's profile plugin / Perfetto); [] = no trace.
     """
 
     steps: int = 0
@@ -136,6 +144,9 @@ class TrainConfig:
     flop_convention: str = DEFAULT_FLOP_CONVENTION
     progress: bool = True
     async_checkpointing: bool = True
+    mfu_convention: str = "exact"
+    peak_flops: float = 0.0
+    profile_steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check = cc.Checks("train", self)
@@ -149,6 +160,11 @@ class TrainConfig:
             check.fail("microbatches", f"must divide train.global_batch_size={self.global_batch_size}")
         check.boolean("eval_at_start", "keep_eval_checkpoints", "progress", "async_checkpointing")
         check.choice("flop_convention", FLOP_CONVENTIONS)
+        check.choice("mfu_convention", FLOP_CONVENTIONS)
+        check.number("peak_flops", minimum=0.0)
+        from scaling.train.profile import check_window
+
+        check.set("profile_steps", check_window(self.profile_steps, "train.profile_steps"))
         steps = self.save_steps
         if not isinstance(steps, (list, tuple)) or any(
             isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in steps
@@ -251,7 +267,7 @@ _OWN_SECTIONS = {
     "train": TrainConfig,
     "mesh": MeshConfig,
 }
-SECTIONS = ("model", "data", *_OWN_SECTIONS)
+SECTIONS = ("model", "data", *_OWN_SECTIONS, "track")
 # Keys that may differ when a run directory is resumed (they do not change the numbers).
 RESUME_FREE_KEYS = {
     ("data", "cache_dir"),
@@ -263,6 +279,10 @@ RESUME_FREE_KEYS = {
     ("mesh", "model"),
     ("mesh", "rules"),
     ("model", "remat"),
+    ("train", "mfu_convention"),
+    ("train", "peak_flops"),
+    ("train", "profile_steps"),
+    *(("track", key) for key in ("backends", "project", "group", "run_id", "entity", "tensorboard_dir", "wandb_dir")),
 }
 
 
@@ -277,6 +297,10 @@ def section_class(name: str) -> type:
         from scaling.data.config import DataConfig
 
         return DataConfig
+    if name == "track":
+        from scaling.train.tracking import TrackConfig
+
+        return TrackConfig
     return _OWN_SECTIONS[name]
 
 
@@ -302,8 +326,11 @@ class RunConfig:
     schedule: ScheduleConfig = ScheduleConfig()
     train: TrainConfig = TrainConfig(steps=1)
     mesh: MeshConfig = MeshConfig()
+    track: Any = None  # scaling.train.tracking.TrackConfig; None = no tracking
 
     def __post_init__(self) -> None:
+        if self.track is None:
+            object.__setattr__(self, "track", build_section("track", {}))
         if not self.train.has_length:
             raise ValueError("train: give train.steps or train.tokens")
         if self.model.seq_len != self.data.seq_len:
@@ -325,12 +352,15 @@ class RunConfig:
         }
         if built["model"].seq_len != built["data"].seq_len:  # neither gave it: the model's default
             built["data"] = build_section("data", {**data, "seq_len": built["model"].seq_len})
-        for section in _OWN_SECTIONS:
+        for section in (*_OWN_SECTIONS, "track"):
             built[section] = build_section(section, raw.get(section, {}))
         return cls(**built)
 
     def to_dict(self) -> dict:
-        return {name: cc.plain(getattr(self, name)) for name in SECTIONS}
+        # [track] only when set: configs (and config.json files, sweep run ids) of runs
+        # without tracking stay what they were before the section existed.
+        names = SECTIONS if self.track != type(self.track)() else SECTIONS[:-1]
+        return {name: cc.plain(getattr(self, name)) for name in names}
 
     @property
     def steps(self) -> int:

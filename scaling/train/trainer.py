@@ -3,7 +3,9 @@
 A run directory holds
     config.json     the resolved config plus seed, package versions, data manifest hash,
                     devices, mesh and git commit of every (re)start
-    metrics.jsonl   one row per evaluation (see scaling.train.metrics)
+    metrics.jsonl   one row per evaluation (see scaling.train.metrics); mirrored live to
+                    TensorBoard (tensorboard/) and W&B when [track] asks (scaling.train.tracking)
+    profile/        a jax.profiler trace, when train.profile_steps asks (scaling.train.profile)
     checkpoints/    Orbax steps (see scaling.train.checkpoint)
     result.json     status (done | diverged | failed | preempted), final losses, totals
 
@@ -179,7 +181,7 @@ class _Plan:
     batch: int
     tokens_per_step: int
     flops_per_token: float
-    exact_flops_per_token: float
+    mfu_flops_per_token: float  # under train.mfu_convention
     eval_steps: set
     checkpoint_steps: set
     keep_steps: tuple
@@ -205,7 +207,7 @@ class _Plan:
             t.global_batch_size,
             t.global_batch_size * cfg.model.seq_len,
             flops_per_token(cfg.model, t.flop_convention),
-            flops_per_token(cfg.model, "exact"),
+            flops_per_token(cfg.model, t.mfu_convention),
             evals,
             ckpts,
             tuple(sorted(keep)),
@@ -241,6 +243,7 @@ def train(config, out_dir) -> TrainResult:
 
         mesh = make_mesh(cfg.mesh)
         t = cfg.train
+        cfg.track.check_available()  # a missing tracking extra fails before any compute
         check_batch(mesh, t.global_batch_size, t.microbatches)
         if cfg.data.eval_batch_size:
             check_batch(mesh, cfg.data.eval_batch_size, what="data.eval_batch_size")
@@ -270,6 +273,10 @@ def train(config, out_dir) -> TrainResult:
             )
         plan = _Plan.make(cfg, out_dir)
         check_schedule(cfg.schedule, plan.total_steps)
+        if t.profile_steps and t.profile_steps[0] >= plan.total_steps:
+            raise ValueError(
+                f"train.profile_steps={list(t.profile_steps)}: starts after the run's last step {plan.total_steps}"
+            )
         if t.init_from is not None and t.init_from[1] >= plan.total_steps:
             raise ValueError(
                 f"train.init_from step {t.init_from[1]} is not before the run's last step {plan.total_steps}"
@@ -317,7 +324,7 @@ class _Run:
         )
         self.lr = schedule_fn(self.cfg.schedule, self.cfg.optimizer.lr, plan.total_steps)
         device_kind = jax.devices()[0].device_kind
-        peak = M.peak_flops(device_kind)
+        peak = M.peak_flops(device_kind, self.cfg.train.peak_flops)
         self.peak_total = peak * jax.device_count() if peak else None
 
     # ---- state ----
@@ -387,13 +394,14 @@ class _Run:
             **eval_metrics(loss, self.ds.bytes_per_token),
             "lr": lr,
             **throughput,
+            **({"mfu_convention": self.cfg.train.mfu_convention} if "mfu" in throughput else {}),
             "elapsed": elapsed,
         }
 
     def _mfu(self, tok_s: float | None) -> float | None:
         if not tok_s or not self.peak_total:
             return None
-        return tok_s * self.plan.exact_flops_per_token / self.peak_total
+        return tok_s * self.plan.mfu_flops_per_token / self.peak_total
 
     # ---- the loop ----
     def run(self) -> TrainResult:
@@ -407,12 +415,24 @@ class _Run:
         B = plan.batch
         batches = None
         failed = False
+        log = None
+        status = "failed"
         try:
             start, params, opt_state, elapsed0 = self._restore_or_init(ckpts)
             resumed = ckpts.latest_step() is not None
             log = M.MetricsLog(
                 plan.out_dir / "metrics.jsonl", resume_step=start if resumed else None, enabled=self.primary
             )
+            if self.primary:
+                from scaling.train.tracking import Tracker
+
+                log.tracker = Tracker.open(
+                    self.cfg.track,
+                    plan.out_dir,
+                    config=self.cfg.to_dict(),
+                    resume_step=start if resumed else None,
+                    kept_rows=log.kept,
+                )
             evals = eval_arrays(prog, self.ds, self.cfg)
             t0 = time.perf_counter()
             elapsed = lambda: elapsed0 + time.perf_counter() - t0  # noqa: E731
@@ -427,7 +447,12 @@ class _Run:
                 depth=2,
                 stop_step=plan.total_steps,
             )
-            return self._loop(batches, ckpts, log, start, params, opt_state, evals, elapsed)
+            result = self._loop(batches, ckpts, log, start, params, opt_state, evals, elapsed)
+            status = result.status
+            return result
+        except Preempted:
+            status = "preempted"
+            raise
         except (CheckpointSaveFailed, CheckpointCorrupt) as err:  # known faults: one line, no traceback
             failed = True
             self._say(f"{plan.out_dir}: {err}")
@@ -449,6 +474,9 @@ class _Run:
             except Exception:  # noqa: BLE001 - after a failed save, closing fails the same way
                 if not failed:
                     raise
+            finally:
+                if log is not None and log.tracker is not None:
+                    log.tracker.close(status)
 
     def _loop(self, batches, ckpts, log, start, params, opt_state, evals, elapsed) -> TrainResult:
         """Step; at log, eval and checkpoint steps sync with the device, check the loss,
@@ -465,6 +493,9 @@ class _Run:
         window = _Window(plan.tokens_per_step)
         step = start
         saved = None
+        from scaling.train.profile import StepProfiler
+
+        profiler = StepProfiler(t.profile_steps, plan.out_dir, enabled=self.primary)
 
         def save(step: int) -> None:
             nonlocal saved
@@ -472,9 +503,11 @@ class _Run:
                 ckpts.save(step, params, opt_state, self._meta(step, elapsed()))
                 saved = step
 
-        with _Preemption() as preempt, bar:
+        with _Preemption() as preempt, bar, profiler:
             for i, batch in batches:
+                profiler.before(i)
                 params, opt_state, metrics_dev = prog.train_step(params, opt_state, batch, np.float32(self.lr(i)))
+                profiler.after(i, metrics_dev)
                 step = i + 1
                 pending.append((step, metrics_dev))
                 window.steps += 1

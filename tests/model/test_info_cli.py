@@ -8,7 +8,7 @@ def test_info_json_for_one_model(capsys):
     assert main(["info", "--width", "256", "--depth", "4", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got == json.loads(json.dumps(accounting(ModelConfig(width=256, depth=4, vocab_size=257, seq_len=256))))
-    assert set(got["flops_per_token"]) == {"6N", "6N+attention", "exact"}
+    assert set(got["flops_per_token"]) == {"6N", "6N+attention", "exact", "exact-causal"}
 
     assert (
         main(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import pickle
@@ -38,9 +39,11 @@ def test_store_schema_and_contents(tmp_path):
     out = tmp_path / "out"
     report = _sweep(plan, out, CountingTrain())
     assert report.trained == len(plan.runs)
+    parquet = ["curves.parquet"] if importlib.util.find_spec("pyarrow") else []  # the parquet extra
     assert sorted(p.name for p in out.iterdir()) == [
         ".gitignore",
         "curves.csv",
+        *parquet,
         "manifest.json",
         "runs",
         "runs.csv",

@@ -1,0 +1,212 @@
+"""scaling.storage against a real S3 API: moto's server on 127.0.0.1, reached through
+s3fs, and the same primitives on a local directory: whole-object puts, conditional
+create (one winner among racing workers), leases that a killed worker's successor takes
+over, and `scaling fit s3://...` reading a results directory from the bucket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("s3fs", reason="needs the s3 extra (in the test extra)")
+pytest.importorskip("moto.server", reason="needs moto's server mode (moto[s3] and flask, in the test extra)")
+
+from scaling.storage import Lease, LocalStorage, Storage  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "scaling-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """A moto S3 server on 127.0.0.1 (this machine only), with one bucket; AWS_* variables
+    point s3fs (here and in subprocesses) at it with dummy credentials."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                              "AWS_DEFAULT_REGION")}  # fmt: skip
+    os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                      AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    s3fs.S3FileSystem().mkdir(BUCKET)
+    yield url
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request, tmp_path, s3_endpoint) -> Storage:
+    if request.param == "local":
+        return Storage.at(tmp_path / "store")
+    return Storage.at(f"s3://{BUCKET}/{request.node.name.replace('[', '-').rstrip(']')}-{time.time_ns()}")
+
+
+def test_storage_at_picks_the_backend(tmp_path, s3_endpoint):
+    assert isinstance(Storage.at(tmp_path), LocalStorage)
+    assert isinstance(Storage.at(f"file://{tmp_path}"), LocalStorage)
+    assert type(Storage.at(f"s3://{BUCKET}/x")).__name__ == "FsspecStorage"
+    if not _has("gcsfs"):  # not in the test extra: the gcs extra's error is what a user sees
+        with pytest.raises(
+            ValueError, match=r"gs:// paths need gcsfs, which is not installed: pip install 'scaling\[gcs\]'"
+        ):
+            Storage.at("gs://bucket/results")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_primitives(storage):
+    storage.put("a/b.json", b'{"x": 1}')
+    assert storage.read_json("a/b.json") == {"x": 1} and storage.exists("a/b.json")
+    before = storage.versions("a/*.json")
+    storage.put("a/b.json", b'{"x": 2}')
+    assert storage.read_json("a/b.json") == {"x": 2}
+    assert storage.versions("a/*.json").keys() == before.keys() == {"a/b.json"}
+    assert storage.versions("a/*.json") != before  # a rewrite is seen in one listing
+    assert storage.create("a/c", b"first") is True
+    assert storage.create("a/c", b"second") is False
+    assert storage.read_bytes("a/c") == b"first"
+    storage.append("a/log.jsonl", "1\n")
+    storage.append("a/log.jsonl", "2\n")
+    assert storage.read_text("a/log.jsonl") == "1\n2\n"
+    assert storage.listdir("a") == ["b.json", "c", "log.jsonl"] and storage.listdir("none") == []
+    storage.delete("a/c")
+    assert not storage.exists("a/c")
+    storage.check_conditional_create()
+
+
+def test_racing_creates_have_one_winner(storage):
+    url = storage.url()
+    wins, barrier = [], threading.Barrier(8)
+
+    def worker(i):
+        mine = Storage.at(url)  # a client of its own, as another worker would have
+        barrier.wait()
+        if mine.create("claims/00000001.json", f"worker {i}".encode()):
+            wins.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert storage.read_text("claims/00000001.json") == f"worker {wins[0]}"
+
+
+def test_lease_is_renewed_released_and_exclusive(storage):
+    a = Lease(storage, "runs/r1", lease_s=1.0, holder="a")
+    b = Lease(Storage.at(storage.url()), "runs/r1", lease_s=1.0, holder="b")
+    assert a.acquire()
+    assert not b.acquire()
+    time.sleep(2.5)  # well past lease_s: a's thread renews the heartbeat
+    assert a.is_held() and not b.acquire()
+    a.release()
+    assert not a.is_held() and b.acquire()
+    assert b.current()["holder"] == "b" and b.current()["n"] == 2
+    b.release()
+
+
+HOLD_AND_WAIT = textwrap.dedent(
+    """
+    import sys, time
+    from scaling.storage import Lease, Storage
+    lease = Lease(Storage.at(sys.argv[1]), "runs/r1", lease_s=float(sys.argv[2]), holder="killed")
+    assert lease.acquire()
+    print("held", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.multiprocess
+def test_a_killed_workers_claim_expires_and_is_taken_over(storage, tmp_path):
+    lease_s = 2.0
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AND_WAIT, storage.url(), str(lease_s)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        rerun = Lease(storage, "runs/r1", lease_s=lease_s, holder="rerun")
+        time.sleep(lease_s * 1.5)
+        assert rerun.is_held() and not rerun.acquire()  # alive: its heartbeat keeps the claim
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.time() + 10 * lease_s
+    while not rerun.acquire():
+        assert time.time() < deadline, "the killed worker's claim never expired"
+        time.sleep(0.2)
+    assert rerun.current()["holder"] == "rerun" and rerun.current()["n"] == 2
+    rerun.release()
+
+
+def test_scaling_fit_reads_a_results_directory_on_s3(s3_endpoint, tmp_path):
+    results = REPO / "results" / "quickstart"
+    if not (results / "runs.csv").exists():
+        pytest.skip("results/quickstart is not in this checkout")
+    import pandas as pd
+    import s3fs
+
+    from scaling.analysis import load_table
+
+    url = f"s3://{BUCKET}/fit-{time.time_ns()}/quickstart"
+    fs = s3fs.S3FileSystem()
+    for name in ("runs.csv", "curves.csv", "sweep.toml", "manifest.json"):
+        fs.put_file(str(results / name), f"{url}/{name}")
+    for curves in (False, True):
+        pd.testing.assert_frame_equal(load_table(url, curves=curves), load_table(results, curves=curves))
+    cols = {"params_col": "params_nonembedding", "loss_col": "eval_loss"}
+    pd.testing.assert_frame_equal(load_table(f"{url}/runs.csv", **cols), load_table(results / "runs.csv", **cols))
+    with pytest.raises(FileNotFoundError, match="no runs.csv there"):
+        load_table(f"s3://{BUCKET}/nothing-here")
+
+    from scaling.cli.main import main
+
+    out = tmp_path / "fit.json"
+    assert main(["fit", url, "--json", str(out)]) == 0
+    fit = json.loads(out.read_text())
+    assert fit["params"] and all(v == v for v in fit["params"].values())  # finite numbers, read from the bucket
+
+
+def test_sweep_and_train_refuse_an_object_store_out_dir(tmp_path, capsys):
+    """Not wired yet: a clear error, not a local directory named 's3:'."""
+    from scaling.cli.main import main
+
+    sweep = REPO / "experiments" / "quickstart.toml"
+    assert main(["sweep", str(sweep), "--out", f"s3://{BUCKET}/results", "--no-progress"]) == 2
+    assert "--out='s3://scaling-test/results': object-store URLs are not supported here yet" in capsys.readouterr().err
+    assert main(["train", "--config", str(REPO / "experiments" / "tiny.toml"), "--out", "gs://b/run"]) == 2
+    assert "not supported here yet" in capsys.readouterr().err
+    assert not Path("s3:").exists() and not Path("gs:").exists()

@@ -1,0 +1,28 @@
+"""`scaling --version`, and `scaling sweep --dry-run` printing exactly what `scaling plan` prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import scaling
+from scaling.cli.main import main
+
+SWEEP = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"scaling {scaling.__version__}"
+
+
+def test_sweep_dry_run_is_plan(capsys, tmp_path):
+    assert main(["plan", str(SWEEP), "--throughput", "1e9"]) == 0
+    planned = capsys.readouterr().out
+    out = tmp_path / "results"
+    assert main(["sweep", str(SWEEP), "--dry-run", "--throughput", "1e9", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == planned and "12 runs" in planned
+    assert not out.exists()  # nothing trained, nothing written
