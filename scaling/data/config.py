@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from scaling.config_keys import check_known_keys
 
-SOURCES = ("stdlib", "text", "tokens", "hf")
+SOURCES = ("embedded", "stdlib", "text", "tokens", "hf")
 TOKENIZERS = ("bytes", "bpe")
 _MAX_VOCAB = 2**32
 
@@ -41,7 +41,9 @@ def _int_at_least(name: str, value, low: int) -> None:
 class DataConfig:
     """The data pipeline's settings (see scaling/data/README.md for each source).
 
-    source: "stdlib" (CPython's own *.py files, no download), "text" (files,
+    source: "embedded" (the default: a fixed snapshot of CPython 3.11.7's standard-library
+        source shipped with the package, identical under every Python, no download),
+        "stdlib" (the running interpreter's own *.py files), "text" (files,
         directories or globs in `paths`), "tokens" (pre-tokenized .bin files in
         `paths`), or "hf" (a Hugging Face `datasets` dataset named by `hf_dataset`).
     tokenizer: "bytes" (vocab 257: 256 bytes + separator 256) or "bpe" (byte-level
@@ -62,7 +64,7 @@ class DataConfig:
         checks that validation holds that many non-overlapping windows.
     """
 
-    source: str = "stdlib"
+    source: str = "embedded"
     tokenizer: str = "bytes"
     seq_len: int = 256
     seed: int = 0
@@ -106,9 +108,9 @@ class DataConfig:
                 )
         if self.source == "hf" and not self.hf_dataset:
             raise ValueError("DataConfig.hf_dataset is empty, but source='hf' needs a dataset name or path")
-        if self.source == "stdlib" and (self.paths or self.validation_paths):
+        if self.source in ("embedded", "stdlib") and (self.paths or self.validation_paths):
             raise ValueError(
-                f"source='stdlib' reads CPython's own files; DataConfig.paths={list(self.paths)} "
+                f"source={self.source!r} reads CPython's source files; DataConfig.paths={list(self.paths)} "
                 f"and validation_paths={list(self.validation_paths)} must be empty (use source='text')"
             )
         if not self.text_field:
