@@ -5,7 +5,8 @@ runner (``runs.csv``: params_nonembedding is params, eval_loss is loss, only row
 status == "done"; with ``curves=True`` its ``curves.csv``, one row per evaluation). Tokens are derived from FLOPs as D = C/(k·N) when missing, FLOPs from
 tokens as C = k·N·D; k is the FLOP convention ("6N" -> 6, or a number; for a model-dependent convention
 such as "exact" the table's median C/(N·D), which needs both columns). WSD trunk rows
-(plan_kind == "trunk": constant LR, not annealed) are left out of a results directory. Other columns
+(plan_kind == "trunk": constant LR, not annealed) and learning-rate tuning runs (plan_kind == "lr_tune":
+off-optimum by design; their curves too) are left out of a results directory. Other columns
 (run_id, width, depth, ...) are kept. The returned frame carries ``attrs["k"]``.
 """
 
@@ -103,10 +104,12 @@ def load_table(
         loss_col = loss_col or ("eval_loss" if "eval_loss" in df.columns else "loss")
         if "flop_convention" in df.columns and convention is None and df["flop_convention"].notna().any():
             convention = df["flop_convention"].dropna().iloc[0]
-        if not curves and "plan_kind" in df.columns:
+        if "plan_kind" in df.columns:
             # WSD trunks run at constant LR: their final losses are not annealed, so they
-            # are not points of the scaling law (their cooldown branches are).
-            df = df[df["plan_kind"].astype(str) != "trunk"]
+            # are not points of the scaling law (their cooldown branches are). LR tuning
+            # runs train at deliberately wrong learning rates.
+            drop = ("lr_tune",) if curves else ("trunk", "lr_tune")
+            df = df[~df["plan_kind"].astype(str).isin(drop)]
     if convention is None:
         convention = inherited if inherited is not None else "6N"
     names = {

@@ -1,0 +1,99 @@
+"""Many small runs at once: packs of same-shape runs, and J worker processes on one machine.
+
+* Packs: consecutive runs of one plan group whose trainer configs differ only in the peak
+  learning rate and the init seed (an LR grid, a seed sweep) train as one program
+  (`scaling.train.packed`), each recorded in the store as its own run.
+* Jobs: `scaling sweep --jobs J` starts J worker processes over one results directory,
+  the plan split between them as for independent workers (`runner.partition`), each with
+  its share of the machine's cores for XLA's threads. Small CPU models use about one core
+  per process, so on a 2-core machine 2 jobs of 1 thread train about twice the FLOPs per
+  wall-second of one process (benchmarks/quickstart_throughput.py measures it).
+
+On an accelerator host, jobs (one per device) would need one device each; this module
+only splits CPU cores, so `default_jobs` is 1 unless the backend is the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+from scaling.sweep.plan import Plan, PlannedRun
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+    """One job per core on a CPU backend (measured best for the quickstart's tiny models:
+    benchmarks/quickstart_throughput.md), else 1."""
+    import jax
+
+    return usable_cores() if jax.default_backend() == "cpu" else 1
+
+
+def thread_flags(threads: int) -> str:
+    """XLA_FLAGS that keep one process's CPU work on `threads` threads."""
+    if threads == 1:
+        return "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return f"intra_op_parallelism_threads={threads}"
+
+
+def pack_units(runs: Iterable[PlannedRun], max_pack: int) -> list[list[PlannedRun]]:
+    """`runs` in order, cut into units: consecutive runs of one group that can share a
+    program form one unit of at most `max_pack`; every other run is a unit of its own."""
+    units: list[list[PlannedRun]] = []
+    if max_pack <= 1:
+        return [[r] for r in runs]
+    from scaling.train.packed import pack_key
+
+    last = None
+    for r in runs:
+        key = (r.group, pack_key(r.train_config)) if not r.parent_run_id else None
+        if units and key is not None and key[1] is not None and key == last and len(units[-1]) < max_pack:
+            units[-1].append(r)
+        else:
+            units.append([r])
+        last = key
+    return units
+
+
+def _start_worker(flags: str) -> None:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+
+
+def _worker(plan: Plan, out: str, jobs: int, index: int, kwargs: dict):
+    from scaling.runtime import enable_compilation_cache
+    from scaling.sweep.runner import run_sweep
+
+    enable_compilation_cache()
+    tag = f"[job {index}/{jobs}]"
+    return run_sweep(plan, out, num_workers=jobs, worker_index=index, progress=False,
+                     log=lambda msg: print(f"{tag} {msg}", flush=True), **kwargs)  # fmt: skip
+
+
+def run_jobs(plan: Plan, out, *, jobs: int, threads_per_job: int | None = None, **kwargs):
+    """`run_sweep` over `jobs` worker processes sharing this machine's cores; returns one
+    SweepReport with every worker's rows (the store is consolidated by the workers)."""
+    from scaling.sweep.runner import SweepReport
+
+    if jobs < 1:
+        raise ValueError(f"--jobs={jobs} must be >= 1")
+    threads = threads_per_job or max(1, usable_cores() // jobs)
+    ctx = get_context("spawn")  # fresh interpreters: XLA reads its flags at start-up
+    report = None
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=(thread_flags(threads),)) as ex:
+        futures = [ex.submit(_worker, plan, str(out), jobs, i, kwargs) for i in range(jobs)]
+        for f in futures:
+            r = f.result()
+            if report is None:
+                report = SweepReport(r.out_dir)
+            report.rows += r.rows
+            report.terminated |= r.terminated
+    return report
