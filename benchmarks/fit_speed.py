@@ -153,8 +153,8 @@ def main(argv=None) -> int:
     enable_compilation_cache()
     import jax
 
-    from scaling.analysis import _lbfgs
-    from scaling.analysis.fit import _lane_weights, _shared, _value_and_grad, as_points, fit_law, objective
+    from scaling.analysis.engine import as_points, lane_weights, minimize, objective, shared_arrays, value_and_grad
+    from scaling.analysis.fit import fit_law
     from scaling.analysis.laws import get_law
     from scaling.analysis.uncertainty import bootstrap, resample_weights
 
@@ -236,8 +236,8 @@ def main(argv=None) -> int:
     )
 
     # 2. bootstrap from the optimum ---------------------------------------------------
-    bootstrap(df, fit=fit, n=n_boot, seed=0)  # compile
-    boot, bwall, bcpu = best_of(lambda: bootstrap(df, fit=fit, n=n_boot, seed=0), 3)
+    bootstrap(df, fit=fit, n_boot=n_boot, seed=0)  # compile
+    boot, bwall, bcpu = best_of(lambda: bootstrap(df, fit=fit, n_boot=n_boot, seed=0), 3)
     W = resample_weights(pts.n, n_boot, seed=0)
     n_sp = min(200, n_boot)
     with Timer() as t:
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
             "cpu_s": bcpu,
             "converged_fraction": float(boot.converged.mean()),
             "se": se,
-            "ci95": boot.ci(),
+            "ci95": boot.intervals(),
         },
         "scipy": {
             "resamples_timed": n_sp,
@@ -283,25 +283,25 @@ def main(argv=None) -> int:
 
     # 3. full-grid bootstrap ------------------------------------------------------------
     if not args.skip_grid_bootstrap:
-        bootstrap(df, fit=fit, n=8, seed=1, start="grid")  # compile (one chunk of resamples)
+        bootstrap(df, fit=fit, n_boot=8, seed=1, start="grid")  # compile (one chunk of resamples)
         report["load_average_before_grid_bootstrap"] = load()
         with Timer() as t:
-            gb = bootstrap(df, fit=fit, n=n_grid_boot, seed=1, start="grid")
+            gb = bootstrap(df, fit=fit, n_boot=n_grid_boot, seed=1, start="grid")
         # the same resamples from the optimum, and a few with every start converged
-        ob = bootstrap(df, fit=fit, n=n_grid_boot, seed=1)
+        ob = bootstrap(df, fit=fit, n_boot=n_grid_boot, seed=1)
         better = ob.objectives - gb.objectives  # > 0: the grid found a lower optimum
         n_check = 3 if args.quick else 10
         Wg = resample_weights(pts.n, n_grid_boot, seed=1)
-        vg = _value_and_grad(law, DELTA)
+        vg = value_and_grad(law, DELTA)
         checks = []
         with Timer() as tc:
             for i in range(n_check):
                 with jax.enable_x64(True):
-                    r = _lbfgs.minimize(
+                    r = minimize(
                         vg,
                         starts,
-                        {"w": _lane_weights(pts, Wg[i], len(starts))},
-                        _shared(pts),
+                        {"w": lane_weights(pts, Wg[i], len(starts))},
+                        shared_arrays(pts),
                         gtol=fit.gtol,
                         max_iter=2000,
                     )
@@ -322,7 +322,7 @@ def main(argv=None) -> int:
             "cpu_s": t.cpu,
             "converged_fraction": float(gb.converged.mean()),
             "se": gb.se(),
-            "ci95": gb.ci(),
+            "ci95": gb.intervals(),
             "vs_from_optimum": {
                 "resamples_where_grid_found_lower_objective": int(np.sum(better > 1e-9 * ob.objectives)),
                 "max_relative_objective_gain": float(np.max(better / ob.objectives)),

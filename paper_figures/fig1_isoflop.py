@@ -47,7 +47,7 @@ def make(results_dir, out_dir):
             grid = np.geomspace(p.params.min() * np.exp(-0.15 * span), p.params.max() * np.exp(0.15 * span), 200)
             ax.plot(grid, p.parabola(grid), color=c, linestyle="-" if used else "--", linewidth=1.1, zorder=2)
             if np.isfinite(p.n_opt):
-                lo, hi = p.n_opt_ci
+                lo, hi = p.n_opt_interval
                 ax.errorbar(
                     [p.n_opt],
                     [p.loss_opt],
@@ -70,7 +70,7 @@ def make(results_dir, out_dir):
         ax.set_xscale("log")
         ax.set_xlabel(LABELS["params"])
         ax.set_ylabel(LABELS["loss"])
-        lo, hi = iso.n_opt.exponent_ci
+        lo, hi = iso.n_opt.exponent_interval
         ax.set_title(f"IsoFLOP profiles: $N_\\mathrm{{opt}} \\propto C^{{a}}$, $a$ = {iso.a:.3f} [{lo:.3f}, {hi:.3f}]")
         ax.legend(loc="upper right", ncol=1, handlelength=1.2)
         return save(fig, out_dir, NAME)

@@ -59,7 +59,7 @@ def make(results_dir, out_dir):
                 lo, hi = law.interval(C)
                 central.append(law(C))
                 ax.fill_between(C, lo, hi, color=st["color"], alpha=0.12, linewidth=0)
-                elo, ehi = law.exponent_ci
+                elo, ehi = law.exponent_interval
                 ax.plot(
                     C,
                     law(C),
@@ -83,7 +83,7 @@ def make(results_dir, out_dir):
             for p in iso.profiles:
                 if not np.isfinite(p.n_opt):
                     continue
-                y, (lo, hi) = (p.n_opt, p.n_opt_ci) if what == "params" else (p.d_opt, p.d_opt_ci)
+                y, (lo, hi) = (p.n_opt, p.n_opt_interval) if what == "params" else (p.d_opt, p.d_opt_interval)
                 used = p.budget in iso.used
                 ax.errorbar(
                     [p.budget],

@@ -1,7 +1,7 @@
 """Figure 7: interpolation between checkpoints.
 
 (a) One run's eval loss between its evaluations under each named interpolant of
-``scaling.analysis.interpolate`` (log-log linear, PCHIP, cubic spline, smoothing
+``scaling.analysis.loss_curves`` (log-log linear, PCHIP, cubic spline, smoothing
 spline, quadratic), and (b) how far each departs from the log-log linear one, which
 is where the choice of interpolant matters. (c) When ``RESULTS_DIR/interpolation/*.json``
 exists (written by ``scaling interpolate CKPT_A CKPT_B --json``), the loss along the
@@ -58,7 +58,7 @@ def pick_run(curves):
 
 @figure(NAME)
 def make(results_dir, out_dir):
-    from scaling.analysis.interpolate import interpolate_curve
+    from scaling.analysis.loss_curves import interpolate_curve
 
     res = load_results(results_dir)
     curves = res.curves_with(5)  # the smoothing spline needs 5 points

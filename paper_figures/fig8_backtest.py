@@ -55,8 +55,7 @@ def make(results_dir, out_dir):
         lo_all, hi_all = [], []
         for j, (cutoff, bt) in enumerate(tests):
             p = bt.points.merge(res.runs[["run_id", "budget"]], on="run_id")
-            s = bt.summary
-            yerr = np.abs(np.stack([p["pred"] - p["lo"], p["hi"] - p["pred"]]))
+            yerr = np.abs(np.stack([p["pred"] - p["pred_lo"], p["pred_hi"] - p["pred"]]))
             ax.errorbar(
                 p["loss"],
                 p["pred"],
@@ -68,11 +67,11 @@ def make(results_dir, out_dir):
                 ecolor=CUTOFF_COLORS[j % 4],
                 elinewidth=0.8,
                 markersize=5,
-                label=f"fit $C$ < {format_budget(cutoff)} ({s['n_fit']} runs): "
-                f"error {100 * s['mean_abs_rel_error']:.2f}%, coverage {100 * s['coverage']:.0f}%",
+                label=f"fit $C$ < {format_budget(cutoff)} ({bt.n_fit} runs): "
+                f"error {100 * bt.mean_abs_rel_error:.2f}%, coverage {100 * bt.coverage:.0f}%",
             )
-            lo_all += [p["loss"].min(), p["lo"].min()]
-            hi_all += [p["loss"].max(), p["hi"].max()]
+            lo_all += [p["loss"].min(), p["pred_lo"].min()]
+            hi_all += [p["loss"].max(), p["pred_hi"].max()]
         lim = [min(lo_all) * 0.98, max(hi_all) * 1.02]
         ax.plot(lim, lim, color="0.5", linewidth=0.8, linestyle="--", zorder=0)
         ax.set_xlim(lim)

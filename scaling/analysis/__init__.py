@@ -6,7 +6,7 @@ sweeps. Names load lazily (JAX is imported only by what needs it):
     from scaling.analysis import load_table, fit_law, bootstrap, compute_optimal
     df = load_table("results/quickstart")            # or a CSV / DataFrame
     fit = fit_law(df, "chinchilla")                   # Huber on log loss, 4,500-start grid
-    boot = bootstrap(df, fit=fit, n=1000)             # refits batched; boot.fit has .ci
+    boot = bootstrap(df, fit=fit, n_boot=1000)        # refits batched; boot.fit has .intervals
     compute_optimal(boot, 1e21)                       # Approach 3, with intervals
     predict_loss(boot, params=7e10, tokens=1.4e12)    # extrapolation with an interval
     backtest(df, cutoff_flops=1e20)                   # fit small, predict large
@@ -19,6 +19,22 @@ trainer running in the same process).
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what editors and type checkers see; at run time names load lazily
+    from .approaches import compare_approaches
+    from .curve_law import fit_curve_law, predict_cooldown
+    from .engine import objective
+    from .envelope import envelope_analysis
+    from .extrapolate import backtest, predict_loss
+    from .fit import fit_law
+    from .isoflop import isoflop_analysis, isoflop_loss_at
+    from .laws import Law, get_law, list_laws, register_law
+    from .loss_curves import interpolate_curve
+    from .optimal import allocation_exponents, compute_optimal
+    from .results import BacktestResult, BootstrapResult, FitResult
+    from .table import load_table
+    from .uncertainty import bootstrap, resample_weights
 
 _EXPORTS = {
     # laws
@@ -30,22 +46,23 @@ _EXPORTS = {
     "load_table": "table",
     # fitting
     "fit_law": "fit",
-    "FitResult": "fit",
-    "objective": "fit",
+    "objective": "engine",
+    # results
+    "FitResult": "results",
+    "BootstrapResult": "results",
+    "BacktestResult": "results",
     # uncertainty
     "bootstrap": "uncertainty",
-    "BootstrapResult": "uncertainty",
     "resample_weights": "uncertainty",
     # Approach 3 and extrapolation
     "compute_optimal": "optimal",
     "allocation_exponents": "optimal",
     "predict_loss": "extrapolate",
     "backtest": "extrapolate",
-    "BacktestResult": "extrapolate",
-    # Approaches 1 and 2, interpolation (numpy only)
+    # Approaches 1 and 2, loss-curve interpolation (numpy only)
     "isoflop_analysis": "isoflop",
     "envelope_analysis": "envelope",
-    "interpolate_curve": "interpolate",
+    "interpolate_curve": "loss_curves",
     "isoflop_loss_at": "isoflop",
     "compare_approaches": "approaches",
     # schedule-aware loss-curve law (Tissue et al. 2024)
@@ -53,7 +70,31 @@ _EXPORTS = {
     "predict_cooldown": "curve_law",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BacktestResult",
+    "BootstrapResult",
+    "FitResult",
+    "Law",
+    "allocation_exponents",
+    "backtest",
+    "bootstrap",
+    "compare_approaches",
+    "compute_optimal",
+    "envelope_analysis",
+    "fit_curve_law",
+    "fit_law",
+    "get_law",
+    "interpolate_curve",
+    "isoflop_analysis",
+    "isoflop_loss_at",
+    "list_laws",
+    "load_table",
+    "objective",
+    "predict_cooldown",
+    "predict_loss",
+    "register_law",
+    "resample_weights",
+]  # = sorted(_EXPORTS); tests/analysis/test_analysis_imports.py checks
 
 
 def __getattr__(name: str):

@@ -18,7 +18,11 @@ import pandas as pd
 
 from .allocation import PowerLawFit
 from .envelope import envelope_analysis
+from .fit import fit_law
 from .isoflop import isoflop_analysis
+from .optimal import compute_optimal
+from .results import BootstrapResult, FitResult
+from .uncertainty import bootstrap
 
 __all__ = ["compare_approaches", "COLUMNS"]
 
@@ -49,11 +53,11 @@ def _from_power_laws(approach: int, name: str, n_fit: PowerLawFit, d_fit: PowerL
         approach=approach,
         name=name,
         a=n_fit.exponent,
-        a_lo=n_fit.exponent_ci[0],
-        a_hi=n_fit.exponent_ci[1],
+        a_lo=n_fit.exponent_interval[0],
+        a_hi=n_fit.exponent_interval[1],
         b=d_fit.exponent,
-        b_lo=d_fit.exponent_ci[0],
-        b_hi=d_fit.exponent_ci[1],
+        b_lo=d_fit.exponent_interval[0],
+        b_hi=d_fit.exponent_interval[1],
         flops=C,
         n_opt=float(n_fit(C)),
         n_opt_lo=float(n_lo[0]),
@@ -65,21 +69,17 @@ def _from_power_laws(approach: int, name: str, n_fit: PowerLawFit, d_fit: PowerL
     )
 
 
-def _parametric(fit, runs, C, k, n_boot, ci, seed, fit_options, bootstrap_options) -> dict:
-    from .fit import FitResult, fit_law
-    from .optimal import compute_optimal
-    from .uncertainty import BootstrapResult, bootstrap
-
+def _parametric(fit, runs, C, k, n_boot, level, seed, fit_options, bootstrap_options) -> dict:
     if fit is None or (isinstance(fit, FitResult) and fit.bootstrap is None and runs is not None):
         if runs is None:
             raise ValueError("approach 3 needs runs (final losses) or a fit")
         if fit is None:
             fit = fit_law(runs, "chinchilla", **(fit_options or {}))
-        fit = bootstrap(runs, fit=fit, n=n_boot, seed=seed, level=ci, **(bootstrap_options or {})).fit
+        fit = bootstrap(runs, fit=fit, n_boot=n_boot, seed=seed, level=level, **(bootstrap_options or {})).fit
     if not isinstance(fit, (FitResult, BootstrapResult)):
         raise ValueError(f"fit must be a FitResult or BootstrapResult; got {type(fit).__name__}")
     boot = fit if isinstance(fit, BootstrapResult) else fit.bootstrap
-    out = compute_optimal(fit, C, k=k, level=ci if boot is not None else None)
+    out = compute_optimal(fit, C, k=k, level=level if boot is not None else None)
     nan = float("nan")
     base = fit.fit if isinstance(fit, BootstrapResult) else fit
     return dict(
@@ -110,7 +110,7 @@ def compare_approaches(
     flops: float = 1e21,
     k: float | None = None,
     n_boot: int = 200,
-    ci: float = 0.95,
+    level: float = 0.95,
     seed: int = 0,
     envelope_options: dict | None = None,
     isoflop_options: dict | None = None,
@@ -127,7 +127,7 @@ def compare_approaches(
         approach 3; a FitResult without a bootstrap is bootstrapped on ``runs`` when given.
     flops: the budget C at which N_opt and D_opt are reported.
     k: FLOPs per parameter-token for approach 3 (default: the fit's).
-    n_boot, ci, seed: bootstrap size, interval level and seed for every approach.
+    n_boot, level, seed: bootstrap size, interval level and seed for every approach.
     *_options: passed to envelope_analysis, isoflop_analysis, fit_law and bootstrap.
     """
     if curves is None and runs is None and fit is None:
@@ -137,11 +137,11 @@ def compare_approaches(
     C = float(flops)
     rows = []
     if curves is not None:
-        r = envelope_analysis(curves, n_boot=n_boot, ci=ci, seed=seed, **(envelope_options or {}))
+        r = envelope_analysis(curves, n_boot=n_boot, level=level, seed=seed, **(envelope_options or {}))
         rows.append(_from_power_laws(1, "envelope", r.n_opt, r.d_opt, C, r.warnings))
     if runs is not None:
-        r = isoflop_analysis(runs, n_boot=n_boot, ci=ci, seed=seed, **(isoflop_options or {}))
+        r = isoflop_analysis(runs, n_boot=n_boot, level=level, seed=seed, **(isoflop_options or {}))
         rows.append(_from_power_laws(2, "isoflop", r.n_opt, r.d_opt, C, r.warnings))
     if fit is not None or runs is not None:
-        rows.append(_parametric(fit, runs, C, k, n_boot, ci, seed, fit_options, bootstrap_options))
+        rows.append(_parametric(fit, runs, C, k, n_boot, level, seed, fit_options, bootstrap_options))
     return pd.DataFrame(rows, columns=list(COLUMNS))

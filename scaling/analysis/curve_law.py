@@ -140,6 +140,34 @@ class CurveLawFit:
     def params(self) -> dict:
         return dict(L0=self.L0, A=self.A, alpha=self.alpha, C=self.C)
 
+    def to_dict(self) -> dict:
+        return {
+            "params": {k: float(v) for k, v in self.params.items()},
+            "decay": float(self.decay),
+            "warmup_steps": int(self.warmup_steps),
+            "loss": self.loss,
+            "delta": float(self.delta),
+            "n_points": int(self.n_points),
+            "rmse_log": float(self.rmse_log),
+            "objective": float(self.objective),
+            "c_identified": bool(self.c_identified),
+            "warnings": list(self.warnings),
+            **({"decay_scan": {str(k): float(v) for k, v in self.decay_scan.items()}} if self.decay_scan else {}),
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per parameter: param, value."""
+        return pd.DataFrame({"param": list(self.params), "value": [float(v) for v in self.params.values()]})
+
+    def summary(self) -> str:
+        lines = [
+            f"L(s) = {self.L0:.6g} + {self.A:.6g}·S1^-{self.alpha:.4g} - {self.C:.6g}·S2   (decay {self.decay:g}, "
+            f"{self.loss} loss, {self.n_points} points, rms log residual {self.rmse_log:.2e})"
+        ]
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+    __str__ = summary
+
     def predict(self, lr, steps=None):
         """Loss after each of ``steps`` (default: every step) of the schedule ``lr`` (a
         per-step array, or a function of the step, which then needs ``steps``)."""

@@ -1,7 +1,7 @@
 """Approach 1 of Hoffmann et al. (2022): the lower envelope of training curves.
 
 Each run's loss curve is interpolated between its evaluation points as a function of
-FLOPs (a named interpolant from ``interpolate.py``; default log-log linear, never
+FLOPs (a named interpolant from ``loss_curves.py``; default log-log linear, never
 extrapolated). On a log grid of FLOP values C, the envelope is the lowest loss over
 the runs whose curves reach C; the run achieving it gives N_opt(C) (its size) and
 D_opt(C) (its tokens at C). Power laws N_opt = G·C^a and D_opt = H·C^b are then
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import PowerLawFit, check_bootstrap_args, fit_power_law
-from .interpolate import interpolate_curve
+from .loss_curves import interpolate_curve
 
 __all__ = ["EnvelopeResult", "curve_matrix", "envelope_analysis"]
 
@@ -137,6 +137,31 @@ class EnvelopeResult:
     def b(self) -> float:
         return self.d_opt.exponent
 
+    def to_frame(self) -> pd.DataFrame:
+        """The envelope on the FLOP grid (a copy of ``grid``)."""
+        return self.grid.copy()
+
+    def to_dict(self) -> dict:
+        return {
+            "approach": "envelope",
+            "method": self.method,
+            "n_opt": self.n_opt.to_dict(),
+            "d_opt": self.d_opt.to_dict(),
+            "n_grid_used": int(self.grid["used"].sum()),
+            "warnings": list(self.warnings),
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"envelope of training curves ({self.method} interpolation), "
+            f"{int(self.grid['used'].sum())} of {len(self.grid)} grid points used",
+            f"  N_opt: {self.n_opt.summary()}",
+            f"  D_opt: {self.d_opt.summary()}",
+        ]
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+    __str__ = summary
+
 
 def envelope_analysis(
     curves: pd.DataFrame,
@@ -147,7 +172,7 @@ def envelope_analysis(
     min_runs: int = 3,
     drop_boundary: bool = True,
     n_boot: int = 200,
-    ci: float = 0.95,
+    level: float = 0.95,
     seed: int = 0,
     run_col: str = "run_id",
     params_col: str = "params",
@@ -158,13 +183,14 @@ def envelope_analysis(
 ) -> EnvelopeResult:
     """Approach 1 on a curves table (one row per run and evaluation step).
 
-    method: the interpolant between evaluation points (``interpolate.METHODS``).
+    method: the interpolant between evaluation points (``loss_curves.METHODS``).
     min_runs: grid points reached by fewer runs are not used.
     drop_boundary: leave out grid points whose winner is the smallest or largest size
         reaching them.
-    n_boot: bootstrap resamples of the runs (seeded by ``seed``).
+    n_boot, level: bootstrap resamples of the runs (seeded by ``seed``) and the level of
+        the percentile intervals.
     """
-    check_bootstrap_args(n_boot, ci)
+    check_bootstrap_args(n_boot, level)
     if min_runs < 1:
         raise ValueError(f"min_runs must be >= 1; got {min_runs!r}")
     m = curve_matrix(
@@ -216,8 +242,8 @@ def envelope_analysis(
     C = m.flops[used]
     return EnvelopeResult(
         grid=grid,
-        n_opt=fit_power_law(C, n_star[used], n_draws[:, used], ci=ci),
-        d_opt=fit_power_law(C, d_star[used], d_draws[:, used], ci=ci),
+        n_opt=fit_power_law(C, n_star[used], n_draws[:, used], level=level),
+        d_opt=fit_power_law(C, d_star[used], d_draws[:, used], level=level),
         method=method,
         warnings=m.warnings,
     )

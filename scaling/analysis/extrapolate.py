@@ -15,19 +15,27 @@ interval covered the observed loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
-import pandas as pd
 
-from .fit import DEFAULT_DELTA, as_table, fit_law
+from .engine import DEFAULT_DELTA
+from .fit import fit_law
 from .laws import get_law
+from .optimal import compute_optimal
+from .results import BacktestResult, BootstrapResult, FitResult, fit_and_bootstrap
+from .table import as_table, flops_per_param_token
+from .uncertainty import bootstrap
 
 __all__ = ["BacktestResult", "backtest", "predict_loss"]
 
 
 def predict_loss(
-    fit, params=None, tokens=None, flops=None, *, k: float | None = None, level: float | None = None
+    fit: FitResult | BootstrapResult,
+    params=None,
+    tokens=None,
+    flops=None,
+    *,
+    k: float | None = None,
+    level: float | None = None,
 ) -> dict:
     """Predicted loss with its bootstrap interval (when the fit carries one).
 
@@ -38,9 +46,7 @@ def predict_loss(
     loss_lo, loss_hi when bootstrapped (plus params, tokens at the optimum for a C-only
     query).
     """
-    from .optimal import _fit_and_boot, compute_optimal
-
-    fit_, boot = _fit_and_boot(fit)
+    fit_, boot = fit_and_bootstrap(fit)
     law = get_law(fit_.law)
     given = {"params": params, "tokens": tokens, "flops": flops}
     needs = set(law.inputs)
@@ -62,38 +68,24 @@ def predict_loss(
     return out
 
 
-@dataclass
-class BacktestResult:
-    """points: one row per held-out point (params, tokens, flops, loss, pred, lo, hi,
-    abs_rel_error, covered); summary: n_fit, n_test, mean_abs_rel_error, coverage."""
-
-    points: pd.DataFrame
-    summary: dict
-    fit: object = field(repr=False, default=None)
-
-
 def backtest(
     data,
     cutoff_flops: float,
     law="chinchilla",
     *,
-    bootstrap: int = 200,
+    n_boot: int = 200,
     level: float = 0.95,
     seed: int = 0,
     delta: float = DEFAULT_DELTA,
-    n_boot: int | None = None,
+    k: float | None = None,
     **fit_kw,
 ) -> BacktestResult:
     """Fit on rows with flops <= cutoff_flops, predict the rows above it.
 
-    bootstrap (or its alias n_boot): resamples for the intervals (0: no intervals,
-    coverage is NaN). fit_kw: passed to fit_law (grid, method, prune, k, ...).
+    n_boot: bootstrap resamples for the intervals (0: no intervals, coverage is NaN).
+    k: FLOPs per parameter-token (default: the whole table's, ``flops_per_param_token``,
+    so the held-out rows do not change it). fit_kw: passed to fit_law (grid, method, prune, ...).
     """
-    from .uncertainty import bootstrap as _bootstrap
-
-    if n_boot is not None:
-        bootstrap = n_boot
-
     df = as_table(data)
     train = df[df["flops"] <= cutoff_flops]
     test = df[df["flops"] > cutoff_flops]
@@ -107,30 +99,32 @@ def backtest(
             f"only {len(train)} rows at or below cutoff_flops={cutoff_flops:.3g}; law {lawobj.name!r} "
             f"has {lawobj.n_params} parameters"
         )
-    fit = fit_law(train, lawobj, delta=delta, **fit_kw)
-    if bootstrap:
-        fit = _bootstrap(train, fit=fit, n=bootstrap, seed=seed, level=level).fit
+    k = flops_per_param_token(df) if k is None else float(k)
+    fit = fit_law(train, lawobj, delta=delta, k=k, **fit_kw)
+    if n_boot:
+        fit = bootstrap(train, fit=fit, n_boot=n_boot, seed=seed, level=level).fit
     inputs = {i: test[i].to_numpy(float) for i in lawobj.inputs}
     pred = predict_loss(fit, **inputs, level=level)
     obs = test["loss"].to_numpy(float)
     pts = test[["params", "tokens", "flops", "loss"] + (["run_id"] if "run_id" in test.columns else [])].copy()
     pts["pred"] = np.asarray(pred["loss"])
     pts["abs_rel_error"] = np.abs(pts["pred"] - obs) / obs
-    if bootstrap:
-        pts["lo"] = np.asarray(pred["loss_lo"])
-        pts["hi"] = np.asarray(pred["loss_hi"])
-        pts["covered"] = (pts["lo"] <= obs) & (obs <= pts["hi"])
+    if n_boot:
+        pts["pred_lo"] = np.asarray(pred["loss_lo"])
+        pts["pred_hi"] = np.asarray(pred["loss_hi"])
+        pts["covered"] = (pts["pred_lo"] <= obs) & (obs <= pts["pred_hi"])
         coverage = float(pts["covered"].mean())
     else:
         coverage = float("nan")
-    summary = {
-        "law": lawobj.name,
-        "cutoff_flops": float(cutoff_flops),
-        "n_fit": int(len(train)),
-        "n_test": int(len(test)),
-        "mean_abs_rel_error": float(pts["abs_rel_error"].mean()),
-        "max_abs_rel_error": float(pts["abs_rel_error"].max()),
-        "coverage": coverage,
-        "level": float(level),
-    }
-    return BacktestResult(points=pts.reset_index(drop=True), summary=summary, fit=fit)
+    return BacktestResult(
+        points=pts.reset_index(drop=True),
+        law=lawobj.name,
+        cutoff_flops=float(cutoff_flops),
+        n_fit=int(len(train)),
+        n_test=int(len(test)),
+        mean_abs_rel_error=float(pts["abs_rel_error"].mean()),
+        max_abs_rel_error=float(pts["abs_rel_error"].max()),
+        coverage=coverage,
+        level=float(level),
+        fit=fit,
+    )

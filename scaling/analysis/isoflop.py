@@ -14,7 +14,7 @@ minimum) or when the minimum lies outside the sizes tried (extrapolated); such
 profiles are left out of the power-law fits unless ``keep_flagged=True``.
 
 ``isoflop_loss_at(profile, N)`` reads the loss at an unobserved size along one budget
-(parabola, or a spline from ``interpolate.py``) with a bootstrap interval.
+(parabola, or a spline from ``loss_curves.py``) with a bootstrap interval.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import PowerLawFit, check_bootstrap_args, fit_power_law
-from .interpolate import METHODS, MIN_POINTS, interpolate_curve
+from .loss_curves import METHODS, MIN_POINTS, interpolate_curve
 
 __all__ = [
     "IsoFlopProfile",
@@ -94,10 +94,10 @@ class IsoFlopProfile:
     n_opt: float
     loss_opt: float
     d_opt: float
-    n_opt_ci: tuple[float, float]
-    loss_opt_ci: tuple[float, float]
-    d_opt_ci: tuple[float, float]
-    ci: float
+    n_opt_interval: tuple[float, float]  # percentile intervals at ``level``
+    loss_opt_interval: tuple[float, float]
+    d_opt_interval: tuple[float, float]
+    level: float
     coef_draws: np.ndarray = field(repr=False)  # (n_boot, 3), NaN rows: degenerate resamples
     n_opt_draws: np.ndarray = field(repr=False)  # (n_boot,), NaN: no minimum in that draw
     minimum: str = "parabola"  # how n_opt was located (see isoflop_profile)
@@ -121,6 +121,43 @@ class IsoFlopProfile:
         z = (np.log(np.asarray(params, dtype=float)) - self.x_center) / self.x_scale
         return self.coef[0] + self.coef[1] * z + self.coef[2] * z * z
 
+    def to_frame(self) -> pd.DataFrame:
+        """The budget's points: params, tokens, loss, and the parabola's loss there."""
+        return pd.DataFrame(
+            dict(params=self.params, tokens=self.tokens, loss=self.loss, parabola=self.parabola(self.params))
+        )
+
+    def to_dict(self) -> dict:
+        """The minimum and its intervals as plain numbers (one row of IsoFlopResult.to_frame)."""
+        return dict(
+            budget=float(self.budget),
+            n_points=int(len(self.params)),
+            n_opt=float(self.n_opt),
+            n_opt_lo=float(self.n_opt_interval[0]),
+            n_opt_hi=float(self.n_opt_interval[1]),
+            d_opt=float(self.d_opt),
+            d_opt_lo=float(self.d_opt_interval[0]),
+            d_opt_hi=float(self.d_opt_interval[1]),
+            loss_opt=float(self.loss_opt),
+            loss_opt_lo=float(self.loss_opt_interval[0]),
+            loss_opt_hi=float(self.loss_opt_interval[1]),
+            convex=self.convex,
+            interior=self.interior,
+            minimum=self.minimum,
+            level=float(self.level),
+            warnings=list(self.warnings),
+        )
+
+    def summary(self) -> str:
+        lo, hi = self.n_opt_interval
+        return (
+            f"C = {self.budget:.4g}: N* = {self.n_opt:.4g} [{lo:.4g}, {hi:.4g}] ({int(round(100 * self.level))}%), "
+            f"D* = {self.d_opt:.4g}, loss {self.loss_opt:.4f} ({len(self.params)} points, {self.minimum})"
+            + "".join(f"\n  warning: {w}" for w in self.warnings)
+        )
+
+    __str__ = summary
+
 
 def _vertex(coef: np.ndarray, x_center: float, x_scale: float):
     c0, c1, c2 = coef[..., 0], coef[..., 1], coef[..., 2]
@@ -129,11 +166,11 @@ def _vertex(coef: np.ndarray, x_center: float, x_scale: float):
     return np.exp(x_center + x_scale * z), c0 + c1 * z + c2 * z * z
 
 
-def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
+def _interval(draws: np.ndarray, level: float) -> tuple[float, float]:
     d = draws[np.isfinite(draws)]
     if len(d) == 0:
         return (np.nan, np.nan)
-    q = 50 * (1 - ci)
+    q = 50 * (1 - level)
     lo, hi = np.percentile(d, [q, 100 - q])
     return float(lo), float(hi)
 
@@ -166,7 +203,7 @@ def isoflop_profile(
     minimum: str = "parabola",
     density: int = 25,
     n_boot: int = 1000,
-    ci: float = 0.95,
+    level: float = 0.95,
     seed: int = 0,
 ) -> IsoFlopProfile:
     """Fit one IsoFLOP profile: its minimum N*, L* and bootstrap intervals.
@@ -174,13 +211,13 @@ def isoflop_profile(
     params, loss: the runs' sizes and final losses at this budget (>= 3 distinct sizes).
     tokens: their training tokens (gives FLOPs per parameter-token; default 6).
     minimum: ``'parabola'`` (Hoffmann et al.: the vertex of a least-squares parabola of
-        loss in ln N) or an ``interpolate.py`` method (e.g. ``'akima'``, as Porian et al.
+        loss in ln N) or an ``loss_curves.py`` method (e.g. ``'akima'``, as Porian et al.
         2024): the lowest point of that interpolant of log loss vs log N, searched on
         ``density`` points per interval between sizes; a lowest point at either end of
         the sizes gives no minimum. The parabola is fitted either way (for
         ``isoflop_loss_at``).
     """
-    check_bootstrap_args(n_boot, ci)
+    check_bootstrap_args(n_boot, level)
     if minimum != "parabola" and minimum not in METHODS:
         raise ValueError(f"minimum must be 'parabola' or one of {sorted(METHODS)}; got {minimum!r}")
     if not (isinstance(density, (int, np.integer)) and density >= 2):
@@ -240,10 +277,10 @@ def isoflop_profile(
         n_opt=float(n_opt),
         loss_opt=float(l_opt),
         d_opt=float(budget / (k * n_opt)),
-        n_opt_ci=_interval(n_draws, ci),
-        loss_opt_ci=_interval(l_draws, ci),
-        d_opt_ci=tuple(budget / (k * v) for v in _interval(n_draws, ci)[::-1]),
-        ci=ci,
+        n_opt_interval=_interval(n_draws, level),
+        loss_opt_interval=_interval(l_draws, level),
+        d_opt_interval=tuple(budget / (k * v) for v in _interval(n_draws, level)[::-1]),
+        level=level,
         coef_draws=coef_draws,
         n_opt_draws=n_draws,
         minimum=minimum,
@@ -270,30 +307,35 @@ class IsoFlopResult:
     def b(self) -> float:
         return self.d_opt.exponent
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """One row per budget: the minimum, its interval and the flags."""
         rows = []
         for p in self.profiles:
+            d = p.to_dict()
             rows.append(
-                dict(
-                    budget=p.budget,
-                    n_points=len(p.params),
-                    n_opt=p.n_opt,
-                    n_opt_lo=p.n_opt_ci[0],
-                    n_opt_hi=p.n_opt_ci[1],
-                    d_opt=p.d_opt,
-                    d_opt_lo=p.d_opt_ci[0],
-                    d_opt_hi=p.d_opt_ci[1],
-                    loss_opt=p.loss_opt,
-                    loss_opt_lo=p.loss_opt_ci[0],
-                    loss_opt_hi=p.loss_opt_ci[1],
-                    convex=p.convex,
-                    interior=p.interior,
-                    used=p.budget in self.used,
-                    warning="; ".join(p.warnings),
-                )
-            )
+                {k: d[k] for k in ("budget", "n_points", "n_opt", "n_opt_lo", "n_opt_hi", "d_opt", "d_opt_lo",
+                                   "d_opt_hi", "loss_opt", "loss_opt_lo", "loss_opt_hi", "convex", "interior")}
+                | dict(used=p.budget in self.used, warning="; ".join(p.warnings))
+            )  # fmt: skip
         return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict:
+        return {
+            "approach": "isoflop",
+            "n_opt": self.n_opt.to_dict(),
+            "d_opt": self.d_opt.to_dict(),
+            "used": [float(c) for c in self.used],
+            "profiles": [p.to_dict() for p in self.profiles],
+            "warnings": list(self.warnings),
+        }
+
+    def summary(self) -> str:
+        lines = [f"IsoFLOP profiles: {len(self.profiles)} budgets, {len(self.used)} in the power-law fits"]
+        lines += ["  " + p.summary().replace("\n", "\n  ") for p in self.profiles]
+        lines += [f"  N_opt: {self.n_opt.summary()}", f"  D_opt: {self.d_opt.summary()}"]
+        return "\n".join(lines)
+
+    __str__ = summary
 
 
 def isoflop_analysis(
@@ -309,7 +351,7 @@ def isoflop_analysis(
     minimum: str = "parabola",
     density: int = 25,
     n_boot: int = 1000,
-    ci: float = 0.95,
+    level: float = 0.95,
     seed: int = 0,
     keep_flagged: bool = False,
 ) -> IsoFlopResult:
@@ -323,7 +365,7 @@ def isoflop_analysis(
     minimum, density: how each budget's minimum is located (``isoflop_profile``).
     keep_flagged: also fit the power laws through flagged profiles.
     """
-    check_bootstrap_args(n_boot, ci)
+    check_bootstrap_args(n_boot, level)
     need = [params_col, loss_col] + ([budget] if budget else [flops_col])
     missing = [c for c in need if c not in df.columns]
     if missing:
@@ -354,7 +396,7 @@ def isoflop_analysis(
             minimum=minimum,
             density=density,
             n_boot=n_boot,
-            ci=ci,
+            level=level,
             seed=seed + i,
         )
         profiles.append(p)
@@ -372,8 +414,8 @@ def isoflop_analysis(
     d_draws = C / (k * n_draws)
     return IsoFlopResult(
         profiles=tuple(profiles),
-        n_opt=fit_power_law(C, n_star, n_draws, ci=ci),
-        d_opt=fit_power_law(C, C / (k * n_star), d_draws, ci=ci),
+        n_opt=fit_power_law(C, n_star, n_draws, level=level),
+        d_opt=fit_power_law(C, C / (k * n_star), d_draws, level=level),
         used=tuple(float(c) for c in C),
         warnings=tuple(warns),
     )
@@ -390,7 +432,7 @@ def isoflop_loss_at(
     """Loss along one IsoFLOP budget at unobserved sizes, with a bootstrap interval.
 
     method: ``'parabola'`` (the profile's fit; the interval comes from its stored draws)
-        or an ``interpolate.py`` method name (``'cubic'``, ``'pchip'``, ``'smoothing'``,
+        or an ``loss_curves.py`` method name (``'cubic'``, ``'pchip'``, ``'smoothing'``,
         ``'linear'``; loss vs N in log-log; the interval refits it on ``n_boot``
         resamples of the budget's points, seeded by the profile's seed).
     Returns (loss, lo, hi), arrays shaped like ``params`` (floats for a scalar).
@@ -426,7 +468,7 @@ def isoflop_loss_at(
         draws = np.array(draws) if draws else np.full((1, len(z)), np.nan)
     else:
         raise ValueError(f"unknown method {method!r}; use 'parabola' or one of {sorted(METHODS)}")
-    pct = 50 * (1 - profile.ci)
+    pct = 50 * (1 - profile.level)
     ok = np.all(np.isfinite(draws), axis=1)
     if ok.any():
         lo, hi = np.percentile(draws[ok], [pct, 100 - pct], axis=0)

@@ -32,7 +32,7 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["Law", "register_law", "get_law", "list_laws", "INPUTS"]
+__all__ = ["Law", "register_law", "get_law", "list_laws", "paired_log_loss", "INPUTS"]
 
 # The canonical input columns a law may use (see table.py).
 INPUTS = ("params", "tokens", "flops")
@@ -157,7 +157,7 @@ def _batch_log_loss(law: Law):
 
 
 @cache
-def _paired_log_loss(law: Law):
+def paired_log_loss(law: Law):
     """(R, P) parameters with their own (R, m, k) log inputs -> (R, m) log losses."""
     import jax
 

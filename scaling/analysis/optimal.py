@@ -15,22 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fit import FitResult
-from .laws import get_law
+from .laws import get_law, paired_log_loss
+from .results import BootstrapResult, FitResult, fit_and_bootstrap
 
-__all__ = ["allocation", "allocation_exponents", "compute_optimal"]
-
-
-def _fit_and_boot(fit):
-    from .uncertainty import BootstrapResult
-
-    if isinstance(fit, BootstrapResult):
-        if fit.fit is None:
-            raise ValueError("this BootstrapResult carries no full-data fit; pass the FitResult it came from")
-        return fit.fit, fit
-    if isinstance(fit, FitResult):
-        return fit, fit.bootstrap
-    raise TypeError(f"expected a FitResult or BootstrapResult; got {type(fit).__name__}")
+__all__ = ["allocation", "allocation_exponents", "compute_optimal", "family_optimum"]
 
 
 def allocation(law, natural: np.ndarray, k: float):
@@ -47,10 +35,10 @@ def allocation(law, natural: np.ndarray, k: float):
         return law.optimum(p, float(k))
 
 
-def allocation_exponents(fit, level: float | None = None):
+def allocation_exponents(fit: FitResult | BootstrapResult, level: float | None = None):
     """(a, b) with N_opt ∝ C^a and D_opt ∝ C^b. With level (and a bootstrap attached),
     returns ((a, a_lo, a_hi), (b, b_lo, b_hi))."""
-    fit, boot = _fit_and_boot(fit)
+    fit, boot = fit_and_bootstrap(fit)
     law = get_law(fit.law)
     natural = np.array([fit.params[p] for p in law.params])
     _, a, b = allocation(law, natural, fit.k)
@@ -63,7 +51,9 @@ def allocation_exponents(fit, level: float | None = None):
     return (float(a), float(alo), float(ahi)), (float(b), float(blo), float(bhi))
 
 
-def compute_optimal(fit, flops, k: float | None = None, level: float | None = None) -> dict:
+def compute_optimal(
+    fit: FitResult | BootstrapResult, flops, k: float | None = None, level: float | None = None
+) -> dict:
     """Compute-optimal N, D, tokens per parameter and loss at budgets C = flops.
 
     fit: a FitResult (with .bootstrap for intervals) or a BootstrapResult.
@@ -73,7 +63,7 @@ def compute_optimal(fit, flops, k: float | None = None, level: float | None = No
     intervals params_lo/_hi, tokens_lo/_hi, tokens_per_param_lo/_hi, loss_lo/_hi,
     a_lo/_hi, b_lo/_hi. ``pd.DataFrame(result)`` makes a table of it.
     """
-    fit, boot = _fit_and_boot(fit)
+    fit, boot = fit_and_bootstrap(fit)
     law = get_law(fit.law)
     k = fit.k if k is None else float(k)
     C = np.asarray(flops, dtype=float)
@@ -114,11 +104,35 @@ def compute_optimal(fit, flops, k: float | None = None, level: float | None = No
     return out
 
 
+def family_optimum(fit: FitResult, sizes, flops: float) -> dict | None:
+    """The member of a model family that minimises the fitted law at budget ``flops``,
+    each member trained for D = flops / its own FLOPs per token (so any FLOP count, even
+    one that is not k·N·D, is respected). Approach 3 restricted to sizes one can build.
+
+    sizes: members with ``.params`` (N, as the law counts it) and ``.flops_per_token``
+    (e.g. ``scaling.sweep.plan.family_sizes``); ``.width``/``.depth`` are reported when
+    present. Returns {"N", "D", "width", "depth", "loss"} or None when no member has a
+    finite predicted loss.
+    """
+    law = get_law(fit.law)
+    best = None
+    for size in sizes:
+        d = flops / size.flops_per_token
+        loss = float(law.predict(fit.params, params=size.params, tokens=d))
+        if np.isfinite(loss) and (best is None or loss < best["loss"]):
+            best = {
+                "N": size.params,
+                "D": d,
+                "width": getattr(size, "width", None),
+                "depth": getattr(size, "depth", None),
+                "loss": loss,
+            }
+    return best
+
+
 def _loss_draws(law, draws, nd, dd) -> np.ndarray:
     """Each resample's law at its own optimum: (R, ...)."""
     import jax
-
-    from .laws import _paired_log_loss
 
     R = len(draws)
     ok = (
@@ -131,6 +145,6 @@ def _loss_draws(law, draws, nd, dd) -> np.ndarray:
     with np.errstate(all="ignore"):
         logx = np.stack([np.log(np.where(ok[:, None], cols[i], 1.0)) for i in law.inputs], axis=-1)  # (R, m, k)
     with jax.enable_x64(True):
-        out = np.exp(np.asarray(_paired_log_loss(law)(theta, logx)))
+        out = np.exp(np.asarray(paired_log_loss(law)(theta, logx)))
     out[~ok] = np.nan
     return out.reshape(nd.shape)

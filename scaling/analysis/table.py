@@ -7,20 +7,38 @@ tokens as C = k·N·D; k is the FLOP convention ("6N" -> 6, or a number; for a m
 such as "exact" the table's median C/(N·D), which needs both columns). WSD trunk rows
 (plan_kind == "trunk": constant LR, not annealed) and learning-rate tuning runs (plan_kind == "lr_tune":
 off-optimum by design; their curves too) are left out of a results directory. Other columns
-(run_id, width, depth, ...) are kept. The returned frame carries ``attrs["k"]``.
+(run_id, width, depth, ...) are kept.
+
+A canonical table always has all three of params, tokens and flops, so its own FLOPs
+per parameter-token (``flops_per_param_token``: the median C/(N·D)) is a property of
+its rows: it survives filtering, merging and concatenation, and it is what ``fit_law``
+records as the fit's k unless k is passed explicitly. Nothing rides on
+``DataFrame.attrs``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_table", "flop_factor", "CANONICAL"]
+from scaling.core.columns import (
+    CANONICAL,
+    FLOP_CONVENTION,
+    LR_TUNE,
+    PER_EVALUATION,
+    PLAN_KIND,
+    RUN_ID,
+    STATUS,
+    STORE_LOSS,
+    STORE_PARAMS,
+    TRUNK,
+)
 
-CANONICAL = ("params", "tokens", "flops", "loss")
+__all__ = ["load_table", "as_table", "flop_factor", "flops_per_param_token", "CANONICAL"]
 
 
 def flop_factor(convention: str | float | int) -> float:
@@ -54,14 +72,13 @@ def _read(source, curves: bool = False) -> tuple[pd.DataFrame, bool]:
         runs = _read_store(path, "runs")
         if not curves:
             return runs, True
-        if "status" in runs.columns:
-            runs = runs[runs["status"].astype(str) == "done"]
-        per_run = runs.drop(columns=[c for c in ("tokens", "flops", "step", "train_loss", "eval_loss", "lr")
-                                     if c in runs.columns])  # fmt: skip
+        if STATUS in runs.columns:
+            runs = runs[runs[STATUS].astype(str) == "done"]
+        per_run = runs.drop(columns=[c for c in PER_EVALUATION if c in runs.columns])
         cur = _read_store(path, "curves")
-        if "run_id" not in cur.columns or "run_id" not in runs.columns:
-            raise ValueError(f"{path}: curves and runs tables both need a run_id column")
-        return cur.merge(per_run, on="run_id", how="inner", suffixes=("", "_run")), True
+        if RUN_ID not in cur.columns or RUN_ID not in runs.columns:
+            raise ValueError(f"{path}: curves and runs tables both need a {RUN_ID} column")
+        return cur.merge(per_run, on=RUN_ID, how="inner", suffixes=("", "_run")), True
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -86,32 +103,30 @@ def load_table(
     when one is missing (listing what exists), or when a value is non-positive or NaN
     (naming the row).
 
-    convention: k of C = k·N·D ("6N", "8N", a number, or a model-dependent convention such as
-    "exact"). Default: a results directory's recorded flop_convention, else the k a
-    table made by load_table carries in ``attrs["k"]`` (so fitting an already-loaded
-    table keeps its k), else "6N".
+    convention: k of C = k·N·D, used to derive the missing one of tokens and flops ("6N",
+    "8N", a number, or a model-dependent convention such as "exact", which needs both
+    columns). Default: a results directory's recorded flop_convention, else "6N".
 
     curves=True reads a results directory's curves.csv (one row per run and evaluation),
     each row joined with its run's columns from runs.csv (finished runs only); rows
     without a loss (steps with no evaluation) are dropped rather than rejected.
     """
-    inherited = source.attrs.get("k") if isinstance(source, pd.DataFrame) else None
     df, is_results = _read(source, curves)
     if is_results:
-        if "status" in df.columns:
-            df = df[df["status"].astype(str) == "done"]
-        params_col = params_col or ("params_nonembedding" if "params_nonembedding" in df.columns else "params")
-        loss_col = loss_col or ("eval_loss" if "eval_loss" in df.columns else "loss")
-        if "flop_convention" in df.columns and convention is None and df["flop_convention"].notna().any():
-            convention = df["flop_convention"].dropna().iloc[0]
-        if "plan_kind" in df.columns:
+        if STATUS in df.columns:
+            df = df[df[STATUS].astype(str) == "done"]
+        params_col = params_col or (STORE_PARAMS if STORE_PARAMS in df.columns else "params")
+        loss_col = loss_col or (STORE_LOSS if STORE_LOSS in df.columns else "loss")
+        if FLOP_CONVENTION in df.columns and convention is None and df[FLOP_CONVENTION].notna().any():
+            convention = df[FLOP_CONVENTION].dropna().iloc[0]
+        if PLAN_KIND in df.columns:
             # WSD trunks run at constant LR: their final losses are not annealed, so they
             # are not points of the scaling law (their cooldown branches are). LR tuning
-            # runs train at deliberately wrong learning rates.
-            drop = ("lr_tune",) if curves else ("trunk", "lr_tune")
-            df = df[~df["plan_kind"].astype(str).isin(drop)]
+            # runs train at deliberately wrong learning rates (their curves too).
+            drop = (LR_TUNE,) if curves else (TRUNK, LR_TUNE)
+            df = df[~df[PLAN_KIND].astype(str).isin(drop)]
     if convention is None:
-        convention = inherited if inherited is not None else "6N"
+        convention = "6N"
     names = {
         "params": params_col or "params",
         "tokens": tokens_col or "tokens",
@@ -142,9 +157,25 @@ def load_table(
     if not has_flops:
         out["flops"] = k * out["params"] * out["tokens"]
     cols = list(CANONICAL) + [c for c in out.columns if c not in CANONICAL]
-    out = out[cols]
-    out.attrs["k"] = k
-    return out
+    return out[cols]
+
+
+def as_table(data) -> pd.DataFrame:
+    """The canonical table for data: a DataFrame, path or results directory (as
+    ``load_table``), or a mapping of column name -> array."""
+    if isinstance(data, Mapping):
+        data = pd.DataFrame({k: np.asarray(v) for k, v in data.items()})
+    return load_table(data)
+
+
+def flops_per_param_token(table: pd.DataFrame) -> float:
+    """k of C = k·N·D for a canonical table: the median over rows of flops/(params·tokens).
+
+    For a fixed convention ("6N") every row gives k itself; for a model-dependent one
+    ("exact", attention and readout terms included) the rows differ and the median
+    stands in (what ``load_table`` used to derive a missing column)."""
+    ratio = table["flops"].to_numpy(float) / (table["params"].to_numpy(float) * table["tokens"].to_numpy(float))
+    return float(np.median(ratio))
 
 
 def _effective_k(convention, table: pd.DataFrame, has_both: bool) -> float:
@@ -161,8 +192,7 @@ def _effective_k(convention, table: pd.DataFrame, has_both: bool) -> float:
                 "and FLOPs cannot be derived from each other: give both columns, or a numeric "
                 "convention such as '6N' or 6"
             ) from None
-    ratio = table["flops"].to_numpy(float) / (table["params"].to_numpy(float) * table["tokens"].to_numpy(float))
-    return float(np.median(ratio))
+    return flops_per_param_token(table)
 
 
 def _positive(col: pd.Series, name: str, original: pd.DataFrame) -> pd.Series:

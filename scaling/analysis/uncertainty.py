@@ -14,23 +14,24 @@ Intervals are percentile intervals over the resamples.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _lbfgs
-from .fit import (
+from .engine import (
+    CONVERGED,
     DEFAULT_GTOL,
-    FitResult,
-    _lane_weights,
-    _shared,
-    _value_and_grad,
+    Points,
     as_points,
-    as_table,
-    fit_law,
+    lane_weights,
+    minimize,
+    shared_arrays,
+    start_points,
+    value_and_grad,
 )
+from .fit import fit_law
 from .laws import get_law
+from .results import BootstrapResult, FitResult
+from .table import as_table
 
 __all__ = ["BootstrapResult", "bootstrap", "resample_weights"]
 
@@ -41,117 +42,23 @@ _LANES_PER_CHUNK = 40_000  # lanes per batched call for the full-grid bootstrap
 GRID_BOOTSTRAP_PRUNE = ((3, 512), (10, 64), (24, 16))
 
 
-def resample_weights(n: int, n_resamples: int, *, groups=None, seed: int = 0) -> np.ndarray:
-    """(n_resamples, n) multiplicities: points drawn with replacement, or whole groups
+def resample_weights(n: int, n_boot: int, *, groups=None, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) multiplicities: points drawn with replacement, or whole groups
     (rows with the same label) drawn with replacement when ``groups`` is given."""
     rng = np.random.default_rng(seed)
     if groups is None:
-        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
     labels, index = np.unique(np.asarray(groups), return_inverse=True)
     G = len(labels)
-    counts = rng.multinomial(G, np.full(G, 1.0 / G), size=n_resamples).astype(float)
+    counts = rng.multinomial(G, np.full(G, 1.0 / G), size=n_boot).astype(float)
     return counts[:, index]
-
-
-@dataclass
-class BootstrapResult:
-    """Refitted parameters of n resamples (natural scale), with interval helpers."""
-
-    law: str
-    draws: np.ndarray  # (R, P) natural parameters
-    objectives: np.ndarray  # (R,)
-    converged: np.ndarray  # (R,) bool
-    level: float = 0.95
-    start: str = "optimum"
-    unit: str = "points"  # or "runs"
-    seed: int = 0
-    warnings: tuple = ()
-    fit: FitResult | None = field(default=None, repr=False)
-
-    @property
-    def n(self) -> int:
-        return len(self.draws)
-
-    @property
-    def params(self) -> tuple[str, ...]:
-        return get_law(self.law).params
-
-    def _q(self, level):
-        level = self.level if level is None else float(level)
-        if not 0 < level < 1:
-            raise ValueError(f"interval level must be in (0, 1); got {level}")
-        return 50 * (1 - level), 50 * (1 + level)
-
-    def _ok(self) -> np.ndarray:
-        return np.all(np.isfinite(self.draws), axis=1)
-
-    def interval(self, values, level=None) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval of per-resample values (R, ...) along the first axis."""
-        values = np.asarray(values, dtype=float)
-        ok = self._ok() & np.all(np.isfinite(values.reshape(len(values), -1)), axis=1)
-        lo, hi = np.percentile(values[ok], self._q(level), axis=0)
-        return lo, hi
-
-    def ci(self, level=None) -> dict:
-        """Parameter -> (low, high) percentile interval."""
-        lo, hi = self.interval(self.draws, level)
-        return {p: (float(a), float(b)) for p, a, b in zip(self.params, lo, hi)}
-
-    def se(self) -> dict:
-        """Parameter -> bootstrap standard error (standard deviation over resamples)."""
-        d = self.draws[self._ok()]
-        return {p: float(s) for p, s in zip(self.params, d.std(axis=0, ddof=1))}
-
-    def draws_dict(self) -> dict:
-        return {p: self.draws[:, i] for i, p in enumerate(self.params)}
-
-    def predict(self, params=None, tokens=None, flops=None) -> np.ndarray:
-        """(R, ...) predicted loss of every resample's law at the inputs."""
-        law = get_law(self.law)
-        return law.predict_many(self.draws, params=params, tokens=tokens, flops=flops)
-
-    def predict_interval(self, params=None, tokens=None, flops=None, level=None):
-        """Percentile interval (low, high) of the predicted loss at the inputs."""
-        return self.interval(self.predict(params=params, tokens=tokens, flops=flops), level)
-
-    def to_dict(self) -> dict:
-        return {
-            "law": self.law,
-            "n": int(self.n),
-            "level": float(self.level),
-            "start": self.start,
-            "unit": self.unit,
-            "seed": int(self.seed),
-            "converged_fraction": float(np.mean(self.converged)) if self.n else 0.0,
-            "se": self.se(),
-            "warnings": list(self.warnings),
-            "params": list(self.params),
-            "draws": [[float(f"{v:.10g}") for v in row] for row in self.draws],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping, fit: FitResult | None = None) -> BootstrapResult:
-        law = fit.law if fit is not None else d["law"]
-        draws = np.asarray(d.get("draws", []), dtype=float).reshape(-1, get_law(law).n_params)
-        return cls(
-            law=law,
-            draws=draws,
-            objectives=np.full(len(draws), np.nan),
-            converged=np.ones(len(draws), bool),
-            level=float(d.get("level", 0.95)),
-            start=d.get("start", "optimum"),
-            unit=d.get("unit", "points"),
-            seed=int(d.get("seed", 0)),
-            warnings=tuple(d.get("warnings", ())),
-            fit=fit,
-        )
 
 
 def bootstrap(
     data,
     law="chinchilla",
     *,
-    n: int = 1000,
+    n_boot: int = 1000,
     seed: int = 0,
     fit: FitResult | None = None,
     start: str = "optimum",
@@ -163,7 +70,7 @@ def bootstrap(
     grid=None,
     prune=GRID_BOOTSTRAP_PRUNE,
 ) -> BootstrapResult:
-    """Bootstrap a robust law fit: n resamples, each refitted to convergence.
+    """Bootstrap a robust law fit: n_boot resamples, each refitted to convergence.
 
     data: as for ``fit_law``. fit: the full-data fit (computed when not given; its law
     and delta are used). start: "optimum" (every refit starts at the full-data optimum)
@@ -171,12 +78,15 @@ def bootstrap(
     pruning ``prune`` per resample as in fit_law; None converges every start).
     groups: "auto" resamples whole runs when the table's run_id column repeats (several
     rows per run), else points; None forces points; or a column name / array of labels.
-    Returns a BootstrapResult; its .fit is the full-data fit with .ci and .bootstrap set.
+    level: of the percentile intervals.
+    Returns a BootstrapResult; its .fit is the full-data fit with .intervals and .bootstrap set.
     """
     import jax
 
-    if n < 1:
-        raise ValueError(f"bootstrap needs n >= 1 resamples; got {n}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"bootstrap needs n_boot >= 1 resamples; got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level!r}")
     if start not in ("optimum", "grid"):
         raise ValueError(f"start must be 'optimum' or 'grid'; got {start!r}")
     table = as_table(data)
@@ -186,23 +96,23 @@ def bootstrap(
     delta = fit.delta if delta is None else float(delta)
     pts = as_points(table, lawobj)
     labels = _group_labels(table, pts, groups)
-    W = resample_weights(pts.n, n, groups=labels, seed=seed)
-    vg = _value_and_grad(lawobj, float(delta))
+    W = resample_weights(pts.n, n_boot, groups=labels, seed=seed)
+    vg = value_and_grad(lawobj, float(delta))
     with jax.enable_x64(True):
         if start == "optimum":
-            x0 = np.repeat(fit.theta[None, :], n, axis=0)
-            res = _lbfgs.minimize(vg, x0, {"w": _lane_weights(pts, W)}, _shared(pts), gtol=gtol, max_iter=max_iter)
+            x0 = np.repeat(fit.theta[None, :], n_boot, axis=0)
+            res = minimize(vg, x0, {"w": lane_weights(pts, W)}, shared_arrays(pts), gtol=gtol, max_iter=max_iter)
             theta, fbest, status = res.x, res.f, res.status
         else:
             theta, fbest, status = _grid_bootstrap(vg, lawobj, pts, W, grid, gtol, max_iter, prune)
-    converged = status == _lbfgs.CONVERGED
+    converged = status == CONVERGED
     warns = []
     if not converged.all():
-        warns.append(f"{int((~converged).sum())} of {n} refits did not reach gtol {gtol:.0e}")
+        warns.append(f"{int((~converged).sum())} of {n_boot} refits did not reach gtol {gtol:.0e}")
     vanished = np.any(theta[:, lawobj.is_log] < -700, axis=1)  # exp() of it is 0: the term is gone
     if vanished.any():
         warns.append(
-            f"{int(vanished.sum())} of {n} refits drove {'/'.join(lawobj.log_params)} to zero "
+            f"{int(vanished.sum())} of {n_boot} refits drove {'/'.join(lawobj.log_params)} to zero "
             "(a term vanished); quantities undefined for them (e.g. the optimum) leave them out"
         )
     result = BootstrapResult(
@@ -216,15 +126,13 @@ def bootstrap(
         seed=seed,
         warnings=tuple(warns),
     )
-    result.fit = dataclasses.replace(fit, ci=result.ci(), bootstrap=result)
+    result.fit = dataclasses.replace(fit, intervals=result.intervals(), bootstrap=result)
     return result
 
 
 def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     """Every resample from the whole grid; resamples in chunks of ~_LANES_PER_CHUNK lanes."""
-    from .fit import _starts
-
-    starts = _starts(law, grid)
+    starts = start_points(law, grid)
     S = len(starts)
     R = len(W)
     per_chunk = max(1, min(R, _LANES_PER_CHUNK // S))
@@ -232,14 +140,14 @@ def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     fbest = np.empty(R)
     status = np.empty(R, dtype=int)
     x0 = np.tile(starts, (per_chunk, 1))
-    shared = _shared(pts)
+    shared = shared_arrays(pts)
     for lo in range(0, R, per_chunk):
         hi = min(R, lo + per_chunk)
         m = hi - lo
         # every chunk has the same shapes (the last one padded with copies of its first
         # resample), so one compilation serves them all
-        Wc = _lane_weights(pts, W[np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)]])
-        res = _lbfgs.minimize(
+        Wc = lane_weights(pts, W[np.r_[np.arange(lo, hi), np.full(per_chunk - m, lo)]])
+        res = minimize(
             vg, x0, {"w": np.repeat(Wc, S, axis=0)}, shared, gtol=gtol, max_iter=max_iter, prune=prune, group_size=S
         )
         f = np.where(np.isfinite(res.f), res.f, np.inf).reshape(per_chunk, S)[:m]
@@ -251,7 +159,7 @@ def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
     return theta, fbest, status
 
 
-def _group_labels(data, pts, groups):
+def _group_labels(data, pts: Points, groups):
     """Resampling units: None (points) or one label per row of the canonical table ``data``."""
     if groups is None:
         return None

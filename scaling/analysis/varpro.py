@@ -20,6 +20,7 @@ from functools import cache
 
 import numpy as np
 
+from .engine import Points, lane_weights, shared_arrays
 from .laws import Law
 
 __all__ = ["varpro_starts"]
@@ -84,7 +85,7 @@ def _solver(law: Law, delta: float):
     return batched, nl, nl_idx, lin_idx
 
 
-def varpro_starts(law: Law, pts, w, *, delta: float, grid=None, n_polish: int = 16) -> np.ndarray:
+def varpro_starts(law: Law, pts: Points, w, *, delta: float, grid=None, n_polish: int = 16) -> np.ndarray:
     """Best exponent points with their NNLS coefficients, as (n_polish, P) fit-coordinate starts."""
     if not law.linear or law.basis is None:
         raise ValueError(f"law {law.name!r} declares no linear coefficients: method='varpro' needs them")
@@ -100,10 +101,8 @@ def varpro_starts(law: Law, pts, w, *, delta: float, grid=None, n_polish: int = 
         lo, hi = float(v.min()), float(v.max())
         axes.append(np.linspace(lo, hi, per_axis) if hi > lo else np.array([lo]))
     Q = np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, len(nl))
-    from .fit import _lane_weights, _shared
-
-    sh = _shared(pts)  # padded with zero-weight points
-    c, obj = solve(Q, sh["logx"], sh["logy"], _lane_weights(pts, w)[0])
+    sh = shared_arrays(pts)  # padded with zero-weight points
+    c, obj = solve(Q, sh["logx"], sh["logy"], lane_weights(pts, w)[0])
     c, obj = np.asarray(c), np.asarray(obj)
     order = np.argsort(obj, kind="stable")[:n_polish]
     order = order[np.isfinite(obj[order])]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def read_fit(path):
     """A FitResult from a JSON file written by `scaling fit --json`, with clear errors."""
-    from scaling.analysis.fit import FitResult
+    from scaling.analysis.results import FitResult
 
     p = Path(path)
     if not p.is_file():

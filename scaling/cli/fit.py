@@ -1,4 +1,4 @@
-"""`scaling fit DATA.csv|RESULTS_DIR --law chinchilla [--bootstrap N] [--json OUT]`:
+"""`scaling fit DATA.csv|RESULTS_DIR --law chinchilla [--n-boot N] [--json OUT]`:
 fit a scaling law (Huber on log loss, L-BFGS from a grid of starts) and print it.
 
 DATA is a CSV (or Parquet) table with columns params, tokens and/or flops, loss (names
@@ -7,7 +7,7 @@ params_nonembedding, eval_loss, status == "done"). Missing tokens come from
 D = C/(k·N), missing flops from C = k·N·D, with k from --convention.
 
 The JSON has: law, params (for chinchilla E, A, B, alpha, beta), objective, n_points,
-converged, warnings, ci (parameter -> [low, high], when bootstrapped), plus the fit's
+converged, warnings, intervals (parameter -> [low, high], when bootstrapped), plus the fit's
 diagnostics and, when bootstrapped, the resampled parameters (which `scaling predict`
 and `scaling optimal` use for intervals).
 """
@@ -34,9 +34,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--method", default="lbfgs", choices=["lbfgs", "varpro"], help="fitting method (default: lbfgs)")
     p.add_argument("--delta", type=float, default=1e-3, help="Huber delta on log residuals (default: 1e-3)")
-    p.add_argument(
-        "--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default: 0)"
-    )
+    p.add_argument("--n-boot", type=int, default=0, metavar="N", help="bootstrap resamples for intervals (default: 0)")
     p.add_argument(
         "--bootstrap-start",
         default="optimum",
@@ -59,23 +57,25 @@ def run(args) -> int:
     from scaling.runtime import enable_compilation_cache
 
     enable_compilation_cache()  # the batched L-BFGS compiles per law and data size: ~10 s saved per call
-    if args.bootstrap < 0:
-        raise ValueError(f"--bootstrap must be >= 0; got {args.bootstrap}")
+    if args.n_boot < 0:
+        raise ValueError(f"--n-boot must be >= 0; got {args.n_boot}")
     if not 0 < args.level < 1:
         raise ValueError(f"--level must be in (0, 1); got {args.level}")
     df = load_table(args.data, params_col=args.params_col, tokens_col=args.tokens_col, flops_col=args.flops_col,
                     loss_col=args.loss_col, convention=args.convention)  # fmt: skip
     fit = fit_law(df, law, delta=args.delta, method=args.method)
-    if args.bootstrap:
+    if args.n_boot:
         from scaling.analysis.uncertainty import bootstrap
 
-        fit = bootstrap(df, fit=fit, n=args.bootstrap, seed=args.seed, level=args.level, start=args.bootstrap_start).fit
+        fit = bootstrap(
+            df, fit=fit, n_boot=args.n_boot, seed=args.seed, level=args.level, start=args.bootstrap_start
+        ).fit
     print(fit.summary())
     if fit.bootstrap is not None:
         se = fit.bootstrap.se()
         print(
             "bootstrap: "
-            + f"{fit.bootstrap.n} resamples of {fit.bootstrap.unit}; standard errors "
+            + f"{fit.bootstrap.n_boot} resamples of {fit.bootstrap.unit}; standard errors "
             + ", ".join(f"{k} {v:.4g}" for k, v in se.items())
         )
         for w in fit.bootstrap.warnings:

@@ -82,14 +82,14 @@ def analyze(out: Path, config) -> dict:
     law = fit_law(df, "chinchilla")
     target = 10 * max(config.sweep.budgets)
     n2, d2 = float(iso.n_opt(target)), float(iso.d_opt(target))
-    best = _law_optimum_on_family(law, config, target)
+    best = law_optimum_on_family(law, config, target)
 
     print("IsoFLOP minima (Approach 2):")
-    for row in iso.table().itertuples():
+    for row in iso.to_frame().itertuples():
         where = "interior" if row.interior else "AT THE EDGE of the sizes tried"
         print(f"  C = {row.budget:.3g} FLOPs: N* = {row.n_opt:,.0f} [{row.n_opt_lo:,.0f}, {row.n_opt_hi:,.0f}], "
               f"D* = {row.d_opt:,.0f}, loss {row.loss_opt:.4f} ({row.n_points} sizes; minimum {where})")  # fmt: skip
-    lo, hi = iso.n_opt.exponent_ci
+    lo, hi = iso.n_opt.exponent_interval
     print(f"  N_opt ∝ C^{iso.a:.3f} (95% CI {lo:.3f} to {hi:.3f}),  D_opt ∝ C^{iso.b:.3f}")
     for w in iso.warnings:
         print(f"  warning: {w}")
@@ -114,12 +114,12 @@ def analyze(out: Path, config) -> dict:
     return {"isoflop": iso, "law": law, "target": target, "approach2": (n2, d2), "approach3": best}
 
 
-def _law_optimum_on_family(law, config, flops: float) -> dict | None:
+def law_optimum_on_family(law, config, flops: float) -> dict | None:
     """The family member minimising the fitted law at `flops` under the sweep's own FLOP
     count (D = C / flops_per_token(member)), over widths up to 8x the largest tried."""
     import dataclasses
 
-    from scaling.analysis.laws import get_law
+    from scaling.analysis.optimal import family_optimum
     from scaling.sweep.plan import family_sizes
 
     fam = config.family
@@ -130,14 +130,7 @@ def _law_optimum_on_family(law, config, flops: float) -> dict | None:
         if step:
             widths = {"start": fam.widths[0], "stop": 8 * fam.widths[-1], "step": step}
             config = dataclasses.replace(config, family=dataclasses.replace(fam, widths=widths))
-    model = get_law(law.law)
-    best = None
-    for size in family_sizes(config):
-        d = flops / size.flops_per_token
-        loss = float(model.predict(law.params, params=size.params, tokens=d))
-        if math.isfinite(loss) and (best is None or loss < best["loss"]):
-            best = {"N": size.params, "D": d, "width": size.width, "depth": size.depth, "loss": loss}
-    return best
+    return family_optimum(law, family_sizes(config), flops)
 
 
 def isoflop_figure(iso, path: Path, *, target: float, chinchilla: tuple[float, float]) -> None:
@@ -166,7 +159,7 @@ def isoflop_figure(iso, path: Path, *, target: float, chinchilla: tuple[float, f
     used = [p for p in iso.profiles if p.budget in iso.used]
     C = np.array([p.budget for p in used])
     bx.errorbar(C, [p.n_opt for p in used],
-                yerr=np.abs(np.array([p.n_opt_ci for p in used]).T - np.array([p.n_opt for p in used])),
+                yerr=np.abs(np.array([p.n_opt_interval for p in used]).T - np.array([p.n_opt for p in used])),
                 fmt="o", color="k", ms=4, capsize=2, label="IsoFLOP minima (95% CI)")  # fmt: skip
     cc = np.geomspace(C.min() / 2, target * 1.5, 50)
     bx.plot(cc, iso.n_opt(cc), color="C0", label=f"N* ∝ C^{iso.a:.2f} (Approach 2)")

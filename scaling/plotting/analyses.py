@@ -11,11 +11,9 @@ from __future__ import annotations
 import functools
 import os
 
-import numpy as np
-
 from scaling.plotting.results import MissingInput, Results
 
-__all__ = ["cached", "envelope", "fit_parametric", "flops_per_param_token", "isoflop", "parametric"]
+__all__ = ["cached", "envelope", "fit_parametric", "isoflop", "parametric"]
 
 SEED = 0
 N_BOOT = 1000
@@ -77,23 +75,19 @@ def clear() -> None:
 # ---- Approach 3: the parametric law L(N, D) = E + A/N^alpha + B/D^beta ----------------
 
 
-def flops_per_param_token(runs) -> float:
-    """k in C = k·N·D for these runs (6 under the 6N convention; more with attention)."""
-    return float(np.median(runs["flops"] / (runs["params"] * runs["tokens"])))
-
-
 def fit_parametric(runs, *, n_boot: int | None = None, seed: int = SEED):
     """The Chinchilla law fitted to runs (columns params, tokens, flops, loss) by
     ``scaling.analysis.fit_law``, bootstrapped over runs (``scaling.analysis.bootstrap``):
     a FitResult carrying ``.bootstrap``, ready for ``compute_optimal``/``predict_loss``."""
     from scaling.analysis import bootstrap, fit_law
+    from scaling.analysis.table import flops_per_param_token
 
     table = runs[["params", "tokens", "flops", "loss"]].reset_index(drop=True)
     if len(table) < 6:
         raise MissingInput(f"a 5-parameter law needs more than 5 runs; got {len(table)}")
     n_boot = (N_BOOT_QUICK if QUICK else N_BOOT) if n_boot is None else n_boot
     fit = fit_law(table, "chinchilla", grid=QUICK_START if QUICK else None, k=flops_per_param_token(table))
-    return bootstrap(table, fit=fit, n=n_boot, seed=seed).fit
+    return bootstrap(table, fit=fit, n_boot=n_boot, seed=seed).fit
 
 
 @cached
@@ -106,12 +100,13 @@ def backtest(runs, cutoff_flops: float, *, seed: int = SEED):
     """``scaling.analysis.backtest`` on the runs (fit on flops <= cutoff, predict the
     rest), with the figures' starting grid, bootstrap size and k."""
     from scaling.analysis import backtest as _backtest
+    from scaling.analysis.table import flops_per_param_token
 
     table = runs[["params", "tokens", "flops", "loss"] + (["run_id"] if "run_id" in runs.columns else [])]
     return _backtest(
         table,
         cutoff_flops,
-        bootstrap=N_BOOT_QUICK if QUICK else 200,
+        n_boot=N_BOOT_QUICK if QUICK else 200,
         seed=seed,
         grid=QUICK_START if QUICK else None,
         k=flops_per_param_token(table),

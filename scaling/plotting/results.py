@@ -6,7 +6,7 @@
     res.interpolations()   # [(path, {"t": [...], "loss": [...], "barrier": ...}), ...]
 
 ``params`` is the non-embedding parameter count and ``loss`` the eval loss, as in
-``scaling.analysis.table.load_table``. The plan's IsoFLOP budget (``budget``) is kept
+``scaling.analysis.table.load_table`` (both read the store's names from ``scaling.core.columns``). The plan's IsoFLOP budget (``budget``) is kept
 when the table has it, else derived by grouping FLOPs (``analysis.isoflop.group_budgets``).
 """
 
@@ -18,6 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from scaling.core.columns import (
+    BUDGET,
+    FLOPS,
+    LOSS,
+    PARAMS,
+    RUN_ID,
+    STATUS,
+    STEP,
+    STORE_LOSS,
+    STORE_PARAMS,
+    STORE_TO_CANONICAL,
+    TOKENS,
+)
 
 __all__ = ["MissingInput", "Results", "load_results"]
 
@@ -34,13 +48,13 @@ class Results:
 
     @property
     def budgets(self) -> np.ndarray:
-        return np.unique(self.runs["budget"].to_numpy(float))
+        return np.unique(self.runs[BUDGET].to_numpy(float))
 
     def curves_with(self, min_points: int) -> pd.DataFrame:
         """Curve rows of the runs that have at least ``min_points`` evaluations."""
         if self.curves is None or self.curves.empty:
             raise MissingInput(f"{self.root}/curves.csv is absent or empty")
-        n = self.curves.groupby("run_id")["step"].transform("nunique")
+        n = self.curves.groupby(RUN_ID)[STEP].transform("nunique")
         out = self.curves[n >= min_points]
         if out.empty:
             raise MissingInput(f"no run in {self.root}/curves.csv has {min_points}+ evaluations")
@@ -59,9 +73,9 @@ class Results:
 def _budget_column(df: pd.DataFrame) -> np.ndarray:
     from scaling.analysis.isoflop import group_budgets
 
-    flops = df["flops"].to_numpy(float)
-    if "budget" in df.columns:
-        b = pd.to_numeric(df["budget"], errors="coerce").to_numpy(float)
+    flops = df[FLOPS].to_numpy(float)
+    if BUDGET in df.columns:
+        b = pd.to_numeric(df[BUDGET], errors="coerce").to_numpy(float)
         if np.all(np.isfinite(b) & (b > 0)):
             return b
     labels = group_budgets(flops)
@@ -76,27 +90,27 @@ def load_results(results_dir: str | Path) -> Results:
     if not runs_csv.is_file():
         raise MissingInput(f"{runs_csv} not found (run a sweep, or pass a results directory)")
     raw = pd.read_csv(runs_csv)
-    if "status" in raw.columns:
-        raw = raw[raw["status"].astype(str) == "done"]
-    need = ["run_id", "params_nonembedding", "tokens", "flops", "eval_loss"]
+    if STATUS in raw.columns:
+        raw = raw[raw[STATUS].astype(str) == "done"]
+    need = [RUN_ID, STORE_PARAMS, TOKENS, FLOPS, STORE_LOSS]
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise MissingInput(f"{runs_csv} lacks column(s) {missing}")
-    runs = raw.rename(columns={"params_nonembedding": "params", "eval_loss": "loss"})
-    runs = runs[np.isfinite(runs["loss"].astype(float)) & (runs["loss"].astype(float) > 0)]
+    runs = raw.rename(columns=STORE_TO_CANONICAL)
+    runs = runs[np.isfinite(runs[LOSS].astype(float)) & (runs[LOSS].astype(float) > 0)]
     if runs.empty:
         raise MissingInput(f"{runs_csv} has no finished run with a finite eval loss")
-    runs = runs.assign(budget=_budget_column(runs)).sort_values(["budget", "params", "run_id"])
+    runs = runs.assign(budget=_budget_column(runs)).sort_values([BUDGET, PARAMS, RUN_ID])
     runs = runs.reset_index(drop=True)
 
     curves = None
     curves_csv = root / "curves.csv"
     if curves_csv.is_file():
         c = pd.read_csv(curves_csv)
-        if not c.empty and "eval_loss" in c.columns:
-            c = c[np.isfinite(c["eval_loss"].astype(float)) & (c["eval_loss"].astype(float) > 0)]
-            c = c.rename(columns={"eval_loss": "loss"})
-            keep = [k for k in ("run_id", "params", "budget", "width", "depth") if k in runs.columns]
-            c = c.merge(runs[keep], on="run_id", how="inner")
-            curves = c.sort_values(["budget", "params", "run_id", "step"]).reset_index(drop=True)
+        if not c.empty and STORE_LOSS in c.columns:
+            c = c[np.isfinite(c[STORE_LOSS].astype(float)) & (c[STORE_LOSS].astype(float) > 0)]
+            c = c.rename(columns={STORE_LOSS: LOSS})
+            keep = [k for k in (RUN_ID, PARAMS, BUDGET, "width", "depth") if k in runs.columns]
+            c = c.merge(runs[keep], on=RUN_ID, how="inner")
+            curves = c.sort_values([BUDGET, PARAMS, RUN_ID, STEP]).reset_index(drop=True)
     return Results(root=root, runs=runs, curves=curves)

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaling.core.columns import LR_TUNE
 from scaling.sweep.config import SweepConfig
 from scaling.sweep.plan import Plan, plan_sweep
 
-TUNE_KIND = "lr_tune"
+TUNE_KIND = LR_TUNE
 CHOICE_FILE = "lr_tuning.json"
 
 

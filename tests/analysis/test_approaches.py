@@ -39,7 +39,7 @@ def test_three_approaches_recover_the_chinchilla_allocation(data):
     from scaling.analysis.fit import fit_law
     from scaling.analysis.uncertainty import bootstrap
 
-    fit = bootstrap(runs, fit=fit_law(runs, "chinchilla", grid=GRID), n=100, seed=0, level=0.95).fit
+    fit = bootstrap(runs, fit=fit_law(runs, "chinchilla", grid=GRID), n_boot=100, seed=0, level=0.95).fit
     only3 = compare_approaches(fit=fit, flops=C, n_boot=100)
     assert list(only3.approach) == [3]
     np.testing.assert_allclose(

@@ -22,14 +22,14 @@ def data_csv(tmp_path_factory):
 def test_fit_predict_optimal_round_trip(data_csv, tmp_path, capsys):
     fit_json = tmp_path / "fit.json"
     rc = main(["fit", str(data_csv), "--law", "chinchilla", "--params-col", "n", "--flops-col", "c",
-               "--loss-col", "final", "--bootstrap", "128", "--seed", "1", "--json", str(fit_json)])  # fmt: skip
+               "--loss-col", "final", "--n-boot", "128", "--seed", "1", "--json", str(fit_json)])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
     assert "alpha" in out and "95% CI" in out
     d = json.loads(fit_json.read_text())
-    assert {"law", "params", "objective", "n_points", "converged", "ci", "warnings"} <= set(d)
+    assert {"law", "params", "objective", "n_points", "converged", "intervals", "warnings"} <= set(d)
     assert set(d["params"]) == {"E", "A", "B", "alpha", "beta"} and d["n_points"] == 240 and d["converged"]
-    for p, (lo, hi) in d["ci"].items():
+    for p, (lo, hi) in d["intervals"].items():
         assert lo <= d["params"][p] <= hi
     assert d["params"]["alpha"] == pytest.approx(TEST_LAW["alpha"], abs=0.03)
 
@@ -61,12 +61,12 @@ def test_the_convention_reaches_the_fit_and_the_allocation(data_csv, tmp_path):
     assert row["params"] * row["tokens"] * 8 == pytest.approx(1e21)
 
 
-def test_fit_without_bootstrap_has_no_ci(data_csv, tmp_path):
+def test_fit_without_bootstrap_has_no_intervals(data_csv, tmp_path):
     out = tmp_path / "fit.json"
     assert main(["fit", str(data_csv), "--params-col", "n", "--flops-col", "c", "--loss-col", "final",
                  "--json", str(out)]) == 0  # fmt: skip
     d = json.loads(out.read_text())
-    assert "ci" not in d and d["law"] == "chinchilla"
+    assert "intervals" not in d and d["law"] == "chinchilla"
     assert main(["predict", str(out), "--params", "1e9", "--tokens", "2e10"]) == 0
 
 

@@ -13,9 +13,9 @@ SIZES = np.geomspace(1e6, 1e10, 33)
 def test_recovers_allocation_exponents(method):
     curves = training_curves(SIZES, noise=0.002, seed=0)
     r = envelope_analysis(curves, method=method, n_boot=200)
-    lo, hi = r.n_opt.exponent_ci
+    lo, hi = r.n_opt.exponent_interval
     assert lo < A_TRUE < hi and hi - lo < 0.05
-    lo, hi = r.d_opt.exponent_ci
+    lo, hi = r.d_opt.exponent_interval
     assert lo < B_TRUE < hi
     assert r.a == pytest.approx(A_TRUE, abs=0.015) and r.b == pytest.approx(B_TRUE, abs=0.015)
     # the envelope's winners sit next to the law's optimum (sizes are 1.33x apart)
@@ -40,7 +40,7 @@ def test_boundary_points_are_left_out_and_bootstrap_is_seeded():
     g = r.grid
     assert not (g.used & g.boundary).any() and g.used.sum() > 10
     r2 = envelope_analysis(curves, n_boot=100, seed=3)
-    assert r.n_opt.exponent_ci == r2.n_opt.exponent_ci
+    assert r.n_opt.exponent_interval == r2.n_opt.exponent_interval
     bad = curves.copy()
     bad.loc[5, "flops"] = -1.0  # e.g. an int64 overflow of 6*N*D upstream
     with pytest.raises(ValueError, match="column 'flops' must be finite and positive; row 5 has -1.0"):

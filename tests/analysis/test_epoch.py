@@ -39,10 +39,10 @@ def test_grid_fit_reaches_epochs_optimum(epoch, fit):
 
 
 def test_bootstrap_standard_errors_match_epoch(epoch, fit):
-    b = bootstrap(epoch, fit=fit, n=4000, seed=0)
+    b = bootstrap(epoch, fit=fit, n_boot=4000, seed=0)
     assert b.converged.all()
     se = b.se()
     for p, ref in EPOCH_SE.items():
         assert se[p] == pytest.approx(ref, rel=0.2), (p, se[p], ref)
-    lo, hi = b.ci()["alpha"]
+    lo, hi = b.intervals()["alpha"]
     assert lo == pytest.approx(0.317, abs=0.01) and hi == pytest.approx(0.373, abs=0.01)

@@ -15,7 +15,7 @@ def synthetic(noise=0.005, seed=0, n=240):
 
 
 def test_predict_with_intervals_at_N_D_and_at_C():
-    b = bootstrap(synthetic(seed=21), n=128, seed=0)
+    b = bootstrap(synthetic(seed=21), n_boot=128, seed=0)
     one = predict_loss(b, params=7e10, tokens=1.4e12)
     assert isinstance(one["loss"], float) and one["loss_lo"] < one["loss"] < one["loss_hi"]
     assert one["loss"] == pytest.approx(chinchilla_loss(7e10, 1.4e12, **TEST_LAW), rel=0.01)
@@ -31,14 +31,14 @@ def test_predict_with_intervals_at_N_D_and_at_C():
 def test_backtest_reports_errors_and_coverage():
     df = synthetic(seed=22, n=300)
     cutoff = np.sort(df["flops"])[239]  # fit on 240 rows, predict 60
-    bt = backtest(df, cutoff, bootstrap=128)
-    s = bt.summary
+    bt = backtest(df, cutoff, n_boot=128)
+    s = bt.to_dict()
     assert s["n_fit"] + s["n_test"] == len(df) and s["n_test"] == int((df["flops"] > cutoff).sum())
     assert s["mean_abs_rel_error"] < 0.02  # noise is 0.5%
     assert 0 <= s["coverage"] <= 1
-    assert set(["pred", "lo", "hi", "abs_rel_error", "covered"]) <= set(bt.points.columns)
+    assert set(["pred", "pred_lo", "pred_hi", "abs_rel_error", "covered"]) <= set(bt.points.columns)
     np.testing.assert_allclose(bt.points["abs_rel_error"], np.abs(bt.points["pred"] / bt.points["loss"] - 1))
     with pytest.raises(ValueError, match="nothing to predict"):
-        backtest(df, df["flops"].max() * 2, bootstrap=0)
+        backtest(df, df["flops"].max() * 2, n_boot=0)
     with pytest.raises(ValueError, match="only 0 rows"):
-        backtest(df, df["flops"].min() / 2, bootstrap=0)
+        backtest(df, df["flops"].min() / 2, n_boot=0)

@@ -13,13 +13,13 @@ def test_recovers_allocation_exponents_with_intervals():
     df = isoflop_runs(BUDGETS, noise=0.005, seed=1)
     r = isoflop_analysis(df, budget="budget", n_boot=500)
     assert not r.warnings and len(r.used) == len(BUDGETS)
-    lo, hi = r.n_opt.exponent_ci
+    lo, hi = r.n_opt.exponent_interval
     assert lo < A_TRUE < hi and hi - lo < 0.1
-    lo, hi = r.d_opt.exponent_ci
+    lo, hi = r.d_opt.exponent_interval
     assert lo < B_TRUE < hi
     assert r.a == pytest.approx(A_TRUE, abs=0.02) and r.b == pytest.approx(B_TRUE, abs=0.02)
     # the minima themselves: within a few percent of the law's optimum
-    t = r.table()
+    t = r.to_frame()
     n_true, d_true = chinchilla_optimum(t.budget.to_numpy(), **TEST_LAW)
     np.testing.assert_allclose(t.n_opt, n_true, rtol=0.08)
     np.testing.assert_allclose(t.d_opt, d_true, rtol=0.08)
@@ -49,8 +49,8 @@ def test_bootstrap_is_deterministic_for_a_seed():
     r1 = isoflop_analysis(df, budget="budget", n_boot=200, seed=7)
     r2 = isoflop_analysis(df, budget="budget", n_boot=200, seed=7)
     r3 = isoflop_analysis(df, budget="budget", n_boot=200, seed=8)
-    assert r1.n_opt.exponent_ci == r2.n_opt.exponent_ci
-    assert r1.n_opt.exponent_ci != r3.n_opt.exponent_ci
+    assert r1.n_opt.exponent_interval == r2.n_opt.exponent_interval
+    assert r1.n_opt.exponent_interval != r3.n_opt.exponent_interval
 
 
 def test_flags_a_minimum_outside_the_sizes_and_a_downward_parabola():
@@ -92,8 +92,8 @@ def test_bad_arguments_are_named():
     df = isoflop_runs(BUDGETS[:3])
     with pytest.raises(ValueError, match="n_boot must be a positive integer; got 0"):
         isoflop_analysis(df, budget="budget", n_boot=0)
-    with pytest.raises(ValueError, match="ci must be in"):
-        isoflop_analysis(df, budget="budget", ci=95)
+    with pytest.raises(ValueError, match="level must be in"):
+        isoflop_analysis(df, budget="budget", level=95)
     with pytest.raises(ValueError, match=r"missing column\(s\) \['loss'\]"):
         isoflop_analysis(df.drop(columns="loss"))
     with pytest.raises(ValueError, match="at least 3 distinct sizes"):
@@ -103,7 +103,9 @@ def test_bad_arguments_are_named():
 def test_interpolant_minimum_on_synthetic_profiles():
     df = isoflop_runs(BUDGETS, sizes=11, noise=0.003, seed=9)
     r = isoflop_analysis(df, budget="budget", minimum="akima", n_boot=100)
-    assert r.a == pytest.approx(A_TRUE, abs=0.03) and r.n_opt.exponent_ci[0] < A_TRUE < r.n_opt.exponent_ci[1]
+    assert (
+        r.a == pytest.approx(A_TRUE, abs=0.03) and r.n_opt.exponent_interval[0] < A_TRUE < r.n_opt.exponent_interval[1]
+    )
     assert all(p.minimum == "akima" for p in r.profiles)
     # every size on one side of the optimum: the lowest point is an end, so no minimum
     C = 1e20
@@ -136,4 +138,4 @@ def test_reproduces_porian_exponents(reference_data, config, published):
     assert row.n_exponent.iloc[0] == pytest.approx(published, abs=5e-4)
     r = isoflop_analysis(sub, budget="flops", minimum="akima", n_boot=100, keep_flagged=False)
     assert r.a == pytest.approx(row.n_exponent.iloc[0], abs=2e-3)
-    assert r.n_opt.exponent_ci[0] < published < r.n_opt.exponent_ci[1]
+    assert r.n_opt.exponent_interval[0] < published < r.n_opt.exponent_interval[1]

@@ -45,7 +45,7 @@ def test_intervals_from_a_bootstrap():
     N = np.exp(rng.uniform(np.log(1e7), np.log(1e10), 240))
     D = N * np.exp(rng.uniform(np.log(2), np.log(200), 240))
     L = chinchilla_loss(N, D, **TEST_LAW) * np.exp(0.01 * rng.standard_normal(240))
-    b = bootstrap({"params": N, "tokens": D, "loss": L}, n=128, seed=0)
+    b = bootstrap({"params": N, "tokens": D, "loss": L}, n_boot=128, seed=0)
     (a, alo, ahi), (bb, blo, bhi) = allocation_exponents(b, level=0.9)
     assert alo < a < ahi and blo < bb < bhi
     a_true = TEST_LAW["beta"] / (TEST_LAW["alpha"] + TEST_LAW["beta"])

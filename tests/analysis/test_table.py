@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from scaling.analysis import fit_law
-from scaling.analysis.table import flop_factor, load_table
+from scaling.analysis.table import flop_factor, flops_per_param_token, load_table
 
 
 def test_csv_with_flops_derives_tokens(tmp_path):
@@ -12,7 +12,7 @@ def test_csv_with_flops_derives_tokens(tmp_path):
     df = load_table(p, params_col="N", flops_col="C", loss_col="L")
     assert list(df.columns[:4]) == ["params", "tokens", "flops", "loss"] and "run_id" in df.columns
     np.testing.assert_allclose(df["tokens"], [1e9, 2e9])
-    assert df.attrs["k"] == 6.0
+    assert flops_per_param_token(df) == 6.0
 
 
 def test_tokens_derive_flops_with_a_convention():
@@ -94,7 +94,7 @@ def test_model_dependent_convention_uses_the_tables_own_ratio(tmp_path):
     runs.to_csv(tmp_path / "runs.csv", index=False)
     df = load_table(tmp_path)
     assert list(df["run_id"]) == ["a", "b", "c"]  # the WSD trunk (unannealed) is left out
-    assert df.attrs["k"] == pytest.approx(13.0)  # median of 13, 7, 15
+    assert flops_per_param_token(df) == pytest.approx(13.0)  # median of 13, 7, 15
     with pytest.raises(ValueError, match="'exact' has no fixed FLOPs per parameter-token"):
         load_table(
             runs.drop(columns=["tokens"]).rename(columns={"params_nonembedding": "params", "eval_loss": "loss"}),
@@ -104,7 +104,8 @@ def test_model_dependent_convention_uses_the_tables_own_ratio(tmp_path):
 
 def test_a_loaded_tables_k_survives_fitting_and_optimal_allocation(tmp_path):
     """fit_law re-reads its input through load_table: a table's own k (here 'exact' FLOPs,
-    k = 13) must survive that, else Approach 3 would allocate with k = 6."""
+    k = 13) must survive that, and filtering or concatenating the table, else Approach 3
+    would allocate with k = 6. It is read off the rows (no DataFrame.attrs)."""
     from scaling.analysis import compute_optimal
     from scaling.analysis.synthetic import isoflop_runs
 
@@ -122,10 +123,25 @@ def test_a_loaded_tables_k_survives_fitting_and_optimal_allocation(tmp_path):
     )
     runs.to_csv(tmp_path / "runs.csv", index=False)
     table = load_table(tmp_path)
-    assert table.attrs["k"] == pytest.approx(13.0)
+    assert flops_per_param_token(table) == pytest.approx(13.0)
+    assert flops_per_param_token(pd.concat([table.iloc[:5], table.iloc[5:]])) == pytest.approx(13.0)
     for source in (table, table[table["params"] > table["params"].min()], tmp_path):
         assert fit_law(source, "chinchilla").k == pytest.approx(13.0)
     opt = compute_optimal(fit_law(table, "chinchilla"), 1e21)
     assert 13.0 * opt["params"] * opt["tokens"] == pytest.approx(1e21, rel=1e-6)
-    # an explicit convention still wins over what the table carries
-    assert load_table(table, convention="6N").attrs["k"] == 6.0
+    # an explicit k still wins over the table's own
+    one_start = {"log_E": [0.5], "log_A": [5.0], "log_B": [5.0], "alpha": [0.3], "beta": [0.3]}
+    assert fit_law(table, "chinchilla", grid=one_start, k=6.0).k == 6.0
+
+
+def test_the_readers_store_names_are_the_stores_own():
+    """load_table and load_results read runs.csv/curves.csv through scaling.core.columns:
+    every store column named there is one the store writes."""
+    from scaling.core import columns as C
+    from scaling.sweep import CURVE_COLUMNS, RUN_COLUMNS
+
+    for name in (C.RUN_ID, C.STATUS, C.PLAN_KIND, C.FLOP_CONVENTION, C.BUDGET, C.STORE_PARAMS, C.STORE_LOSS,
+                 C.TOKENS, C.FLOPS):  # fmt: skip
+        assert name in RUN_COLUMNS, name
+    assert set(C.PER_EVALUATION) <= set(CURVE_COLUMNS) and C.STEP in CURVE_COLUMNS
+    assert set(C.STORE_TO_CANONICAL.values()) <= set(C.CANONICAL)

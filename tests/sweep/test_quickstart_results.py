@@ -44,7 +44,7 @@ def test_runs_match_their_sweep_and_have_interior_minima():
     assert len(sizes) >= 3 and (sizes >= 4).all()
     k = float((runs["flops"] / (runs["params_nonembedding"] * runs["tokens"])).median())
     iso = isoflop_analysis(load_table(RESULTS, convention=k), budget="budget", n_boot=50)
-    assert all(p.interior and p.convex for p in iso.profiles), iso.table()
+    assert all(p.interior and p.convex for p in iso.profiles), iso.to_frame()
 
 
 def test_quickstart_figure_and_family_optimum(tmp_path):
@@ -56,7 +56,7 @@ def test_quickstart_figure_and_family_optimum(tmp_path):
 
     from scaling.analysis.isoflop import isoflop_analysis
     from scaling.analysis.table import load_table
-    from scaling.cli.quickstart import _law_optimum_on_family, isoflop_figure
+    from scaling.cli.quickstart import isoflop_figure, law_optimum_on_family
     from scaling.model import ModelConfig, flops_per_token
     from scaling.sweep.plan import family_sizes
 
@@ -72,7 +72,7 @@ def test_quickstart_figure_and_family_optimum(tmp_path):
         params = {"E": 1.6, "A": 44.0, "B": 2.9e7, "alpha": 0.59, "beta": 1.41}
 
     target = 10 * max(config.sweep.budgets)
-    best = _law_optimum_on_family(Law, config, target)
+    best = law_optimum_on_family(Law, config, target)
     widest = max(s.width for s in family_sizes(config))
     assert config.family.widths[0] <= best["width"] <= 8 * widest and best["depth"] == 2
     model = ModelConfig(width=best["width"], depth=2, head_dim=4, seq_len=128)

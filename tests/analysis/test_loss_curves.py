@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scaling.analysis.interpolate import METHODS, interpolate_curve
+from scaling.analysis.loss_curves import METHODS, interpolate_curve
 
 RNG = np.random.default_rng(0)
 X = np.geomspace(1e8, 1e11, 12)

@@ -1,30 +1,250 @@
-"""Batched L-BFGS: many independent minimisations in one jitted computation.
+"""The fitting engine: data as arrays, the robust objective, starting points, and a
+batched L-BFGS that minimises many independent problems in one jitted computation.
 
-Each *lane* is one minimisation (one start, or one bootstrap resample). The loop is a
-``lax.while_loop`` in which every pass evaluates the objective and its gradient exactly
-once for all lanes; each lane's line search is a small state machine advanced by that
-one evaluation (bracketing with expansion, then safeguarded quadratic interpolation,
-until the weak Wolfe conditions hold). So no lane waits inside a nested loop for
-another, and vmapped work is never wasted on nested control flow.
+Everything the fitters (``fit.py``, ``uncertainty.py``, ``varpro.py``) share lives here,
+under public names, so that no module reaches into another's private helpers.
+
+Objective (Hoffmann et al. 2022; Besiroglu et al. 2024): the Huber loss (delta, default
+1e-3) of the log residuals r_i = log L̂(x_i) - log L_i, **summed** over points with
+multiplicity weights (which is how a bootstrap resample enters). Point counts are
+padded with zero-weight points to a ladder of sizes, so data sets of similar size
+share compiled programs.
+
+Batched L-BFGS: each *lane* is one minimisation (one start, or one bootstrap
+resample). The loop is a ``lax.while_loop`` in which every pass evaluates the objective
+and its gradient exactly once for all lanes; each lane's line search is a small state
+machine advanced by that one evaluation (bracketing with expansion, then safeguarded
+quadratic interpolation, until the weak Wolfe conditions hold). So no lane waits inside
+a nested loop for another, and vmapped work is never wasted on nested control flow.
 
 A lane stops when the largest absolute gradient component is <= gtol ("converged"),
 after max_iter iterations, or when its line search cannot make progress at machine
 precision. Relative-reduction rules are deliberately absent: with objectives near
-1e-3 they stop far too early (see STACK_NOTES).
+1e-3 they stop far too early (benchmarks/results/fit_speed_notes.md).
 
 ``minimize`` drives the loop in chunks and *compacts* the batch as lanes finish: the
 still-running lanes are gathered into a smaller batch (16, 128 or 1,024 lanes, or a
-multiple of 512), so the long tail of slow starts costs little while few distinct
-shapes need compiling. Results come back in the original lane order.
+multiple of LANE_BLOCK), so the long tail of slow starts costs little while few
+distinct shapes need compiling. Results come back in the original lane order.
+
+Call the JAX-facing functions inside ``jax.enable_x64(True)`` for float64 (``objective``
+and ``hessian`` enter it themselves); nothing here changes JAX's process-wide default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import NamedTuple
 
 import numpy as np
+
+from .laws import Law, get_law
+from .table import as_table
+
+__all__ = [
+    "CONVERGED",
+    "DEFAULT_DELTA",
+    "DEFAULT_GTOL",
+    "LANE_BLOCK",
+    "MAX_ITER",
+    "MinimizeResult",
+    "PRUNED",
+    "Points",
+    "RUNNING",
+    "STALLED",
+    "STATUS_NAMES",
+    "as_points",
+    "hessian",
+    "huber",
+    "lane_weights",
+    "minimize",
+    "objective",
+    "padded_size",
+    "shared_arrays",
+    "start_points",
+    "value_and_grad",
+]
+
+DEFAULT_DELTA = 1e-3
+DEFAULT_GTOL = 1e-10  # largest |gradient component| at a converged start
+# Lanes per block: value_and_grad maps large batches in blocks of this many lanes, and
+# minimize pads batches above it to a multiple of it.
+LANE_BLOCK = 512
+
+
+# ---------------------------------------------------------------------------------------
+# Data as arrays
+
+
+@dataclass(frozen=True)
+class Points:
+    """log inputs (n, n_inputs), log loss (n,), and optional group labels (n,)."""
+
+    logx: np.ndarray
+    logy: np.ndarray
+    groups: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.logy)
+
+
+def as_points(data, law: Law, *, min_points: bool = True) -> Points:
+    """Canonical table (or anything ``as_table`` takes) -> Points for this law."""
+    if isinstance(data, Points):
+        pts = data
+    else:
+        df = as_table(data)
+        groups = df["run_id"].to_numpy() if "run_id" in df.columns else None
+        logx = np.stack([np.log(df[c].to_numpy(float)) for c in law.inputs], axis=-1)
+        pts = Points(logx=logx, logy=np.log(df["loss"].to_numpy(float)), groups=groups)
+    if min_points and pts.n < law.n_params:
+        raise ValueError(
+            f"law {law.name!r} has {law.n_params} parameters {list(law.params)} but the data has only {pts.n} points"
+        )
+    return pts
+
+
+def padded_size(n: int) -> int:
+    """Point counts are padded (zero weight) to a ladder of sizes ~1.19x apart (multiples
+    of 8), so data sets of similar size share compiled programs."""
+    size = 16
+    while size < n:
+        size = int(np.ceil(size * 1.19 / 8) * 8)
+    return size
+
+
+def shared_arrays(pts: Points) -> dict:
+    """{"logx", "logy"}: log inputs and log losses padded to padded_size(n) points (whose
+    weights are 0); the part of the objective every lane shares."""
+    import jax.numpy as jnp
+
+    pad = padded_size(pts.n) - pts.n
+    return {"logx": jnp.asarray(np.pad(pts.logx, ((0, pad), (0, 0)))), "logy": jnp.asarray(np.pad(pts.logy, (0, pad)))}
+
+
+def lane_weights(pts: Points, W, lanes: int | None = None) -> np.ndarray:
+    """Per-lane point weights (lanes, padded n): W (R, n) rows padded with zero-weight
+    points; with ``lanes``, one weight vector (n,) repeated for every lane."""
+    W = np.atleast_2d(np.asarray(W, dtype=float))
+    W = np.pad(W, ((0, 0), (0, padded_size(pts.n) - pts.n)))
+    return np.broadcast_to(W, (lanes, W.shape[1])) if lanes is not None else W
+
+
+def start_points(law: Law, grid=None) -> np.ndarray:
+    """(S, P) starts in fit coordinates: the law's grid, a mapping fit name -> values
+    (Cartesian product), or an (S, P) array as given."""
+    if grid is None or isinstance(grid, Mapping):
+        return law.start_grid(grid)
+    starts = np.atleast_2d(np.asarray(grid, dtype=float))
+    if starts.shape[-1] != law.n_params:
+        raise ValueError(f"starting points must have {law.n_params} columns {list(law.fit_names)}; got {starts.shape}")
+    return starts
+
+
+# ---------------------------------------------------------------------------------------
+# The objective
+
+
+def huber(r, delta):
+    """Huber loss of residuals r (jnp): quadratic within delta, linear beyond."""
+    import jax.numpy as jnp
+
+    a = jnp.abs(r)
+    return jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+
+
+@cache
+def value_and_grad(law: Law, delta: float):
+    """vg(theta (B,P), lane, shared) -> (objective (B,), gradient (B,P)) for ``minimize``.
+
+    lane: {"w": (B, n)} each lane's point weights (ones for a plain fit, multiplicities
+    for a bootstrap resample; see lane_weights); shared: shared_arrays(pts).
+    One program serves fits and bootstraps alike, so they share compilations.
+    Per point, jax.value_and_grad of the law's log prediction gives r_i and dr_i/dtheta;
+    the gradient is then sum_i w_i psi(r_i) dr_i/dtheta with psi = clip(r, -delta, delta).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    point_vg = jax.vmap(jax.value_and_grad(law.log_loss_vec), in_axes=(None, 0))
+
+    def one(theta, w, logx, logy):
+        lp, J = point_vg(theta, logx)
+        r = lp - logy
+        psi = jnp.clip(r, -delta, delta) * w
+        return jnp.dot(huber(r, delta), w), psi @ J
+
+    def block(theta, w, shared):
+        return jax.vmap(one, in_axes=(0, 0, None, None))(theta, w, shared["logx"], shared["logy"])
+
+    def vg(theta, lane, shared):
+        # Large batches go through lax.map in blocks of LANE_BLOCK lanes, so each block's
+        # per-point temporaries stay in cache (about 1.5x faster per lane than one big vmap).
+        B, P = theta.shape
+        w = lane["w"]
+        if B <= LANE_BLOCK or B % LANE_BLOCK:
+            return block(theta, w, shared)
+        nb = B // LANE_BLOCK
+        f, g = jax.lax.map(
+            lambda a: block(a[0], a[1], shared), (theta.reshape(nb, LANE_BLOCK, P), w.reshape(nb, LANE_BLOCK, -1))
+        )
+        return f.reshape(B), g.reshape(B, P)
+
+    return vg
+
+
+@cache
+def _jitted_vg(law: Law, delta: float):
+    import jax
+
+    return jax.jit(value_and_grad(law, delta))
+
+
+def objective(law, theta, data, *, delta: float = DEFAULT_DELTA, weights=None) -> np.ndarray:
+    """Summed Huber objective at fit-coordinate parameters theta (P,) or (B, P)."""
+    import jax
+    import jax.numpy as jnp
+
+    law = get_law(law)
+    pts = as_points(data, law, min_points=False)
+    theta = np.atleast_2d(np.asarray(theta, dtype=float))
+    w = np.ones(pts.n) if weights is None else np.asarray(weights, dtype=float)
+    with jax.enable_x64(True):
+        lane = {"w": jnp.asarray(lane_weights(pts, w, len(theta)))}
+        f, _ = _jitted_vg(law, float(delta))(jnp.asarray(theta), lane, shared_arrays(pts))
+        return np.asarray(f)
+
+
+@cache
+def _hessian_fn(law: Law, delta: float):
+    import jax
+    import jax.numpy as jnp
+
+    def f(theta, logx, logy, w):
+        lp = jax.vmap(law.log_loss_vec, in_axes=(None, 0))(theta, logx)
+        return jnp.dot(huber(lp - logy, delta), w)
+
+    return jax.jit(jax.hessian(f))
+
+
+def hessian(law: Law, delta: float, theta, pts: Points, w=None) -> np.ndarray:
+    """(P, P) Hessian of the objective at theta (fit coordinates), weights w (n,)."""
+    import jax
+
+    w = np.ones(pts.n) if w is None else np.asarray(w, dtype=float)
+    with jax.enable_x64(True):
+        sh = shared_arrays(pts)
+        H = _hessian_fn(law, float(delta))(
+            np.asarray(theta, dtype=float), sh["logx"], sh["logy"], lane_weights(pts, w)[0]
+        )
+        return np.asarray(H)
+
+
+# ---------------------------------------------------------------------------------------
+# Batched L-BFGS
 
 RUNNING, CONVERGED, MAX_ITER, STALLED, PRUNED = 0, 1, 2, 3, 4
 STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", MAX_ITER: "max_iter", STALLED: "stalled", PRUNED: "pruned"}
@@ -258,16 +478,15 @@ def _compiled(vg: Callable, gtol: float):
     return jax.jit(run)
 
 
-_BLOCK = 512  # batches larger than this are padded to a multiple of it (see fit._LANE_BLOCK)
 _LADDER = (16, 128, 1024)  # batch sizes up to 1024: few distinct shapes, so few compilations
 
 
 def _padded(n: int) -> int:
-    """Batch size for n lanes: the next ladder size up to 1024, else a multiple of _BLOCK."""
+    """Batch size for n lanes: the next ladder size up to 1024, else a multiple of LANE_BLOCK."""
     for size in _LADDER:
         if n <= size:
             return size
-    return -(-n // _BLOCK) * _BLOCK
+    return -(-n // LANE_BLOCK) * LANE_BLOCK
 
 
 def _bucket(n: int, current: int) -> int:
@@ -275,7 +494,7 @@ def _bucket(n: int, current: int) -> int:
     return min(_padded(n), current)
 
 
-class Result(NamedTuple):
+class MinimizeResult(NamedTuple):
     x: np.ndarray  # (L, P) end points
     f: np.ndarray  # (L,)
     g: np.ndarray  # (L, P)
@@ -316,7 +535,7 @@ def minimize(
     prune=None,
     group_size: int | None = None,
     chunk: int = 40,
-) -> Result:
+) -> MinimizeResult:
     """Minimise L independent problems from starts x0 (L, P).
 
     vg(x, lane, shared) -> (f (B,), g (B, P)) evaluates a batch of B lanes; lane is a
@@ -349,14 +568,14 @@ def minimize(
     state = _initial_state(x0[pick], np.arange(size) >= L)
     out = {
         k: np.empty((L,) + np.shape(getattr(state, k))[1:], dtype=np.asarray(getattr(state, k)).dtype)
-        for k in Result._fields
+        for k in MinimizeResult._fields
     }
     rows = np.arange(L)  # original lane of each real batch row (the first n_real rows are real)
     n_real = L
 
     def write_back(which):
-        host = {k: np.asarray(getattr(state, k))[:n_real] for k in Result._fields}
-        for k in Result._fields:
+        host = {k: np.asarray(getattr(state, k))[:n_real] for k in MinimizeResult._fields}
+        for k in MinimizeResult._fields:
             out[k][rows[which]] = host[k][which]
 
     done_evals = 0
@@ -391,4 +610,4 @@ def minimize(
             live = np.nonzero(running)[0]
             state, lane = _gather(state, lane, live, _bucket(n_run, size))
             rows, n_real = rows[live], n_run
-    return Result(**out)
+    return MinimizeResult(**out)

@@ -1,0 +1,1 @@
+"""Words every package shares, free of JAX."""
