@@ -35,8 +35,9 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 SHAPES = {"w128_d4": dict(width=128, depth=4, head_dim=32), "w256_d6": dict(width=256, depth=6, head_dim=64)}
-# tokens per CPU-second (pinned, one thread) and tokens/s (2 threads) of the peers on this
-# kind of 2-core machine (design/STACK_NOTES.md)
+# tokens per CPU-second (pinned, one thread) and tokens/s (2 threads) of the peers, measured
+# the same way on this kind of 2-core machine before this trainer existed (the reference
+# table of benchmarks/results/train_throughput.md)
 PEERS = {
     "nanoGPT (PyTorch eager)": {"w128_d4": (12_000, 25_000), "w256_d6": (3_300, 6_300)},
     "nanodo (JAX/Flax)": {"w128_d4": (5_800, 8_500), "w256_d6": (1_650, 2_700)},

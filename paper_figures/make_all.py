@@ -19,17 +19,27 @@ HERE = Path(__file__).resolve().parent
 
 
 def figure_scripts(only: str | None = None) -> list[Path]:
-    """The figure scripts, in order; ``only``: comma-separated name prefixes (fig1,fig3)."""
-    scripts = sorted(HERE.glob("fig*.py"))
+    """The figure scripts, in numeric order; ``only``: comma-separated names or prefixes
+    ending at an underscore (fig1 is fig1_isoflop, not fig10_...)."""
+    scripts = sorted(HERE.glob("fig*.py"), key=_order)
     if only:
         wanted = [w.strip() for w in only.split(",") if w.strip()]
-        unknown = [w for w in wanted if not any(p.stem.startswith(w) for p in scripts)]
+        unknown = [w for w in wanted if not any(_matches(p.stem, w) for p in scripts)]
         if unknown:
             raise ValueError(
                 f"no figure named {', '.join(unknown)}; the figures are {', '.join(p.stem for p in scripts)}"
             )
-        scripts = [p for p in scripts if any(p.stem.startswith(w) for w in wanted)]
+        scripts = [p for p in scripts if any(_matches(p.stem, w) for w in wanted)]
     return scripts
+
+
+def _order(path: Path) -> tuple:
+    number = path.stem[3:].split("_")[0]
+    return (int(number) if number.isdigit() else 10**6, path.stem)
+
+
+def _matches(stem: str, wanted: str) -> bool:
+    return stem == wanted or stem.startswith(wanted if wanted.endswith("_") else wanted + "_")
 
 
 def load(script: Path):

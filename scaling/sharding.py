@@ -1,7 +1,7 @@
 """Logical axis names → mesh axes: the one table of rules.
 
 Model code annotates parameters and activations with *logical* axis names
-("batch", "length", "embed", "mlp", "heads", "kv", "vocab", "layers") and never names a
+("batch", "length", "embed", "mlp", "heads", "kv", "vocab", "layers", "rank") and never names a
 mesh axis. The trainer activates a mesh and a rule table with `use_rules`; outside that
 context `constrain` is a no-op, so the model runs unchanged on one device.
 
@@ -20,21 +20,18 @@ from collections.abc import Iterator, Sequence
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-MESH_AXES = ("data", "fsdp", "model")
+from scaling.core.mesh import DEFAULT_RULES, MESH_AXES
 
-# logical axis -> mesh axis (or tuple of mesh axes, or None = replicated)
-DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
-    ("batch", ("data", "fsdp")),
-    ("length", None),
-    ("embed", "fsdp"),
-    ("mlp", "model"),
-    ("heads", "model"),
-    ("kv", None),
-    ("head_dim", None),
-    ("vocab", "model"),
-    ("layers", None),
-    ("norm", None),
-)
+__all__ = [
+    "DEFAULT_RULES",
+    "MESH_AXES",
+    "active",
+    "constrain",
+    "fit_to_shape",
+    "logical_to_mesh",
+    "split_of",
+    "use_rules",
+]
 
 LogicalSpec = Sequence[str | None]
 
@@ -121,7 +118,3 @@ def _as_tuple(axes: str | tuple[str, ...] | None) -> tuple[str, ...]:
 def _ways(mesh: Mesh, axes: str | tuple[str, ...] | None) -> int:
     """Into how many parts one PartitionSpec entry splits a dimension on `mesh`."""
     return math.prod(mesh.shape[a] for a in _as_tuple(axes))
-
-
-def named_sharding(mesh: Mesh, logical: LogicalSpec | None, rules=DEFAULT_RULES) -> NamedSharding:
-    return NamedSharding(mesh, logical_to_mesh(logical, rules, mesh))

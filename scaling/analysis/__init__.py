@@ -11,6 +11,13 @@ sweeps. Names load lazily (JAX is imported only by what needs it):
     predict_loss(boot, params=7e10, tokens=1.4e12)    # extrapolation with an interval
     backtest(df, cutoff_flops=1e20)                   # fit small, predict large
 
+Modules, in one-way layers (each imports only from those before it; checked by
+tests/analysis/test_analysis_imports.py): laws, table -> engine (objective, starts,
+batched L-BFGS) -> varpro, results (FitResult, BootstrapResult, BacktestResult) -> fit
+-> uncertainty (bootstrap) -> optimal -> extrapolate -> approaches. Beside them, numpy
+only: allocation, loss_curves, envelope (Approach 1), isoflop (Approach 2), schedules,
+curve_law.
+
 Floating point: the fitting code runs inside ``jax.enable_x64(True)`` contexts, so it
 computes in float64 without changing JAX's process-wide default (float32 for the
 trainer running in the same process).
@@ -24,10 +31,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # what editors and type checkers see; at run time names load lazily
     from .approaches import compare_approaches
     from .curve_law import fit_curve_law, predict_cooldown
+    from .data_constrained import fit_data_constrained
+    from .design import grid_bias, propose_runs
     from .engine import objective
     from .envelope import envelope_analysis
     from .extrapolate import backtest, predict_loss
     from .fit import fit_law
+    from .hparams import HparamLaws, cell_optima, fit_hparam_laws
     from .isoflop import isoflop_analysis, isoflop_loss_at
     from .laws import Law, get_law, list_laws, register_law
     from .loss_curves import interpolate_curve
@@ -68,22 +78,34 @@ _EXPORTS = {
     # schedule-aware loss-curve law (Tissue et al. 2024)
     "fit_curve_law": "curve_law",
     "predict_cooldown": "curve_law",
+    # beyond Chinchilla: hyperparameter laws, data-constrained law, active design
+    "cell_optima": "hparams",
+    "fit_hparam_laws": "hparams",
+    "HparamLaws": "hparams",
+    "fit_data_constrained": "data_constrained",
+    "propose_runs": "design",
+    "grid_bias": "design",
 }
 
 __all__ = [
     "BacktestResult",
     "BootstrapResult",
     "FitResult",
+    "HparamLaws",
     "Law",
     "allocation_exponents",
     "backtest",
     "bootstrap",
+    "cell_optima",
     "compare_approaches",
     "compute_optimal",
     "envelope_analysis",
     "fit_curve_law",
+    "fit_data_constrained",
+    "fit_hparam_laws",
     "fit_law",
     "get_law",
+    "grid_bias",
     "interpolate_curve",
     "isoflop_analysis",
     "isoflop_loss_at",
@@ -92,6 +114,7 @@ __all__ = [
     "objective",
     "predict_cooldown",
     "predict_loss",
+    "propose_runs",
     "register_law",
     "resample_weights",
 ]  # = sorted(_EXPORTS); tests/analysis/test_analysis_imports.py checks

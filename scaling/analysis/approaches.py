@@ -21,7 +21,7 @@ from .envelope import envelope_analysis
 from .fit import fit_law
 from .isoflop import isoflop_analysis
 from .optimal import compute_optimal
-from .results import BootstrapResult, FitResult
+from .results import BootstrapResult, FitResult, fit_and_bootstrap
 from .uncertainty import bootstrap
 
 __all__ = ["compare_approaches", "COLUMNS"]
@@ -78,10 +78,9 @@ def _parametric(fit, runs, C, k, n_boot, level, seed, fit_options, bootstrap_opt
         fit = bootstrap(runs, fit=fit, n_boot=n_boot, seed=seed, level=level, **(bootstrap_options or {})).fit
     if not isinstance(fit, (FitResult, BootstrapResult)):
         raise ValueError(f"fit must be a FitResult or BootstrapResult; got {type(fit).__name__}")
-    boot = fit if isinstance(fit, BootstrapResult) else fit.bootstrap
+    base, boot = fit_and_bootstrap(fit)
     out = compute_optimal(fit, C, k=k, level=level if boot is not None else None)
     nan = float("nan")
-    base = fit.fit if isinstance(fit, BootstrapResult) else fit
     return dict(
         approach=3,
         name="parametric",
@@ -137,11 +136,11 @@ def compare_approaches(
     C = float(flops)
     rows = []
     if curves is not None:
-        r = envelope_analysis(curves, n_boot=n_boot, level=level, seed=seed, **(envelope_options or {}))
-        rows.append(_from_power_laws(1, "envelope", r.n_opt, r.d_opt, C, r.warnings))
+        env = envelope_analysis(curves, n_boot=n_boot, level=level, seed=seed, **(envelope_options or {}))
+        rows.append(_from_power_laws(1, "envelope", env.n_opt, env.d_opt, C, env.warnings))
     if runs is not None:
-        r = isoflop_analysis(runs, n_boot=n_boot, level=level, seed=seed, **(isoflop_options or {}))
-        rows.append(_from_power_laws(2, "isoflop", r.n_opt, r.d_opt, C, r.warnings))
+        iso = isoflop_analysis(runs, n_boot=n_boot, level=level, seed=seed, **(isoflop_options or {}))
+        rows.append(_from_power_laws(2, "isoflop", iso.n_opt, iso.d_opt, C, iso.warnings))
     if fit is not None or runs is not None:
         rows.append(_parametric(fit, runs, C, k, n_boot, level, seed, fit_options, bootstrap_options))
     return pd.DataFrame(rows, columns=list(COLUMNS))

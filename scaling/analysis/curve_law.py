@@ -395,7 +395,7 @@ def backtest_cooldowns(
     order = np.argsort(b, kind="stable")
     b, e, y = b[order], e[order], y[order]
     scheds = [branch_cooldown(main.lr, int(bs), int(es - bs), shape=shape, floor=floor) for bs, es in zip(b, e)]
-    cal = [ScheduledCurve(s, [len(s)], [yy]) for s, yy in zip(scheds[:calibrate], y[:calibrate])]
+    cal = [ScheduledCurve(s, np.array([len(s)]), np.array([yy])) for s, yy in zip(scheds[:calibrate], y[:calibrate])]
     fit = fit_curve_law([main, *cal], **fit_options)
     with _warnings.catch_warnings():
         # an uncalibrated C is already recorded in fit.warnings

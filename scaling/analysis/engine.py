@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -251,25 +251,25 @@ STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", MAX_ITER: "max_iter"
 
 
 class State(NamedTuple):
-    x: object  # (B, P) current iterate
-    f: object  # (B,)
-    g: object  # (B, P)
-    S: object  # (B, m, P) step memory, newest last
-    Y: object  # (B, m, P) gradient-change memory
-    n_mem: object  # (B,) pairs stored
-    d: object  # (B, P) search direction
-    gd0: object  # (B,) g·d at the start of the line search
-    t: object  # (B,) trial step
-    t_lo: object  # (B,) largest step known to satisfy Armijo (0 at first)
-    f_lo: object
-    gd_lo: object
-    g_lo: object  # (B, P)
-    t_hi: object  # (B,) smallest step known to fail Armijo (inf: none yet)
-    f_hi: object
-    n_ls: object  # (B,) evaluations in the current line search
-    n_iter: object  # (B,) accepted steps
-    n_eval: object  # (B,) objective evaluations
-    status: object  # (B,) int
+    x: Any  # (B, P) current iterate
+    f: Any  # (B,)
+    g: Any  # (B, P)
+    S: Any  # (B, m, P) step memory, newest last
+    Y: Any  # (B, m, P) gradient-change memory
+    n_mem: Any  # (B,) pairs stored
+    d: Any  # (B, P) search direction
+    gd0: Any  # (B,) g·d at the start of the line search
+    t: Any  # (B,) trial step
+    t_lo: Any  # (B,) largest step known to satisfy Armijo (0 at first)
+    f_lo: Any
+    gd_lo: Any
+    g_lo: Any  # (B, P)
+    t_hi: Any  # (B,) smallest step known to fail Armijo (inf: none yet)
+    f_hi: Any
+    n_ls: Any  # (B,) evaluations in the current line search
+    n_iter: Any  # (B,) accepted steps
+    n_eval: Any  # (B,) objective evaluations
+    status: Any  # (B,) int
 
 
 def _dot(a, b):

@@ -15,6 +15,8 @@ interval covered the observed loss.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .engine import DEFAULT_DELTA
@@ -59,7 +61,7 @@ def predict_loss(
         raise ValueError(f"law {law.name!r} needs {list(law.inputs)}; missing {missing}")
     inputs = {i: given[i] for i in law.inputs}
     scalar = all(np.ndim(v) == 0 for v in inputs.values())
-    out = {i: np.asarray(v, dtype=float) for i, v in inputs.items()}
+    out: dict[str, Any] = {i: np.asarray(v, dtype=float) for i, v in inputs.items()}
     out["loss"] = fit_.predict(**inputs)
     if boot is not None:
         out["loss_lo"], out["loss_hi"] = boot.predict_interval(level=level, **inputs)
@@ -102,7 +104,7 @@ def backtest(
     k = flops_per_param_token(df) if k is None else float(k)
     fit = fit_law(train, lawobj, delta=delta, k=k, **fit_kw)
     if n_boot:
-        fit = bootstrap(train, fit=fit, n_boot=n_boot, seed=seed, level=level).fit
+        fit, _ = fit_and_bootstrap(bootstrap(train, fit=fit, n_boot=n_boot, seed=seed, level=level))
     inputs = {i: test[i].to_numpy(float) for i in lawobj.inputs}
     pred = predict_loss(fit, **inputs, level=level)
     obs = test["loss"].to_numpy(float)

@@ -252,6 +252,7 @@ def isoflop_profile(
         (n_opt,), (l_opt,) = _interp_minima(N, L, np.arange(len(N))[None], minimum, density)
         n_draws, l_draws = _interp_minima(N, L, idx, minimum, density)
 
+    n_lo, n_hi = _interval(n_draws, level)
     warns = []
     if minimum != "parabola":
         if not np.isfinite(n_opt):
@@ -277,9 +278,9 @@ def isoflop_profile(
         n_opt=float(n_opt),
         loss_opt=float(l_opt),
         d_opt=float(budget / (k * n_opt)),
-        n_opt_interval=_interval(n_draws, level),
+        n_opt_interval=(n_lo, n_hi),
         loss_opt_interval=_interval(l_draws, level),
-        d_opt_interval=tuple(budget / (k * v) for v in _interval(n_draws, level)[::-1]),
+        d_opt_interval=(budget / (k * n_hi), budget / (k * n_lo)),
         level=level,
         coef_draws=coef_draws,
         n_opt_draws=n_draws,

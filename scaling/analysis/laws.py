@@ -26,16 +26,18 @@ Adding a form takes a few lines::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["Law", "register_law", "get_law", "list_laws", "paired_log_loss", "INPUTS"]
 
-# The canonical input columns a law may use (see table.py).
-INPUTS = ("params", "tokens", "flops")
+# The canonical input columns a law may use (see table.py); unique_tokens (the distinct
+# tokens a run saw, repeated tokens/unique_tokens epochs) is for data-constrained laws.
+INPUTS = ("params", "tokens", "flops", "unique_tokens")
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,7 +62,7 @@ class Law:
     params: tuple[str, ...]
     inputs: tuple[str, ...]
     log_loss: Callable
-    grid: Mapping[str, Sequence[float]]
+    grid: Mapping[str, ArrayLike]
     log_params: tuple[str, ...] = ()
     linear: tuple[str, ...] = ()
     basis: Callable | None = None
@@ -111,7 +113,7 @@ class Law:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.is_log, np.log(np.where(self.is_log, natural, 1.0)), natural)
 
-    def start_grid(self, grid: Mapping[str, Sequence[float]] | None = None) -> np.ndarray:
+    def start_grid(self, grid: Mapping[str, ArrayLike] | None = None) -> np.ndarray:
         """Cartesian product of the grid (default: the law's) as a (S, P) array in fit coordinates."""
         g = dict(self.grid if grid is None else grid)
         missing = [n for n in self.fit_names if n not in g]
@@ -127,7 +129,7 @@ class Law:
         x = {n: logx[i] for i, n in enumerate(self.inputs)}
         return self.log_loss(q, x)
 
-    def predict(self, natural: Mapping[str, float] | Sequence[float], **inputs) -> np.ndarray:
+    def predict(self, natural: Mapping[str, float] | ArrayLike, **inputs) -> np.ndarray:
         """Loss at the given inputs (arrays broadcast), from natural parameters (numpy)."""
         return self.predict_many(_as_vector(self, natural)[None, :], **inputs)[0]
 
@@ -301,3 +303,55 @@ def _power_law(var: str, symbol: str) -> Law:
 
 for _var, _sym in (("params", "N"), ("tokens", "D"), ("flops", "C")):
     register_law(_power_law(_var, _sym))
+
+
+# ---------------------------------------------------------------------------------------
+# Hyperparameter laws (scaling.analysis.hparams): the "loss" they predict is the optimal
+# learning rate or batch size of an (N, D) cell, fitted in log space like a loss law.
+
+
+def _lr_nd_log(q, x):
+    return q["log_a"] + q["alpha"] * x["params"] + q["beta"] * x["tokens"]
+
+
+def _batch_d_log(q, x):
+    return q["log_c"] + q["gamma"] * x["tokens"]
+
+
+def _batch_nd_log(q, x):
+    return q["log_c"] + q["alpha"] * x["params"] + q["gamma"] * x["tokens"]
+
+
+register_law(
+    Law(
+        name="lr_nd",
+        params=("a", "alpha", "beta"),
+        log_params=("a",),
+        inputs=("params", "tokens"),
+        log_loss=_lr_nd_log,
+        grid={"log_a": [-10.0, 0.0, 10.0], "alpha": [-1.0, 0.0], "beta": [0.0, 0.5]},
+        description="optimal learning rate eta*(N, D) = a * N^alpha * D^beta (Li et al. 2025, Step Law)",
+    )
+)
+register_law(
+    Law(
+        name="batch_d",
+        params=("c", "gamma"),
+        log_params=("c",),
+        inputs=("tokens",),
+        log_loss=_batch_d_log,
+        grid={"log_c": [-10.0, 0.0, 10.0], "gamma": [0.0, 0.5, 1.0]},
+        description="optimal batch size B*(D) = c * D^gamma (Li et al. 2025, Step Law)",
+    )
+)
+register_law(
+    Law(
+        name="batch_nd",
+        params=("c", "alpha", "gamma"),
+        log_params=("c",),
+        inputs=("params", "tokens"),
+        log_loss=_batch_nd_log,
+        grid={"log_c": [-10.0, 0.0, 10.0], "alpha": [-0.5, 0.0, 0.5], "gamma": [0.0, 0.5, 1.0]},
+        description="optimal batch size B*(N, D) = c * N^alpha * D^gamma",
+    )
+)

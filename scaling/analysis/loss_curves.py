@@ -78,7 +78,14 @@ METHODS: dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]] = {
     "smoothing": _smoothing,
 }
 # Fewest distinct points each method accepts (polynomial: degree + 1).
-MIN_POINTS = {"linear": 2, "polynomial": None, "cubic": 3, "pchip": 2, "akima": 2, "smoothing": 5}
+MIN_POINTS: dict[str, int | None] = {
+    "linear": 2,
+    "polynomial": None,
+    "cubic": 3,
+    "pchip": 2,
+    "akima": 2,
+    "smoothing": 5,
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class CurveInterpolant:
     loss: np.ndarray
     extrapolate: bool
     options: dict = field(default_factory=dict)
-    _fn: Callable[[np.ndarray], np.ndarray] = field(default=None, repr=False, compare=False)
+    _fn: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def x_range(self) -> tuple[float, float]:
@@ -120,6 +127,8 @@ class CurveInterpolant:
                     f"x={bad:.6g} is outside the observed range [{lo:.6g}, {hi:.6g}] of this "
                     f"'{self.method}' interpolant; pass extrapolate=True to extrapolate"
                 )
+        if self._fn is None:
+            raise ValueError("build interpolants with interpolate_curve (this one has no function)")
         out = np.exp(np.asarray(self._fn(np.log(q.ravel())), dtype=float)).reshape(q.shape)
         return float(out) if out.ndim == 0 else out
 
@@ -176,7 +185,7 @@ def interpolate_curve(
     if method == "polynomial" and (not isinstance(degree, (int, np.integer)) or degree < 1):
         raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
     x, loss = _validate(x, loss, duplicates)
-    need = degree + 1 if method == "polynomial" else MIN_POINTS[method]
+    need = degree + 1 if method == "polynomial" else int(MIN_POINTS[method] or 0)
     if len(x) < need:
         raise ValueError(f"method '{method}' needs at least {need} distinct x values; got {len(x)}")
     options = {"degree": int(degree)} if method == "polynomial" else ({"lam": lam} if method == "smoothing" else {})

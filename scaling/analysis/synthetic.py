@@ -23,7 +23,9 @@ def chinchilla_loss(N, D, *, E, A, B, alpha, beta):
 def chinchilla_optimum(C, *, E, A, B, alpha, beta, k: float = 6.0):
     """Closed-form (N_opt, D_opt) minimising the law at C = k·N·D (the law registry's
     own optimum, so tests compare against the same formula Approach 3 uses)."""
-    G, a, b = get_law("chinchilla").optimum(dict(E=E, A=A, B=B, alpha=alpha, beta=beta), k)
+    optimum = get_law("chinchilla").optimum
+    assert optimum is not None  # the built-in chinchilla law has its closed form
+    G, a, b = optimum(dict(E=E, A=A, B=B, alpha=alpha, beta=beta), k)
     c = np.asarray(C, dtype=float) / k
     return G * c**a, c**b / G
 

@@ -37,6 +37,7 @@ from scaling.core.columns import (
     STORE_PARAMS,
     TRUNK,
 )
+from scaling.core.status import DONE
 
 __all__ = ["load_table", "as_table", "flop_factor", "flops_per_param_token", "CANONICAL"]
 
@@ -73,7 +74,7 @@ def _read(source, curves: bool = False) -> tuple[pd.DataFrame, bool]:
         if not curves:
             return runs, True
         if STATUS in runs.columns:
-            runs = runs[runs[STATUS].astype(str) == "done"]
+            runs = runs[runs[STATUS].astype(str) == DONE]
         per_run = runs.drop(columns=[c for c in PER_EVALUATION if c in runs.columns])
         cur = _read_store(path, "curves")
         if RUN_ID not in cur.columns or RUN_ID not in runs.columns:
@@ -114,7 +115,7 @@ def load_table(
     df, is_results = _read(source, curves)
     if is_results:
         if STATUS in df.columns:
-            df = df[df[STATUS].astype(str) == "done"]
+            df = df[df[STATUS].astype(str) == DONE]
         params_col = params_col or (STORE_PARAMS if STORE_PARAMS in df.columns else "params")
         loss_col = loss_col or (STORE_LOSS if STORE_LOSS in df.columns else "loss")
         if FLOP_CONVENTION in df.columns and convention is None and df[FLOP_CONVENTION].notna().any():

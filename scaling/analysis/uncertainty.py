@@ -19,6 +19,7 @@ import numpy as np
 
 from .engine import (
     CONVERGED,
+    DEFAULT_DELTA,
     DEFAULT_GTOL,
     Points,
     as_points,
@@ -91,7 +92,7 @@ def bootstrap(
         raise ValueError(f"start must be 'optimum' or 'grid'; got {start!r}")
     table = as_table(data)
     if fit is None:
-        fit = fit_law(table, law, **({} if delta is None else {"delta": delta}), grid=grid, gtol=gtol)
+        fit = fit_law(table, law, delta=DEFAULT_DELTA if delta is None else delta, grid=grid, gtol=gtol)
     lawobj = get_law(fit.law)
     delta = fit.delta if delta is None else float(delta)
     pts = as_points(table, lawobj)

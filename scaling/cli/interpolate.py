@@ -8,6 +8,17 @@ checkpoint averaging.
       endpoints are always evaluated). Losses are nats per token on the validation batches
       that CKPT_A's trainer evaluated with.
 
+  scaling interpolate PRE FT --eval-data NAME=SOURCE ... [--rule constrained|weighted]
+                     [--target NAME] [--keep NAME] [--epsilon EPS] [--weights NAME=W ...]
+      The pre-trained <-> fine-tuned path on several validation sets at once: the loss at
+      θ(t) on each set (default --range 0 1), the Pareto front over the sets, and the best t
+      by a stated rule: "constrained" (default): the lowest loss on --target (default: the
+      last set) with the loss on --keep (default: the first) at most --epsilon nats (default
+      0.02) above its t = 0 value; "weighted": the lowest --weights-weighted mean (default
+      equal). SOURCE: a run directory (the validation batches its trainer evaluated with),
+      "stdlib" (the default corpus), or text files / a directory / a glob (byte tokens).
+      Reports the forgetting at t = 1 on --keep and the gain on --target at the best t.
+
   scaling interpolate average RUN_DIR [--last K | --steps S1,S2,...] [--ema DECAY] [--json OUT]
       The uniform mean of the last K saved checkpoints (or of the listed steps, or of every
       saved one), or with --ema an exponential moving average over them (oldest first,
@@ -29,6 +40,7 @@ run's own mesh config, as in training; --mesh D,F,M to choose) and mixed on the 
 Examples:
   scaling interpolate runs/tiny@800 runs/tiny@1000 --points 21 --range -0.5 1.5
   scaling interpolate runs/seed0 runs/seed1 --range 0 1 --json seeds.json
+  scaling interpolate runs/pre@600 runs/ft@300 --eval-data pre=runs/pre ft=runs/ft --epsilon 0.05
   scaling interpolate average runs/tiny --last 3
   scaling interpolate average runs/tiny --ema 0.8 --json ema.json
 """
@@ -40,6 +52,7 @@ import argparse
 AVERAGE = "average"
 _PATH_ONLY = ("points", "range")
 _AVERAGE_ONLY = ("last", "steps", "ema")
+_EVAL_DATA_ONLY = ("rule", "target", "keep", "epsilon", "weights")
 
 
 def register(subparsers) -> None:
@@ -63,6 +76,13 @@ def register(subparsers) -> None:
         metavar=("LO", "HI"),
         help="the range of t, ends included (default -0.5 1.5)",
     )
+    g = p.add_argument_group("several validation sets (PRE FT --eval-data ...)")
+    g.add_argument("--eval-data", nargs="+", default=None, metavar="NAME=SOURCE", help="named validation sets")
+    g.add_argument("--rule", default=None, choices=("constrained", "weighted"), help="how the best t is chosen")
+    g.add_argument("--target", default=None, metavar="NAME", help="constrained: the set to improve (default: last)")
+    g.add_argument("--keep", default=None, metavar="NAME", help="constrained: the set to keep (default: first)")
+    g.add_argument("--epsilon", type=float, default=None, metavar="EPS", help="constrained: allowed rise (nats)")
+    g.add_argument("--weights", nargs="+", default=None, metavar="NAME=W", help="weighted: per-set weights")
     g = p.add_argument_group("averaging (average RUN_DIR)")
     g.add_argument("--last", type=int, default=None, metavar="K", help="average the last K saved checkpoints")
     g.add_argument("--steps", default=None, metavar="S1,S2,...", help="average these saved steps")
@@ -104,26 +124,52 @@ def _parse_steps(text: str | None):
         raise ValueError(f"--steps {text!r}: expected comma-separated step numbers (e.g. 400,500,600)") from None
 
 
+def _parse_weights(items):
+    if items is None:
+        return None
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(f"--weights {item!r}: expected NAME=W (e.g. pre=1)")
+    return out
+
+
 def _reject(args, names, mode: str) -> None:
-    given = [f"--{n}" for n in names if getattr(args, n) is not None]
+    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) is not None]
     if given:
         raise ValueError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to {mode}")
 
 
 def run(args) -> int:
     mesh = _parse_mesh(args.mesh)
+    eval_data = getattr(args, "eval_data", None)
+    if eval_data is None:
+        _reject(args, _EVAL_DATA_ONLY, "a path without --eval-data")
     if args.targets[0] == AVERAGE and len(args.targets) == 2:
-        _reject(args, _PATH_ONLY, "`scaling interpolate average`")
+        _reject(args, _PATH_ONLY + ("eval_data",), "`scaling interpolate average`")
         steps = _parse_steps(args.steps)
         kind = "average"
     elif len(args.targets) == 2:
         _reject(args, _AVERAGE_ONLY, "a path between two checkpoints (did you mean `scaling interpolate average`?)")
         points = 11 if args.points is None else args.points
-        t_range = (-0.5, 1.5) if args.range is None else tuple(args.range)
+        default_range = (-0.5, 1.5) if eval_data is None else (0.0, 1.0)
+        t_range = default_range if args.range is None else tuple(args.range)
         from scaling.interpolate.path import grid
 
         grid(points, t_range)  # bad grid: fail before JAX starts
         kind = "path"
+        if eval_data is not None:
+            from scaling.interpolate.tradeoff import check_rule, parse_eval_data
+
+            sets = parse_eval_data(eval_data)
+            weights = _parse_weights(args.weights)
+            check_rule(sets, args.rule or "constrained", args.target, args.keep, args.epsilon, weights)
+            kind = "tradeoff"
     else:
         raise ValueError(f"expected CKPT_A CKPT_B or `average RUN_DIR`, got {' '.join(args.targets)!r}")
 
@@ -135,7 +181,23 @@ def run(args) -> int:
     enable_compilation_cache()
     import jax
 
-    if kind == "path":
+    if kind == "tradeoff":
+        from scaling.interpolate.tradeoff import tradeoff
+
+        result = tradeoff(
+            args.targets[0],
+            args.targets[1],
+            sets,
+            points=points,
+            t_range=t_range,
+            rule=args.rule or "constrained",
+            target=args.target,
+            keep=args.keep,
+            epsilon=args.epsilon,
+            weights=weights,
+            mesh=mesh,
+        )
+    elif kind == "path":
         from scaling.interpolate import interpolate
 
         result = interpolate(args.targets[0], args.targets[1], points=points, t_range=t_range, mesh=mesh)

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scaling {scaling.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(_cli_pkg.__path__), key=lambda m: m.name):
-        if info.name in ("main", "common") or info.name.startswith("_"):
+        if info.name == "main" or info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{_cli_pkg.__name__}.{info.name}")
         register = getattr(module, "register", None)

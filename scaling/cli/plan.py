@@ -5,6 +5,11 @@ batch, steps, learning rate and an estimated time, then the total FLOPs (for a W
 the saving over independent runs; for a horizons plan, what its runs would cost as WSD
 cooldown branches instead). The time estimate uses --throughput, else a
 FLOP/s measured on this machine earlier (--calibrate, or the last sweep trained here).
+An isoflop plan also reports the bias its grid's spacing alone would put into the
+Approach 2 exponents (on the fit of --results' runs, else an assumed surface).
+
+--next K --target-flops C [--results DIR]: the K planned runs not yet done that most
+shrink the predictive interval at C per FLOP (see scaling.cli.plan_next).
 """
 
 from __future__ import annotations
@@ -43,6 +48,15 @@ def register(subparsers) -> None:
         action="store_true",
         help="time a few training steps of one planned model here (and cache the result)",
     )
+    p.add_argument(
+        "--next",
+        type=int,
+        metavar="K",
+        help="propose the K runs that most shrink the interval at --target-flops per FLOP",
+    )
+    p.add_argument("--target-flops", type=float, metavar="C", help="the budget the --next design targets")
+    p.add_argument("--results", metavar="DIR", help="finished runs for --next (default results/<sweep name>)")
+    p.add_argument("--quantity", choices=("loss", "params"), default="loss", help="--next shrinks the interval of this")
     p.set_defaults(func=run)
 
 
@@ -52,6 +66,15 @@ def run(args) -> int:
     from scaling.sweep.throughput import resolve
 
     plan = plan_sweep(load_sweep_config(args.config, args.overrides))
+    if args.next is not None or args.target_flops is not None:
+        from scaling.cli.plan_next import next_runs
+
+        if args.next is None or args.target_flops is None:
+            raise ValueError("--next K and --target-flops C go together")
+        if args.next < 1:
+            raise ValueError(f"--next={args.next} must be a positive number of runs")
+        print(next_runs(plan, args.next, args.target_flops, args.results, args.quantity))
+        return 0
     if args.throughput is not None and not args.throughput > 0:
         raise ValueError(f"--throughput={args.throughput} must be a positive FLOP/s")
     if args.calibrate:
@@ -60,4 +83,9 @@ def run(args) -> int:
         enable_compilation_cache()
     rate, source = resolve(plan, args.throughput, args.calibrate)
     print(format_plan(plan, rate, source))
+    from scaling.cli.plan_next import grid_bias_report
+
+    bias = grid_bias_report(plan, args.results)
+    if bias:
+        print(bias)
     return 0

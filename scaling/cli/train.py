@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import sys
 
-EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3}  # preempted: 75, raised as SystemExit
+from scaling.core.status import DIVERGED, DONE, FAILED
+
+EXIT_CODES = {DONE: 0, FAILED: 1, DIVERGED: 3}  # preempted: 75, raised as SystemExit
 
 
 def register(subparsers) -> None:

@@ -81,6 +81,8 @@ def build_dataset(cfg: DataConfig) -> TokenDataset:
     if not isinstance(cfg, DataConfig):
         raise TypeError(f"build_dataset takes a DataConfig, got {type(cfg).__name__}")
     ds = _build_token_files(cfg) if cfg.source == "tokens" else _build_documents(cfg)
+    if cfg.max_train_tokens:
+        ds = ds.limit_train(cfg.max_train_tokens)
     if cfg.eval_batch_size and cfg.num_eval_batches:
         ds.check_eval(cfg.eval_batch_size, cfg.num_eval_batches)
     return ds

@@ -10,31 +10,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from scaling.config_keys import check_known_keys
+from scaling.core import config as cc
 
 SOURCES = ("embedded", "stdlib", "text", "tokens", "hf")
 TOKENIZERS = ("bytes", "bpe")
 _MAX_VOCAB = 2**32
 
 
-def _one_of(name: str, value, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"DataConfig.{name}={value!r} is not one of the valid values: {', '.join(valid)}")
-
-
-def _as_str_tuple(name: str, value) -> tuple[str, ...]:
+def _as_str_tuple(check: cc.Checks, name: str) -> tuple[str, ...]:
+    value = getattr(check.obj, name)
     if isinstance(value, str):  # a lone string is one path, not a sequence of characters
         value = (value,)
     try:
-        out = tuple(str(v) for v in value)
+        return tuple(str(v) for v in value)
     except TypeError:
-        raise ValueError(f"DataConfig.{name} must be a sequence of paths, got {value!r}") from None
-    return out
-
-
-def _int_at_least(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"DataConfig.{name} must be an integer >= {low}, got {value!r}")
+        check.fail(name, "must be a list of paths")
 
 
 @dataclass(frozen=True)
@@ -60,8 +50,13 @@ class DataConfig:
         `datasets.load_dataset` (or `load_from_disk` for a saved directory).
     cache_dir: where tokenized corpora are cached; default $SCALING_DATA_CACHE or
         ~/.cache/scaling/data. Machine-local: not part of the manifest.
-    eval_batch_size, num_eval_batches: when both > 0, building the dataset
-        checks that validation holds that many non-overlapping windows.
+    num_eval_batches, eval_batch_size: the fixed validation set, num_eval_batches batches
+        of eval_batch_size windows (0: the trainer's train.global_batch_size). With an
+        eval_batch_size > 0, building the dataset checks that validation holds that many
+        non-overlapping windows.
+    max_train_tokens: 0 (all), or train on only this many tokens of the training split
+        (blocks spread evenly over it), repeated over epochs (data-constrained runs: unique
+        tokens held fixed while the tokens trained on grow). Validation is unchanged.
     """
 
     source: str = "embedded"
@@ -79,53 +74,52 @@ class DataConfig:
     text_field: str = "text"
     cache_dir: str | None = None
     eval_batch_size: int = 0
-    num_eval_batches: int = 0
+    num_eval_batches: int = 8
+    max_train_tokens: int = 0
 
     def __post_init__(self) -> None:
-        _one_of("source", self.source, SOURCES)
-        _one_of("tokenizer", self.tokenizer, TOKENIZERS)
-        _int_at_least("seq_len", self.seq_len, 1)
-        _int_at_least("seed", self.seed, 0)
-        _int_at_least("eval_batch_size", self.eval_batch_size, 0)
-        _int_at_least("num_eval_batches", self.num_eval_batches, 0)
-        _int_at_least("bpe_vocab_size", self.bpe_vocab_size, 257)
+        check = cc.Checks("data", self)
+        check.choice("source", SOURCES)
+        check.choice("tokenizer", TOKENIZERS)
+        check.integer("seq_len", "num_eval_batches", minimum=1)
+        check.integer("seed", "eval_batch_size", "max_train_tokens", minimum=0)
+        check.integer("bpe_vocab_size", minimum=257)
         if self.bpe_vocab_size > _MAX_VOCAB:
-            raise ValueError(f"DataConfig.bpe_vocab_size={self.bpe_vocab_size} exceeds {_MAX_VOCAB}")
-        vf = self.validation_fraction
-        if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0.0 < vf < 1.0:
-            raise ValueError(f"DataConfig.validation_fraction must be a number in (0, 1), got {vf!r}")
-        object.__setattr__(self, "validation_fraction", float(vf))
-        object.__setattr__(self, "paths", _as_str_tuple("paths", self.paths))
-        object.__setattr__(self, "validation_paths", _as_str_tuple("validation_paths", self.validation_paths))
+            check.fail("bpe_vocab_size", f"exceeds {_MAX_VOCAB}")
+        check.number("validation_fraction", positive=True, below=1.0)
+        check.set("validation_fraction", float(self.validation_fraction))
+        check.set("paths", _as_str_tuple(check, "paths"))
+        check.set("validation_paths", _as_str_tuple(check, "validation_paths"))
         if self.source in ("text", "tokens") and not self.paths:
-            raise ValueError(f"DataConfig.paths is empty, but source={self.source!r} reads its corpus from `paths`")
-        if self.source == "tokens":
-            if len(self.paths) != 1 or len(self.validation_paths) > 1:
-                raise ValueError(
-                    f"source='tokens' takes one training token file in `paths` (got {list(self.paths)}) "
-                    f"and at most one in `validation_paths` (got {list(self.validation_paths)}); "
-                    "write several arrays into one file with write_token_file"
-                )
+            check.fail("paths", f"is empty, but source={self.source!r} reads its corpus from `paths`", list(self.paths))
+        if self.source == "tokens" and (len(self.paths) != 1 or len(self.validation_paths) > 1):
+            check.fail(
+                "paths",
+                f"source='tokens' takes one training token file in `paths` and at most one in "
+                f"`validation_paths` (got {list(self.validation_paths)}); write several arrays into one file "
+                "with write_token_file",
+                list(self.paths),
+            )
         if self.source == "hf" and not self.hf_dataset:
-            raise ValueError("DataConfig.hf_dataset is empty, but source='hf' needs a dataset name or path")
+            check.fail("hf_dataset", "is empty, but source='hf' needs a dataset name or path")
         if self.source in ("embedded", "stdlib") and (self.paths or self.validation_paths):
-            raise ValueError(
-                f"source={self.source!r} reads CPython's source files; DataConfig.paths={list(self.paths)} "
-                f"and validation_paths={list(self.validation_paths)} must be empty (use source='text')"
+            check.fail(
+                "paths",
+                f"source={self.source!r} reads CPython's source files; data.paths and data.validation_paths "
+                f"(got {list(self.validation_paths)}) must be empty (use source='text')",
+                list(self.paths),
             )
         if not self.text_field:
-            raise ValueError("DataConfig.text_field must be a non-empty column name")
+            check.fail("text_field", "must be a non-empty column name")
 
     @classmethod
     def from_dict(cls, d: dict) -> DataConfig:
         """Build from a plain dict (e.g. a TOML table); unknown keys name the closest valid key."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        check_known_keys(d, valid, lambda key: f"unknown data config key {key!r}")
-        return cls(**d)
+        return cc.build_section(cls, "data", d)
 
     def to_dict(self) -> dict:
         """A JSON-able dict (tuples become lists) that `from_dict` reads back."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return cc.plain(self)
 
     def replace(self, **changes) -> DataConfig:
         return dataclasses.replace(self, **changes)

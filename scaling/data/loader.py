@@ -155,6 +155,30 @@ class TokenDataset:
         starts = starts.reshape(num_batches, global_batch_size)[:, process_index * rows : (process_index + 1) * rows]
         return list(self.validation_tokens[starts[..., None] + self._window].astype(np.int32))
 
+    LIMIT_BLOCK = 2048  # tokens per contiguous block of a limited training split
+
+    def limit_train(self, n: int) -> TokenDataset:
+        """The same dataset trained on only n tokens of its training split (repeated over
+        epochs): blocks of LIMIT_BLOCK tokens spread evenly over the split, so the subset
+        samples the whole corpus (its first n tokens would be a few files, a shift of
+        domain rather than repetition). The manifest records the limit."""
+        total = len(self.train_tokens)
+        if n > total:
+            raise ValueError(
+                f"DataConfig.max_train_tokens={n:,} exceeds the training split's {total:,} tokens "
+                f"(source {self.manifest.get('source')!r})"
+            )
+        k = -(-n // self.LIMIT_BLOCK)  # blocks of near-equal size summing to n
+        sizes = np.full(k, n // k)
+        sizes[: n % k] += 1
+        starts = np.linspace(0, total - sizes.max(), k).astype(np.int64)
+        train = np.concatenate([np.asarray(self.train_tokens[s : s + z]) for s, z in zip(starts, sizes)])
+        return TokenDataset(
+            train, self.validation_tokens, vocab_size=self.vocab_size, seq_len=self.seq_len,
+            seed=self.seed, manifest={**self.manifest, "max_train_tokens": int(n)},
+            bytes_per_token=self.bytes_per_token, separator_id=self.separator_id, tokenizer=self.tokenizer,
+        )  # fmt: skip
+
     def __repr__(self) -> str:
         m = self.manifest
         return (

@@ -79,16 +79,16 @@ def average_params(params: Iterable[dict], *, ema: float | None = None, toward=N
     import jax
     import jax.numpy as jnp
 
-    from scaling.interpolate.ops import _toward, scalar
+    from scaling.interpolate import ops
 
     ema = check_decay(ema)
-    toward = toward or jax.jit(_toward, donate_argnums=0)
+    toward = toward or jax.jit(ops.toward, donate_argnums=0)
     acc = None
     for i, theta in enumerate(params, start=1):
         if acc is None:
             acc = {k: jnp.copy(v) for k, v in theta.items()}  # a buffer of our own, to donate
             continue
-        acc = toward(acc, theta, scalar(1.0 / i if ema is None else 1.0 - ema))
+        acc = toward(acc, theta, ops.scalar(1.0 / i if ema is None else 1.0 - ema))
     if acc is None:
         raise ValueError("no parameters to average")
     return acc

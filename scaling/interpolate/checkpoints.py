@@ -49,11 +49,14 @@ def split_spec(spec: str) -> tuple[str, int | None]:
     return run_dir, int(step)
 
 
-def resolve(spec: str | Checkpoint | tuple) -> Checkpoint:
-    """A `Checkpoint` from a spec string, a (run_dir, step) pair (step None = latest) or a Checkpoint,
+def resolve(spec: str | Path | Checkpoint | tuple) -> Checkpoint:
+    """A `Checkpoint` from a spec string, a run directory Path (its latest checkpoint), a
+    (run_dir, step) pair (step None = latest) or a Checkpoint,
     after checking that the step is saved."""
     from scaling.train import checkpoint_steps
 
+    if isinstance(spec, Path):  # a run directory: its latest checkpoint
+        spec = (str(spec), None)
     if isinstance(spec, Checkpoint):
         run_dir, step, text = spec.run_dir, spec.step, str(spec)
     elif isinstance(spec, tuple):

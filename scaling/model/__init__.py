@@ -8,7 +8,7 @@ from scaling.model.accounting import (
     params_total,
 )
 from scaling.model.config import ModelConfig
-from scaling.model.parameterization import lr_multipliers, weight_decay_mask
+from scaling.model.parameterization import lr_multipliers
 from scaling.model.transformer import Transformer
 
 __all__ = [
@@ -20,5 +20,4 @@ __all__ = [
     "lr_multipliers",
     "params_nonembedding",
     "params_total",
-    "weight_decay_mask",
 ]

@@ -5,15 +5,18 @@ Counts match the real parameter pytree of `scaling.model.Transformer` exactly (t
 
 from __future__ import annotations
 
+from scaling.core.flops import DEFAULT_FLOP_CONVENTION, FLOP_CONVENTIONS
 from scaling.model.config import ModelConfig
 
-FLOP_CONVENTIONS = ("6N", "6N+attention", "exact")
+__all__ = ["FLOP_CONVENTIONS", "accounting", "flops_per_token", "params_nonembedding", "params_total"]
 
 
 def _block_matrix_params(cfg: ModelConfig) -> int:
+    """Weights of one block's matrices; a low-rank model's a × b matrix is r·(a + b)."""
     w, hd = cfg.width, cfg.head_dim
-    attn = 2 * w * cfg.heads * hd + 2 * w * cfg.kv_heads * hd  # q, o; k, v
-    mlp = (3 if cfg.mlp == "swiglu" else 2) * w * cfg.mlp_hidden
+    size = (lambda a, b: a * b) if cfg.rank is None else (lambda a, b: cfg.rank * (a + b))
+    attn = 2 * size(w, cfg.heads * hd) + 2 * size(w, cfg.kv_heads * hd)  # q, o; k, v
+    mlp = (3 if cfg.mlp == "swiglu" else 2) * size(w, cfg.mlp_hidden)
     return attn + mlp
 
 
@@ -33,7 +36,7 @@ def params_total(cfg: ModelConfig) -> int:
     return params_nonembedding(cfg) + emb * (1 if cfg.tied_embeddings else 2)
 
 
-def flops_per_token(cfg: ModelConfig, convention: str = "exact") -> float:
+def flops_per_token(cfg: ModelConfig, convention: str = DEFAULT_FLOP_CONVENTION) -> float:
     """Training FLOPs (forward + backward) per token under `convention`.
 
     "6N": Kaplan et al. (2020), 6·N with N = `params_nonembedding`.
@@ -45,6 +48,7 @@ def flops_per_token(cfg: ModelConfig, convention: str = "exact") -> float:
           attention q·kᵀ and p·v   4·seq_len·width per layer; the causal T×T matrix is
                                    counted in full, as computed (no saving for the mask)
           MLP                      2·(2 or 3)·width·mlp_hidden per layer
+          (low-rank models: each a × b matrix as two matmuls, 2·rank·(a + b))
           logits (readout)         2·width·vocab_size (tied or not)
         The token embedding is a table lookup (a gather, and a scatter-add in the
         backward), not a matmul, so it counts 0 — unlike Chinchilla's appendix F, which

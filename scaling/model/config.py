@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from scaling.config_keys import check_known_keys
+from scaling.core import config as cc
 
 MLP_KINDS = ("gelu", "swiglu")
 DTYPES = ("float32", "bfloat16")
@@ -50,6 +50,9 @@ class ModelConfig:
         accounting and MFU count model FLOPs, not the recomputation. On CPU the memory
         saving shows only with scan_layers (XLA:CPU hoists an unrolled model's
         recomputation back into the forward pass; tests/model/test_remat.py).
+    lowrank_ratio: 0 = dense; else every attention and MLP matrix W (a × b) is trained
+        as U·V with U (a × r), V (r × b) and rank r = round(lowrank_ratio × width), a third
+        knob beside width and depth (`scaling.model.lowrank`). In (0, 1]; SP only.
     """
 
     width: int
@@ -70,35 +73,34 @@ class ModelConfig:
     scan_layers: bool = False
     attention: str = "blocked"
     remat: str = "none"
+    lowrank_ratio: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("width", "depth", "vocab_size", "seq_len", "head_dim", "base_width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name}={value!r} must be an integer")
-            if value < 1:
-                raise ValueError(f"{name}={value} must be >= 1")
+        check = cc.Checks("model", self)
+        check.integer("width", "depth", "vocab_size", "seq_len", "head_dim", "base_width", minimum=1)
         if self.width % self.head_dim:
-            raise ValueError(f"width={self.width} must be a multiple of head_dim={self.head_dim}")
+            check.fail("width", f"must be a multiple of head_dim={self.head_dim}")
         if self.num_kv_heads is not None:
-            kv = self.num_kv_heads
-            if isinstance(kv, bool) or not isinstance(kv, int) or kv < 1:
-                raise ValueError(f"num_kv_heads={kv!r} must be a positive integer or None")
-            if self.heads % kv:
-                raise ValueError(f"num_kv_heads={kv} must divide heads={self.heads} (width/head_dim)")
-        _check_choice("mlp", self.mlp, MLP_KINDS)
-        _check_choice("compute_dtype", self.compute_dtype, DTYPES)
-        _check_choice("param_dtype", self.param_dtype, ("float32",))
-        _check_choice("parameterization", self.parameterization, PARAMETERIZATIONS)
-        _check_choice("attention", self.attention, ATTENTION_IMPLS)
-        _check_choice("remat", self.remat, REMAT_POLICIES)
-        for name in ("tied_embeddings", "scan_layers"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be true or false")
-        for name in ("init_std", "rope_theta", "norm_eps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name}={value!r} must be a positive number")
+            check.integer("num_kv_heads", minimum=1)
+            if self.heads % self.num_kv_heads:
+                check.fail("num_kv_heads", f"must divide heads={self.heads} (width/head_dim)")
+        check.choice("mlp", MLP_KINDS)
+        check.choice("compute_dtype", DTYPES)
+        check.choice("param_dtype", ("float32",))
+        check.choice("parameterization", PARAMETERIZATIONS)
+        check.choice("attention", ATTENTION_IMPLS)
+        check.choice("remat", REMAT_POLICIES)
+        check.boolean("tied_embeddings", "scan_layers")
+        check.number("init_std", "rope_theta", "norm_eps", positive=True)
+        ratio = self.lowrank_ratio
+        check.number("lowrank_ratio", minimum=0, maximum=1)
+        if ratio and round(ratio * self.width) < 1:
+            check.fail("lowrank_ratio", f"gives rank round({ratio} * width={self.width}) = 0; the rank must be >= 1")
+        if ratio and self.parameterization != "sp":
+            check.fail(
+                "lowrank_ratio",
+                f"with parameterization={self.parameterization!r}: low-rank factors are defined under SP only",
+            )
 
     # ---- derived shapes -------------------------------------------------------------
     @property
@@ -116,9 +118,9 @@ class ModelConfig:
         return -(-(8 * self.width) // (3 * 64)) * 64  # ceil(8/3 * width) to a multiple of 64
 
     @property
-    def width_mult(self) -> float:
-        """width / base_width: muP's scaling ratio."""
-        return self.width / self.base_width
+    def rank(self) -> int | None:
+        """The factors' rank round(lowrank_ratio × width), or None for a dense model."""
+        return round(self.lowrank_ratio * self.width) if self.lowrank_ratio else None
 
     # ---- plain-data round trip ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -127,17 +129,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from a plain mapping (e.g. a TOML `[model]` table); unknown keys are errors."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        check_known_keys(data, known, lambda key: f"unknown model config key {key!r}")
-        missing = [k for k in ("width", "depth") if k not in data]
-        if missing:
-            raise ValueError(f"model config is missing required key(s): {', '.join(missing)}")
-        return cls(**data)
+        return cc.build_section(cls, "model", data, required=("width", "depth"))
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")

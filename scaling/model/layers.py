@@ -73,6 +73,7 @@ class Attention(nnx.Module):
         self.dtype = jnp.dtype(cfg.compute_dtype)
         self.scale = pz.attention_scale(cfg)
         self.impl = cfg.attention
+        self.n_heads, self.head_dim = h, hd
 
     def _qkv(self, x2: jax.Array, b: int, t: int) -> tuple[jax.Array, jax.Array, jax.Array]:
         """q[B, H, T, D], k and v[B, KV, T, D] from tokens x2[B*T, width].
@@ -121,7 +122,7 @@ class Attention(nnx.Module):
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
         dt = self.dtype
         b, t, w = x.shape
-        h, hd = self.q.shape[1], self.q.shape[2]
+        h, hd = self.n_heads, self.head_dim
         q, k, v = self._qkv(x.reshape(b * t, w), b, t)
         # Heads-major [B, H, T, D]: the attention matmuls batch over (B, H).
         q = constrain(apply_rope(q * jnp.asarray(self.scale, dt), cos, sin), HEADS_ACT)
@@ -132,7 +133,11 @@ class Attention(nnx.Module):
         else:
             block = ATTENTION_BLOCK if self.impl == "blocked" else None
             out = constrain(causal_attention(q, k, v, block=block), HEADS_ACT).transpose(0, 2, 1, 3)
-        return (out.reshape(b * t, h * hd) @ self.o[...].reshape(h * hd, w).astype(dt)).reshape(b, t, w)
+        return self._out(out.reshape(b * t, h * hd)).reshape(b, t, w)
+
+    def _out(self, y2: jax.Array) -> jax.Array:
+        """The output projection of the heads' outputs y2[B*T, heads*head_dim] -> [B*T, width]."""
+        return y2 @ self.o[...].reshape(y2.shape[1], -1).astype(self.dtype)
 
 
 def _split(count: int, logical: str) -> tuple[tuple[str, ...], int]:
@@ -195,13 +200,19 @@ class MLP(nnx.Module):
 
 
 class Block(nnx.Module):
-    """Pre-norm residual block: x + attn(norm(x)), then + mlp(norm(x))."""
+    """Pre-norm residual block: x + attn(norm(x)), then + mlp(norm(x)).
+
+    `attention_class` and `mlp_class` are the layers it builds (the low-rank family's
+    block, `scaling.model.lowrank.LowRankBlock`, swaps in factorized ones)."""
+
+    attention_class = Attention
+    mlp_class = MLP
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         self.attn_norm = RMSNorm(cfg, rngs=rngs)
-        self.attn = Attention(cfg, rngs=rngs)
+        self.attn = self.attention_class(cfg, rngs=rngs)
         self.mlp_norm = RMSNorm(cfg, rngs=rngs)
-        self.mlp = MLP(cfg, rngs=rngs)
+        self.mlp = self.mlp_class(cfg, rngs=rngs)
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
         x = constrain(x + self.attn(self.attn_norm(x), cos, sin), ACT)

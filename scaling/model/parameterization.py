@@ -85,8 +85,3 @@ def lr_multipliers(cfg: ModelConfig, params_state: Any) -> Any:
     return jax.tree_util.tree_map_with_path(
         lambda path, _: lr_multiplier(cfg, param_kind(_leaf_name(path))), params_state
     )
-
-
-def weight_decay_mask(params_state: Any) -> Any:
-    """True where weight decay applies (every weight matrix), False on norm scales."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: param_kind(_leaf_name(path)) != "norm", params_state)

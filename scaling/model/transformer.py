@@ -11,6 +11,7 @@ from flax import nnx
 from scaling.model import parameterization as pz
 from scaling.model.config import ModelConfig
 from scaling.model.layers import ACT, Block, RMSNorm, param, rope_table
+from scaling.model.lowrank import block_class
 from scaling.model.precision import einsum_f32
 from scaling.sharding import constrain, split_of
 
@@ -32,7 +33,7 @@ class Transformer(nnx.Module):
         if cfg.scan_layers:
             self.blocks = _stacked_blocks(cfg, rngs)
         else:
-            self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.depth)])
+            self.blocks = nnx.List([block_class(cfg)(cfg, rngs=rngs) for _ in range(cfg.depth)])
         self.final_norm = RMSNorm(cfg, rngs=rngs)
         if not cfg.tied_embeddings:
             self.readout = param(rngs, (cfg.width, cfg.vocab_size), ("embed", "vocab"), pz.init_std(cfg, "readout"))
@@ -132,6 +133,6 @@ def _stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
     @nnx.split_rngs(splits=cfg.depth)
     @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
     def make(r: nnx.Rngs) -> Block:
-        return Block(cfg, rngs=r)
+        return block_class(cfg)(cfg, rngs=r)
 
     return make(rngs)

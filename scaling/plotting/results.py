@@ -32,6 +32,7 @@ from scaling.core.columns import (
     STORE_TO_CANONICAL,
     TOKENS,
 )
+from scaling.core.status import DONE
 
 __all__ = ["MissingInput", "Results", "load_results"]
 
@@ -91,7 +92,7 @@ def load_results(results_dir: str | Path) -> Results:
         raise MissingInput(f"{runs_csv} not found (run a sweep, or pass a results directory)")
     raw = pd.read_csv(runs_csv)
     if STATUS in raw.columns:
-        raw = raw[raw[STATUS].astype(str) == "done"]
+        raw = raw[raw[STATUS].astype(str) == DONE]
     need = [RUN_ID, STORE_PARAMS, TOKENS, FLOPS, STORE_LOSS]
     missing = [c for c in need if c not in raw.columns]
     if missing:

@@ -7,52 +7,40 @@
                  depth, or depths paired with widths), or an explicit grid of [width, depth]
     [hparams]    per-run hyperparameter rules: learning rate (muP transfer, or a power of
                  width), batch size (fixed, or a power of the budget), warmup
-    [wsd]        cooldown_fraction, decay_shape ("linear" | "sqrt" = 1-sqrt)   (kind = "wsd")
+    [wsd]        cooldown_fraction, cooldown_shape ("linear" | "1-sqrt")   (kind = "wsd")
     [model] [data] [optimizer] [schedule] [train] [mesh]
-                 the trainer's own sections, passed through (width, depth, lengths,
-                 learning rate, schedule and batch size are filled in per run) and
-                 validated by the trainer's config parser, not here.
+                 the trainer's own sections: a `RunTemplate` (typed; width, depth, length,
+                 learning rate, schedule and batch size are filled in per run).
 
-Every table rejects unknown keys, naming the closest valid one.
+Every table is read by `scaling.core.config`, as the trainer's are: errors read
+`section.key=value: why` and an unknown key names the closest valid one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scaling.config_keys import check_known_keys
+from scaling.core import config as cc
+from scaling.core.flops import DEFAULT_FLOP_CONVENTION, FLOP_CONVENTIONS
+from scaling.core.schedules import COOLDOWN_SHAPES
+from scaling.sweep.trainer_config import TRAINER_SECTIONS, RunTemplate
 
-PLAN_KINDS = ("isoflop", "horizons", "wsd")
-TRAINER_SECTIONS = ("model", "data", "optimizer", "schedule", "train", "mesh")
-LR_RULES = ("mup", "width_power", "constant", "tuned", "per_width")
-BATCH_RULES = ("fixed", "budget_power")
+PLAN_KINDS = ("isoflop", "horizons", "wsd", "hparam_grid", "data_constrained")
+LR_RULES = ("mup", "width_power", "constant", "law", "tuned", "per_width")
+BATCH_RULES = ("fixed", "budget_power", "law")
 PARAM_COUNTS = ("nonembedding", "total")
-
-
-def check_keys(where: str, data: Mapping[str, Any], known: list[str] | tuple[str, ...]) -> None:
-    """Reject keys of `data` not in `known`, suggesting the closest valid key."""
-    check_known_keys(data, known, lambda key: f"unknown key {key!r} in {where}", cutoff=0.5)
-
-
-def _from_table(cls, where: str, data: Mapping[str, Any]):
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where} must be a table, got {data!r}")
-    check_keys(where, data, [f.name for f in dataclasses.fields(cls)])
-    return cls(**data)
+SWEEP_SECTIONS = ("sweep", "family", "hparams", "wsd")
 
 
 def _positive(where: str, value: Any, *, integer: bool = False) -> None:
     ok_type = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, ok_type) or not value > 0 or not math.isfinite(value):
-        kind = "a positive integer" if integer else "a positive number"
-        raise ValueError(f"{where}={value!r} must be {kind}")
+        cc.fail(where, value, "must be a positive integer" if integer else "must be a positive number")
 
 
 def _range(where: str, spec: Any, *, log: bool) -> list[float]:
@@ -60,36 +48,28 @@ def _range(where: str, spec: Any, *, log: bool) -> list[float]:
     if isinstance(spec, (list, tuple)):
         values = list(spec)
     elif isinstance(spec, Mapping):
-        if log:
-            check_keys(where, spec, ("start", "stop", "num"))
-            missing = [k for k in ("start", "stop", "num") if k not in spec]
-            if missing:
-                raise ValueError(f"{where} needs start, stop and num (missing {', '.join(missing)})")
-            start, stop, num = spec["start"], spec["stop"], spec["num"]
-            _positive(f"{where}.start", start)
-            _positive(f"{where}.stop", stop)
-            _positive(f"{where}.num", num, integer=True)
-            if stop < start:
-                raise ValueError(f"{where}: stop={stop!r} is below start={start!r}")
-            if num == 1:
-                values = [float(start)]
-            else:
-                r = math.log(stop / start)
-                values = [float(start * math.exp(r * i / (num - 1))) for i in range(num)]
-                values[-1] = float(stop)
+        keys = ("start", "stop", "num") if log else ("start", "stop", "step")
+        cc.check_keys(where, spec, keys)
+        missing = [k for k in keys if k not in spec]
+        if missing:
+            cc.fail(where, dict(spec), f"needs {', '.join(keys)} (missing {', '.join(missing)})")
+        start, stop, last = (spec[k] for k in keys)
+        for k in keys:
+            _positive(f"{where}.{k}", spec[k], integer=not log or k == "num")
+        if stop < start:
+            cc.fail(where, dict(spec), f"stop={stop!r} is below start={start!r}")
+        if not log:
+            values = list(range(start, stop + 1, last))
+        elif last == 1:
+            values = [float(start)]
         else:
-            check_keys(where, spec, ("start", "stop", "step"))
-            missing = [k for k in ("start", "stop", "step") if k not in spec]
-            if missing:
-                raise ValueError(f"{where} needs start, stop and step (missing {', '.join(missing)})")
-            start, stop, step = spec["start"], spec["stop"], spec["step"]
-            for k in ("start", "stop", "step"):
-                _positive(f"{where}.{k}", spec[k], integer=True)
-            values = list(range(start, stop + 1, step))
+            r = math.log(stop / start)
+            values = [float(start * math.exp(r * i / (last - 1))) for i in range(last)]
+            values[-1] = float(stop)
     else:
-        raise ValueError(f"{where} must be a list or a table, got {spec!r}")
+        cc.fail(where, spec, "must be a list or a table")
     if not values:
-        raise ValueError(f"{where} is empty")
+        cc.fail(where, spec, "is empty")
     return values
 
 
@@ -101,18 +81,17 @@ class SweepSection:
     points_per_budget: int = 5
     tokens_per_param: float = 20.0
     tokens_per_param_range: tuple[float, float] = (5.0, 80.0)
-    flop_convention: str = "exact"
+    flop_convention: str = DEFAULT_FLOP_CONVENTION
     param_count: str = "nonembedding"
     seeds: tuple[int, ...] = (0,)
+    unique_tokens: tuple[int, ...] = ()  # kind = "data_constrained": the fixed unique-token counts
 
     def __post_init__(self) -> None:
-        from scaling.model.accounting import FLOP_CONVENTIONS
-
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"sweep.name={self.name!r} must be a non-empty string")
-        _choice("sweep.kind", self.kind, PLAN_KINDS)
-        _choice("sweep.flop_convention", self.flop_convention, FLOP_CONVENTIONS)
-        _choice("sweep.param_count", self.param_count, PARAM_COUNTS)
+        check = cc.Checks("sweep", self)
+        check.string("name")
+        check.choice("kind", PLAN_KINDS)
+        check.choice("flop_convention", FLOP_CONVENTIONS)
+        check.choice("param_count", PARAM_COUNTS)
         if self.budgets is None:
             raise ValueError("sweep.budgets is required: a list of FLOPs or {start, stop, num}")
         budgets = _range("sweep.budgets", self.budgets, log=True)
@@ -145,6 +124,15 @@ class SweepSection:
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 raise ValueError(f"sweep.seeds: {s!r} is not a non-negative integer")
+        if not isinstance(self.unique_tokens, (list, tuple)):
+            raise ValueError(f"sweep.unique_tokens={self.unique_tokens!r} must be a list of token counts")
+        for i, u in enumerate(self.unique_tokens):
+            _positive(f"sweep.unique_tokens[{i}]", u, integer=True)
+        object.__setattr__(self, "unique_tokens", tuple(sorted(set(self.unique_tokens))))
+        if self.kind == "data_constrained" and not self.unique_tokens:
+            raise ValueError(
+                'sweep.kind = "data_constrained" needs sweep.unique_tokens (the unique-token counts to hold fixed)'
+            )
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"sweep.seeds={list(seeds)} repeats a seed: the runs would be duplicates")
         object.__setattr__(self, "seeds", tuple(seeds))
@@ -212,7 +200,7 @@ class FamilySection:
         elif self.depth is not None:
             pairs = [(w, self.depth) for w in self.widths]
         else:
-            pairs = list(zip(self.widths, self.depths, strict=True))
+            pairs = list(zip(self.widths, self.depths or (), strict=True))
         seen = set()
         out = []
         for p in sorted(pairs):
@@ -225,43 +213,51 @@ class FamilySection:
 
 @dataclass(frozen=True)
 class HparamsSection:
-    """Per-run hyperparameter rules, relative to [optimizer].lr and [train].batch_size.
+    """Per-run hyperparameter rules, relative to optimizer.lr and train.global_batch_size.
 
     lr = "mup":          the base learning rate at every width; the model's muP
                          per-tensor multipliers (relative to model.base_width) do the
                          transfer. Requires model.parameterization = "mup".
     lr = "width_power":  lr = base_lr * (lr_base_width / width) ** lr_exponent (e.g. 1: LR ∝ 1/width).
     lr = "constant":     the base learning rate everywhere.
-    lr = "tuned":        an LR grid (base_lr x lr_grid) per width at the smallest budget,
+    lr = "tuned":        an LR grid (base_lr x lr_tune_grid) per width at the smallest budget,
                          then lr_rule's LR per width for every budget (scaling.sweep.lr_tuning).
     lr = "per_width":    lr_by_width[width] (what "tuned" resolves to; a table of width -> LR).
-    batch_size = "fixed": [train].batch_size for every run.
+    batch_size = "fixed": train.global_batch_size for every run.
     batch_size = "budget_power": batch = base * (budget / batch_reference_flops) ** batch_exponent,
                          rounded to a multiple of batch_multiple (at least one multiple).
+    lr = "law", batch_size = "law": the optimum of a fitted hyperparameter law at each run's
+                         (N, D), from law_file (an HparamLaws JSON, scaling.analysis.hparams).
+    lr_grid, batch_grid: the learning rates and batch sizes (sequences) every cell of a
+                         sweep.kind = "hparam_grid" plan trains (2+ values each).
     Warmup is the trainer's schedule.warmup: steps if >= 1, else a fraction of each run.
     """
 
     lr: str = "constant"
     lr_base_width: int | None = None
     lr_exponent: float = 1.0
-    lr_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+    lr_tune_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
     lr_rule: str = "fit"
     lr_by_width: Mapping[str, float] | None = None
     batch_size: str = "fixed"
     batch_reference_flops: float | None = None
     batch_exponent: float = 0.3
     batch_multiple: int = 8
+    law_file: str | None = None
+    lr_grid: tuple[float, ...] = ()
+    batch_grid: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        _choice("hparams.lr", self.lr, LR_RULES)
-        _choice("hparams.batch_size", self.batch_size, BATCH_RULES)
-        _choice("hparams.lr_rule", self.lr_rule, ("fit", "nearest"))
-        grid = self.lr_grid
+        check = cc.Checks("hparams", self)
+        check.choice("lr", LR_RULES)
+        check.choice("batch_size", BATCH_RULES)
+        check.choice("lr_rule", ("fit", "nearest"))
+        grid = self.lr_tune_grid
         if not isinstance(grid, (list, tuple)) or len(grid) < 3:
-            raise ValueError(f"hparams.lr_grid={grid!r} must list at least 3 multipliers of [optimizer].lr")
+            raise ValueError(f"hparams.lr_tune_grid={grid!r} must list at least 3 multipliers of [optimizer].lr")
         for i, m in enumerate(grid):
-            _positive(f"hparams.lr_grid[{i}]", m)
-        object.__setattr__(self, "lr_grid", tuple(sorted(float(m) for m in grid)))
+            _positive(f"hparams.lr_tune_grid[{i}]", m)
+        object.__setattr__(self, "lr_tune_grid", tuple(sorted(float(m) for m in grid)))
         if self.lr == "per_width":
             table = self.lr_by_width
             if not isinstance(table, Mapping) or not table:
@@ -273,29 +269,37 @@ class HparamsSection:
             object.__setattr__(self, "lr_by_width", {str(int(w)): float(v) for w, v in table.items()})
         if self.lr_base_width is not None:
             _positive("hparams.lr_base_width", self.lr_base_width, integer=True)
-        if isinstance(self.lr_exponent, bool) or not isinstance(self.lr_exponent, (int, float)):
-            raise ValueError(f"hparams.lr_exponent={self.lr_exponent!r} must be a number")
+        check.number("lr_exponent", "batch_exponent")
         if self.batch_size == "budget_power" and self.batch_reference_flops is None:
             raise ValueError("hparams.batch_size='budget_power' needs hparams.batch_reference_flops")
         if self.batch_reference_flops is not None:
             _positive("hparams.batch_reference_flops", self.batch_reference_flops)
         _positive("hparams.batch_multiple", self.batch_multiple, integer=True)
+        if "law" in (self.lr, self.batch_size) and not self.law_file:
+            raise ValueError('hparams.lr/batch_size = "law" needs hparams.law_file (a fitted hyperparameter-law JSON)')
+        for name, integer in (("lr_grid", False), ("batch_grid", True)):
+            values = getattr(self, name)
+            if not isinstance(values, (list, tuple)):
+                raise ValueError(f"hparams.{name}={values!r} must be a list")
+            for i, v in enumerate(values):
+                _positive(f"hparams.{name}[{i}]", v, integer=integer)
+            if len(set(values)) != len(values):
+                raise ValueError(f"hparams.{name}={list(values)} lists a value more than once")
+            object.__setattr__(self, name, tuple(sorted(values)))
 
 
 @dataclass(frozen=True)
 class WsdSection:
     """cooldown_fraction: each branch decays over this last share of its steps.
-    decay_shape: the trainer's cooldown shape, "linear" or "sqrt" (1 - sqrt(progress))."""
+    cooldown_shape: the trainer's schedule.cooldown_shape, "linear" or "1-sqrt"."""
 
     cooldown_fraction: float = 0.2
-    decay_shape: str = "sqrt"
+    cooldown_shape: str = "1-sqrt"
 
     def __post_init__(self) -> None:
-        from scaling.train.config import DECAY_SHAPES
-
-        if not isinstance(self.cooldown_fraction, (int, float)) or not 0 < self.cooldown_fraction < 1:
-            raise ValueError(f"wsd.cooldown_fraction={self.cooldown_fraction!r} must be in (0, 1)")
-        _choice("wsd.decay_shape", self.decay_shape, DECAY_SHAPES)
+        check = cc.Checks("wsd", self)
+        check.number("cooldown_fraction", positive=True, below=1)
+        check.choice("cooldown_shape", COOLDOWN_SHAPES)
 
 
 @dataclass(frozen=True)
@@ -304,37 +308,37 @@ class SweepConfig:
     family: FamilySection
     hparams: HparamsSection = field(default_factory=HparamsSection)
     wsd: WsdSection = field(default_factory=WsdSection)
-    base: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # trainer sections
+    base: RunTemplate = field(default_factory=RunTemplate)  # the trainer's sections
     source: str | None = None  # the file it came from
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> SweepConfig:
-        known = ["sweep", "family", "hparams", "wsd", *TRAINER_SECTIONS]
-        check_keys("the sweep config (top-level tables)", data, known)
+        cc.check_sections(data, [*SWEEP_SECTIONS, *TRAINER_SECTIONS], where="sweep config")
         for name in ("sweep", "family"):
             if name not in data:
                 raise ValueError(f"the sweep config needs a [{name}] table")
-        base = {}
-        for name in TRAINER_SECTIONS:
-            section = data.get(name, {})
-            if not isinstance(section, Mapping):
-                raise ValueError(f"[{name}] must be a table")
-            base[name] = dict(section)
+        sweep = cc.build_section(SweepSection, "sweep", data["sweep"])
+        trainer = {k: v for k, v in data.items() if k in TRAINER_SECTIONS}
         cfg = cls(
-            sweep=_from_table(SweepSection, "[sweep]", data["sweep"]),
-            family=_from_table(FamilySection, "[family]", data["family"]),
-            hparams=_from_table(HparamsSection, "[hparams]", data.get("hparams", {})),
-            wsd=_from_table(WsdSection, "[wsd]", data.get("wsd", {})),
-            base=base,
+            sweep=sweep,
+            family=cc.build_section(FamilySection, "family", data["family"]),
+            hparams=cc.build_section(HparamsSection, "hparams", data.get("hparams", {})),
+            wsd=cc.build_section(WsdSection, "wsd", data.get("wsd", {})),
+            base=RunTemplate.from_dict(trainer, flop_convention=sweep.flop_convention),
             source=source,
         )
         if "wsd" in data and cfg.sweep.kind != "wsd":
             raise ValueError(f'[wsd] is given but sweep.kind={cfg.sweep.kind!r}; set kind = "wsd" or drop [wsd]')
-        if cfg.hparams.lr == "mup" and base["model"].get("parameterization", "sp") != "mup":
+        if cfg.sweep.kind == "hparam_grid":
+            for name, what in (("lr_grid", "learning rates"), ("batch_grid", "batch sizes")):
+                values = getattr(cfg.hparams, name)
+                if len(values) < 2:
+                    raise ValueError(
+                        f'sweep.kind = "hparam_grid" needs 2+ {what} in hparams.{name} (got {list(values)}): '
+                        "an optimum cannot be located along an axis with a single value"
+                    )
+        if cfg.hparams.lr == "mup" and cfg.base.model.get("parameterization", "sp") != "mup":
             raise ValueError('hparams.lr="mup" needs model.parameterization = "mup" (muP transfer)')
-        from scaling.sweep.trainer_config import check_base
-
-        check_base(base, cfg.sweep.flop_convention)
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -342,12 +346,10 @@ class SweepConfig:
         out: dict[str, Any] = {}
         for name in ("sweep", "family", "hparams"):
             section = dataclasses.asdict(getattr(self, name))
-            out[name] = {k: _plain(v) for k, v in section.items() if v is not None}
+            out[name] = {k: _plain(v) for k, v in section.items() if v is not None and v != ()}
         if self.sweep.kind == "wsd":
             out["wsd"] = dataclasses.asdict(self.wsd)
-        for name, section in self.base.items():
-            if section:
-                out[name] = dict(section)
+        out.update(self.base.given_dict())
         return out
 
 
@@ -357,37 +359,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _choice(where: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        close = difflib.get_close_matches(str(value), list(choices), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{where}={value!r} must be one of {', '.join(map(repr, choices))}{hint}")
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply "section.key=value" overrides (value parsed as TOML, else taken as a string)."""
-    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
-    for item in overrides:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"override {item!r} must look like section.key=value")
-        dotted, raw = item.split("=", 1)
-        section, key = dotted.strip().split(".", 1)
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        out.setdefault(section, {})[key] = value
-    return out
-
-
 def load_sweep_config(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
     """Read and validate a sweep TOML file (plus optional dotted overrides)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep config {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path}: not valid TOML: {err}") from None
-    data = apply_overrides(data, overrides or [])
+    data = cc.read_toml(path, what="sweep config")
+    data = cc.apply_overrides(data, overrides or [], [*SWEEP_SECTIONS, *TRAINER_SECTIONS])
     return SweepConfig.from_dict(data, source=str(path))

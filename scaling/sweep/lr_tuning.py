@@ -3,7 +3,7 @@
 Porian et al. (2024) show that untuned hyperparameters bend the IsoFLOP exponent. So:
 
 1. `tuning_plan(cfg)`: at the smallest budget, each width the IsoFLOP plan picks there is
-   trained at every learning rate of `[optimizer].lr x hparams.lr_grid` (plan_kind
+   trained at every learning rate of `[optimizer].lr x hparams.lr_tune_grid` (plan_kind
    "lr_tune"; the runs of one width form one plan group, so they train packed).
 2. `choose_lrs(cfg, rows)`: each tuned width's best LR (a parabola in ln LR through the
    grid minimum and its neighbours, the grid point when the minimum is at an edge), then
@@ -39,16 +39,16 @@ CHOICE_FILE = "lr_tuning.json"
 def _with(cfg: SweepConfig, *, budgets=None, lr: float | None = None, hparams: dict | None = None) -> SweepConfig:
     sweep = cfg.sweep if budgets is None else dataclasses.replace(cfg.sweep, budgets=tuple(budgets))
     h = dataclasses.replace(cfg.hparams, **(hparams or {}))
-    base = {k: dict(v) for k, v in cfg.base.items()}
+    base = cfg.base
     if lr is not None:
-        base.setdefault("optimizer", {})["lr"] = lr
+        given = {k: dict(v) for k, v in base.given.items()}
+        given.setdefault("optimizer", {})["lr"] = lr
+        base = dataclasses.replace(base, optimizer=dataclasses.replace(base.optimizer, lr=lr), given=given)
     return dataclasses.replace(cfg, sweep=sweep, hparams=h, base=base)
 
 
 def _base_lr(cfg: SweepConfig) -> float:
-    from scaling.sweep.trainer_config import base_lr
-
-    return base_lr(cfg.base)
+    return float(cfg.base.optimizer.lr)
 
 
 def _check(cfg: SweepConfig) -> None:
@@ -64,7 +64,7 @@ def tuning_plan(cfg: SweepConfig) -> Plan:
     base = _base_lr(cfg)
     smallest = cfg.sweep.budgets[0]
     runs = []
-    for m in cfg.hparams.lr_grid:
+    for m in cfg.hparams.lr_tune_grid:
         one = _with(cfg, budgets=[smallest], lr=base * m, hparams={"lr": "constant"})
         runs += plan_sweep(one).runs
     runs.sort(key=lambda r: (r.width, r.depth, r.seed, r.lr))
@@ -131,7 +131,7 @@ def choose_lrs(cfg: SweepConfig, rows: list[dict[str, Any]]) -> LrChoice:
         raise ValueError("no finished learning-rate tuning runs: train the tuning plan first")
     tuned = {w: _grid_optimum(d) for w, d in sorted(losses.items())}
     base = _base_lr(cfg)
-    lo, hi = base * cfg.hparams.lr_grid[0], base * cfg.hparams.lr_grid[-1]
+    lo, hi = base * cfg.hparams.lr_tune_grid[0], base * cfg.hparams.lr_tune_grid[-1]
     widths = sorted({s.width for s in family_sizes(cfg)})
     fit = None
     if cfg.hparams.lr_rule == "fit" and len(tuned) >= 2:

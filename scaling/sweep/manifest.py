@@ -56,7 +56,7 @@ def _plan_part(plan: Plan) -> dict[str, Any]:
             "flop_convention": cfg.sweep.flop_convention,
         },
         "seeds": list(cfg.sweep.seeds),
-        "data_seed": cfg.base.get("data", {}).get("seed", 0),
+        "data_seed": cfg.base.data.seed,
     }
 
 
@@ -90,9 +90,8 @@ def manifest(plan: Plan, *, record_environment: bool = True, previous: Path | No
 def data_manifest(config) -> dict[str, Any]:
     """The corpus manifest's identity (builds or opens the token cache, as training would)."""
     from scaling.data import corpus_manifest
-    from scaling.sweep.trainer_config import check_base
 
-    cfg = check_base(config.base, config.sweep.flop_convention).data  # seq_len reconciled as the trainer does
+    cfg = config.base.data  # seq_len reconciled as the trainer does
     m = corpus_manifest(cfg)
     keep = ("manifest_hash", "corpus_hash", "tokenizer", "vocab_size", "source")
     return {"config": cfg.to_dict(), **{k: m[k] for k in keep if k in m}}

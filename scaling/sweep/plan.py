@@ -1,6 +1,6 @@
 """Planning: compute budgets → a list of runs, with no training.
 
-Three kinds of plan (``[sweep].kind``):
+Four kinds of plan (``[sweep].kind``):
 
 * ``isoflop`` (Chinchilla Approach 2): for each budget C, ``points_per_budget`` model
   sizes spaced evenly in log N around the expected optimum N*(C) (where tokens per
@@ -19,6 +19,10 @@ Three kinds of plan (``[sweep].kind``):
   tokens per parameter gets a short cooldown branched from the trunk's checkpoint at
   the step where its decay starts. The plan's FLOPs
   (trunks + cooldowns) are reported next to those of the equivalent independent runs.
+* ``hparam_grid``: the (size, budget) cells an IsoFLOP plan would pick, each trained at
+  every (lr, batch) of ``hparams.lr_grid`` x ``hparams.batch_grid``: the runs a
+  hyperparameter law (``scaling.analysis.hparams``) is fitted to. With ``hparams.lr`` /
+  ``batch_size = "law"`` other plans then take each run's lr / batch from that law.
 
 Every run gets a stable id: a hash of its resolved trainer config (a branch's config
 names its trunk's id and the step it starts from).
@@ -26,16 +30,18 @@ names its trunk's id and the step it starts from).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from scaling.sweep import trainer_config as tc
 from scaling.sweep.config import SweepConfig
+from scaling.train.config import RunConfig
 
 # scaling.model (and with it JAX) is imported inside family_sizes only, so that
 # processes that read a plan back (workers, `scaling fit`) stay light.
@@ -65,7 +71,7 @@ class PlannedRun:
     run_id: str
     sweep: str
     order: int
-    plan_kind: str  # "isoflop" | "horizon" | "trunk" | "branch"
+    plan_kind: str  # "isoflop" | "horizon" | "trunk" | "branch" | "hparam_grid"
     width: int
     depth: int
     heads: int
@@ -85,9 +91,16 @@ class PlannedRun:
     flop_convention: str
     tokens_per_param: float
     group: str  # runs of one group go to one worker, in order (a trunk and its branches)
+    config: RunConfig  # the run's resolved trainer config (a branch's init_from names "run:<trunk id>")
     parent_run_id: str | None = None
     init_step: int | None = None  # the trunk step a branch starts from
-    train_config: Mapping[str, Any] = field(default_factory=dict)
+    unique_tokens: float | None = None  # data_constrained: distinct tokens the run sees
+    epochs: float | None = None  # tokens / unique_tokens
+
+    @property
+    def train_config(self) -> dict[str, Any]:
+        """The resolved trainer config as plain data (`RunConfig.to_dict()`)."""
+        return self.config.to_dict()
 
     @property
     def flops(self) -> float:
@@ -102,8 +115,8 @@ class PlannedRun:
 
     def record(self) -> dict[str, Any]:
         """The plain-data form stored as runs/<run_id>/run.json."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["train_config"] = _plain(self.train_config)
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "config"}
+        out["train_config"] = self.train_config
         out["flops"] = self.flops
         return out
 
@@ -150,13 +163,11 @@ def _plain(value: Any) -> Any:
 def family_sizes(cfg: SweepConfig) -> list[Size]:
     """Every (width, depth) of the family as a validated model, sorted by N."""
     from scaling.model.accounting import flops_per_token, params_nonembedding, params_total
-    from scaling.model.config import ModelConfig
 
-    base = tc.base_model_dict(cfg.base)
     sizes = []
     for width, depth in cfg.family.pairs():
         try:
-            model = ModelConfig.from_dict({**base, "width": width, "depth": depth})
+            model = cfg.base.model_config(width, depth)
         except ValueError as err:
             raise ValueError(f"family member (width={width}, depth={depth}) is not a valid model: {err}") from None
         n_emb, n_tot = params_nonembedding(model), params_total(model)
@@ -242,7 +253,8 @@ def isoflop_sizes(cfg: SweepConfig, sizes: list[Size], budget: float) -> tuple[l
 def plan_sweep(cfg: SweepConfig) -> Plan:
     """Resolve a sweep config into its runs (pure: no files, no devices)."""
     sizes = family_sizes(cfg)
-    builder = {"isoflop": _plan_isoflop, "horizons": _plan_horizons, "wsd": _plan_wsd}[cfg.sweep.kind]
+    builder = {"isoflop": _plan_isoflop, "horizons": _plan_horizons, "wsd": _plan_wsd,
+               "hparam_grid": _plan_hparam_grid, "data_constrained": _plan_data_constrained}[cfg.sweep.kind]  # fmt: skip
     runs, notes = builder(cfg, sizes)
     seen: dict[str, PlannedRun] = {}
     for r in runs:
@@ -268,19 +280,28 @@ class _Builder:
 
     def __init__(self, cfg: SweepConfig):
         self.cfg = cfg
-        self.base_batch = tc.base_batch_size(cfg.base)
-        self.base_lr = tc.base_lr(cfg.base)
+        self.base_batch = cfg.base.train.global_batch_size
+        self.base_lr = cfg.base.optimizer.lr
         self.order = 0
+        self.laws = (
+            _load_hparam_laws(cfg.hparams.law_file) if "law" in (cfg.hparams.lr, cfg.hparams.batch_size) else None
+        )
 
-    def batch_size(self, budget: float | None) -> int:
+    def batch_size(self, budget: float | None, size: Size | None = None) -> int:
         h = self.cfg.hparams
-        if h.batch_size == "fixed" or budget is None:
+        if h.batch_size == "law" and budget is not None and size is not None:
+            raw = float(self.laws.batch_sequences(size.params_nonembedding, budget / size.flops_per_token,
+                                                  size.model.seq_len))  # fmt: skip
+            return max(h.batch_multiple, h.batch_multiple * round(raw / h.batch_multiple))
+        if h.batch_size in ("fixed", "law") or budget is None:
             return self.base_batch
         raw = self.base_batch * (budget / h.batch_reference_flops) ** h.batch_exponent
         return max(h.batch_multiple, h.batch_multiple * round(raw / h.batch_multiple))
 
-    def lr(self, size: Size) -> float:
+    def lr(self, size: Size, tokens: float | None = None) -> float:
         h = self.cfg.hparams
+        if h.lr == "law" and tokens is not None:
+            return float(self.laws.predict(size.params_nonembedding, tokens)[0])
         if h.lr == "width_power":
             base_width = h.lr_base_width or size.model.base_width
             return self.base_lr * (base_width / size.width) ** h.lr_exponent
@@ -305,16 +326,20 @@ class _Builder:
     def run(self, size: Size, *, plan_kind: str, budget: float | None, tokens: float, steps: int, batch: int,
             seed: int, group: str | None = None, schedule: Mapping[str, Any] | None = None,
             save_steps=(), parent: PlannedRun | None = None,
-            init_step: int | None = None) -> PlannedRun:  # fmt: skip
-        lr = self.lr(size)
+            init_step: int | None = None, lr: float | None = None,
+            unique_tokens: int | None = None) -> PlannedRun:  # fmt: skip
+        lr = self.lr(size, tokens) if lr is None else lr
+        base = self.cfg.base
+        if unique_tokens is not None:  # the data pipeline trains on a fixed subset of the corpus
+            base = dataclasses.replace(base, data=dataclasses.replace(base.data, max_train_tokens=int(unique_tokens)))
         s = self.cfg.sweep
-        train_config = tc.run_config(
-            self.cfg.base, width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
-            flop_convention=s.flop_convention, schedule=schedule, save_steps=save_steps,
+        config = base.run_config(
+            width=size.width, depth=size.depth, steps=steps, batch_size=batch, lr=lr, seed=seed,
+            schedule=schedule, save_steps=save_steps,
             init_from=(BRANCH_PARENT + parent.run_id, init_step) if parent else None,
         )  # fmt: skip
-        rid = run_id(tc.identity(train_config))
-        sched = tc.schedule_config(self.cfg.base, schedule)  # validated by run_config above
+        rid = run_id(tc.identity(config.to_dict()))
+        sched = config.schedule
         self.order += 1
         return PlannedRun(
             run_id=rid,
@@ -333,16 +358,18 @@ class _Builder:
             batch_size=batch,
             seq_len=size.model.seq_len,
             lr=lr,
-            warmup_steps=tc.warmup_steps(self.cfg.base, steps, schedule),
+            warmup_steps=base.warmup_steps(steps, schedule),
             seed=seed,
-            schedule=sched.kind if sched.kind != "wsd" else f"wsd-{sched.decay_shape}",
+            schedule=sched.kind if sched.kind != "wsd" else f"wsd-{sched.cooldown_shape}",
             parameterization=size.model.parameterization,
             flop_convention=s.flop_convention,
             tokens_per_param=tokens / size.params,
             group=group or rid,
             parent_run_id=parent.run_id if parent else None,
             init_step=init_step,
-            train_config=train_config,
+            config=config,
+            unique_tokens=None if unique_tokens is None else float(unique_tokens),
+            epochs=None if unique_tokens is None else steps * batch * size.model.seq_len / unique_tokens,
         )
 
 
@@ -352,8 +379,8 @@ def _plan_isoflop(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun]
     for budget in cfg.sweep.budgets:
         chosen, n = isoflop_sizes(cfg, sizes, budget)
         notes += n
-        batch = b.batch_size(budget)
         for size in chosen:
+            batch = b.batch_size(budget, size)
             tokens = budget / size.flops_per_token
             steps = b.steps(size, tokens, batch, budget)
             for seed in cfg.sweep.seeds:
@@ -375,7 +402,7 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
             left_out.append(f"({size.width}, {size.depth})")
             continue
         for budget in horizons:  # each horizon its own run, its schedule ending there
-            batch = b.batch_size(budget)
+            batch = b.batch_size(budget, size)
             tokens = budget / size.flops_per_token
             steps = b.steps(size, tokens, batch, budget)
             for seed in cfg.sweep.seeds:
@@ -386,7 +413,7 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
     if left_out:
         notes.append(f"left out, as no budget gives them {lo:g}-{hi:g} tokens per parameter: (width, depth) = "
                      + ", ".join(left_out))  # fmt: skip
-    sched = tc.schedule_config(cfg.base)
+    sched = cfg.base.schedule
     if sched.kind == "constant" or sched.min_lr_ratio == 1:
         notes.append(f"schedule.kind={sched.kind!r}, min_lr_ratio={sched.min_lr_ratio:g}: the learning rate never "
                      "decays, so final losses are not annealed, which Approach 1 assumes")  # fmt: skip
@@ -406,6 +433,69 @@ def wsd_equivalent_flops(cfg: SweepConfig, sizes: list[Size], runs: list[Planned
     except ValueError as err:
         return None, f"not as WSD branches: {err}"
     return sum(r.own_flops for r in branched), ""
+
+
+def _load_hparam_laws(path):
+    from pathlib import Path
+
+    from scaling.analysis.hparams import HparamLaws
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"hparams.law_file={str(path)!r}: no such file (fit one with scaling.analysis.hparams)")
+    try:
+        return HparamLaws.from_json(p)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"hparams.law_file={str(path)!r}: {err}") from None
+
+
+def _plan_hparam_grid(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    """Every (size, budget) cell an IsoFLOP plan would pick trains the whole lr x batch grid
+    (hparams.lr_grid x hparams.batch_grid): the data that fits a hyperparameter law."""
+    b = _Builder(cfg)
+    h = cfg.hparams
+    runs, notes = [], []
+    for budget in cfg.sweep.budgets:
+        chosen, n = isoflop_sizes(cfg, sizes, budget)
+        notes += n
+        for size in chosen:
+            tokens = budget / size.flops_per_token
+            for batch in h.batch_grid:
+                steps = b.steps(size, tokens, batch, budget)
+                for lr in h.lr_grid:
+                    for seed in cfg.sweep.seeds:
+                        runs.append(b.run(size, plan_kind="hparam_grid", budget=budget, tokens=tokens, steps=steps,
+                                          batch=batch, seed=seed, lr=float(lr)))  # fmt: skip
+    notes.append(f"{len(h.lr_grid)} learning rates x {len(h.batch_grid)} batch sizes per cell; fit the law with "
+                 "scaling.analysis.hparams.fit_hparam_laws(cell_optima(load_table(DIR)))")  # fmt: skip
+    return runs, notes
+
+
+def _plan_data_constrained(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
+    """The IsoFLOP plan's runs, each also trained on each fixed subset of sweep.unique_tokens
+    smaller than its tokens (data.max_train_tokens: the subset repeated for tokens/U epochs),
+    next to its fresh-data run: across budgets the unique data stays fixed while tokens grow."""
+    b = _Builder(cfg)
+    runs, notes = [], []
+    for budget in cfg.sweep.budgets:
+        chosen, n = isoflop_sizes(cfg, sizes, budget)
+        notes += n
+        for size in chosen:
+            batch = b.batch_size(budget, size)
+            tokens = budget / size.flops_per_token
+            steps = b.steps(size, tokens, batch, budget)
+            trained = steps * batch * size.model.seq_len
+            for seed in cfg.sweep.seeds:
+                fresh = b.run(size, plan_kind="data_constrained", budget=budget, tokens=tokens, steps=steps,
+                              batch=batch, seed=seed)  # fmt: skip
+                runs.append(dataclasses.replace(fresh, unique_tokens=float(trained), epochs=1.0))
+                for u in cfg.sweep.unique_tokens:
+                    if u < trained:
+                        runs.append(b.run(size, plan_kind="data_constrained", budget=budget, tokens=tokens,
+                                          steps=steps, batch=batch, seed=seed, unique_tokens=u))  # fmt: skip
+    notes.append("runs without a unique-token limit see fresh data as long as the corpus's training split holds "
+                 "their tokens (the trainer's loader repeats it beyond that)")  # fmt: skip
+    return runs, notes
 
 
 def _require_fixed_batch(cfg: SweepConfig) -> None:
@@ -448,7 +538,7 @@ def _wsd_runs(cfg: SweepConfig, b: _Builder, per_size: Mapping[Size, list[tuple[
         branches = per_size[size]
         starts = [max(1, round(steps * (1 - frac))) for _, steps in branches]
         # One warmup, in steps, for the trunk and all its branches (the shortest branch's).
-        warmup = tc.warmup_steps(cfg.base, min(s for _, s in branches))
+        warmup = cfg.base.warmup_steps(min(s for _, s in branches))
         if warmup >= min(starts):
             raise ValueError(
                 f"(width={size.width}, depth={size.depth}): the warmup of {warmup} steps does not end before "
@@ -461,8 +551,8 @@ def _wsd_runs(cfg: SweepConfig, b: _Builder, per_size: Mapping[Size, list[tuple[
                           save_steps=sorted(set(starts) - {trunk_steps}))  # fmt: skip
             runs.append(trunk)
             for (budget, steps), start in zip(branches, starts):
-                schedule = {"kind": "wsd", "warmup": warmup, "decay_fraction": (steps - start) / steps,
-                            "decay_shape": cfg.wsd.decay_shape}  # fmt: skip
+                schedule = {"kind": "wsd", "warmup": warmup, "cooldown_fraction": (steps - start) / steps,
+                            "cooldown_shape": cfg.wsd.cooldown_shape}  # fmt: skip
                 runs.append(b.run(size, plan_kind="branch", budget=budget, tokens=budget / size.flops_per_token,
                                   steps=steps, batch=batch, seed=seed, group=trunk.group, schedule=schedule,
                                   parent=trunk, init_step=start))  # fmt: skip

@@ -13,11 +13,12 @@
   run at a time together. Process 0 alone decides (skip or train) and writes the store;
   its decision is broadcast so the hosts stay in step.
 
-The train function is a parameter: ``train_fn(config: dict, run_dir: Path) -> result``,
-where ``config`` is the run's resolved trainer config as plain data and ``result`` has
-(as attributes or keys) ``status`` (done | diverged | failed | preempted) and optionally
-``eval_loss`` (or ``final_eval_loss``), ``steps``, ``tokens``, ``flops``, ``wall_time_s``
-(or ``wall_time``), ``error``. The default is `scaling.train.train`. A preempted run
+The train function is a parameter, typed by `scaling.core.protocol`:
+``train_fn(config: dict, run_dir: Path) -> TrainOutcome``, where ``config`` is the run's
+resolved trainer config as plain data and the outcome has (as attributes or keys)
+``status`` (done | diverged | failed | preempted) and optionally ``eval_loss``,
+``steps``, ``tokens``, ``flops``, ``wall_time_s``, ``error``. The default is
+`scaling.train.train`. A preempted run
 is left pending and the sweep stops; rerunning the command resumes it. The real trainer
 signals preemption (SIGTERM, checkpoint saved) by raising
 `scaling.train.trainer.Preempted`, a SystemExit; a train function may also return
@@ -38,16 +39,16 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.core.protocol import TrainFn, TrainOutcome, outcome_field
+from scaling.core.status import DIVERGED, DONE, FAILED, PENDING, PREEMPTED
+from scaling.core.status import FINISHED as TERMINAL  # finished: never trained again
 from scaling.sweep.plan import BRANCH_PARENT, Plan, PlannedRun
-from scaling.sweep.store import TERMINAL_STATUSES, ResultsStore
-
-TrainFn = Callable[[dict, Path], Any]
-TERMINAL = TERMINAL_STATUSES  # finished: never trained again
+from scaling.sweep.store import ResultsStore
 
 
 # ---- hosts ---------------------------------------------------------------------------
@@ -116,14 +117,6 @@ def partition(runs: Iterable[PlannedRun], num_workers: int, worker_index: int) -
 
 
 # ---- results -------------------------------------------------------------------------
-def _get(result: Any, *names: str) -> Any:
-    for name in names:
-        value = result.get(name) if isinstance(result, dict) else getattr(result, name, None)
-        if value is not None:
-            return value
-    return None
-
-
 def _number(value: Any) -> float | int | None:
     if value is None:
         return None
@@ -132,26 +125,21 @@ def _number(value: Any) -> float | int | None:
     return value
 
 
-def result_record(result: Any) -> dict[str, Any]:
-    """A trainer result (object or dict) as the fields of a run's status.json."""
-    status = _get(result, "status") or "done"
-    if status == "preempted":  # SIGTERM: checkpointed; the next invocation resumes it
-        steps = _get(result, "steps")
-        return {"status": "pending", "preempted": True, "error": f"preempted at step {steps}; rerun to resume"}
-    if status not in ("done", "diverged", "failed"):
+def result_record(result: TrainOutcome | Mapping[str, Any]) -> dict[str, Any]:
+    """A train function's outcome (`scaling.core.protocol`) as the fields of a run's status.json."""
+    status = outcome_field(result, "status") or DONE
+    if status == PREEMPTED:  # SIGTERM: checkpointed; the next invocation resumes it
+        steps = outcome_field(result, "steps")
+        return {"status": PENDING, "preempted": True, "error": f"preempted at step {steps}; rerun to resume"}
+    if status not in (DONE, DIVERGED, FAILED):
         raise ValueError(f"train function returned status {status!r}; expected done, diverged, failed or preempted")
-    record = {
-        "status": status,
-        "eval_loss": _number(_get(result, "eval_loss", "final_eval_loss")),
-        "steps": _number(_get(result, "steps")),
-        "tokens": _number(_get(result, "tokens")),
-        "flops": _number(_get(result, "flops")),
-        "wall_time_s": _number(_get(result, "wall_time_s", "wall_time")),
-        "error": _get(result, "error", "message"),
-    }
+    record: dict[str, Any] = {"status": status}
+    for name in ("eval_loss", "steps", "tokens", "flops", "wall_time_s"):
+        record[name] = _number(outcome_field(result, name))
+    record["error"] = outcome_field(result, "error")
     loss = record["eval_loss"]
-    if status == "done" and loss is not None and not math.isfinite(loss):
-        record["status"] = "diverged"
+    if status == DONE and loss is not None and not math.isfinite(loss):
+        record["status"] = DIVERGED
         record["error"] = record["error"] or f"final eval loss is {loss}"
     return {k: v for k, v in record.items() if v is not None}
 

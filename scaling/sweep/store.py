@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from scaling import atomic
-
-STATUSES = ("pending", "running", "done", "diverged", "failed")
+from scaling.core.status import FINISHED as TERMINAL_STATUSES
+from scaling.core.status import STATUSES
 
 RUN_COLUMNS = (
     "run_id", "sweep", "plan_kind", "parent_run_id",
@@ -43,6 +43,8 @@ RUN_COLUMNS = (
     "eval_loss", "lr", "batch_size", "seq_len", "steps", "warmup_steps", "seed",
     "parameterization", "schedule", "status", "error", "wall_time_s",
 )  # fmt: skip
+# Written only when a run has them (data-constrained plans): distinct tokens seen, epochs over them.
+OPTIONAL_RUN_COLUMNS = ("unique_tokens", "epochs")
 CURVE_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "eval_loss", "lr")
 
 RUNS_DIR = "runs"
@@ -224,7 +226,8 @@ class ResultsStore:
             runs = self._planned_runs()
             run_rows = [self._run_row(run) for run in runs]
             curve_rows = [row for run in runs for row in self._curve_rows(run["run_id"])]
-            write_atomic(self.runs_csv, _to_csv(RUN_COLUMNS, run_rows))
+            extra = tuple(c for c in OPTIONAL_RUN_COLUMNS if any(r.get(c) is not None for r in run_rows))
+            write_atomic(self.runs_csv, _to_csv(RUN_COLUMNS + extra, run_rows))
             write_atomic(self.curves_csv, _to_csv(CURVE_COLUMNS, curve_rows))
         return len(run_rows), len(curve_rows)
 
@@ -243,7 +246,7 @@ class ResultsStore:
         return sorted(runs, key=lambda r: (r.get("order", math.inf), r["run_id"]))
 
     def _run_row(self, run: dict[str, Any]) -> dict[str, Any]:
-        row = {k: run.get(k) for k in RUN_COLUMNS}
+        row = {k: run.get(k) for k in RUN_COLUMNS + OPTIONAL_RUN_COLUMNS}
         record = self.effective_status(run["run_id"])
         row["status"] = record["status"]
         row["error"] = record.get("error")
@@ -272,9 +275,6 @@ class ResultsStore:
         # A resumed run may repeat steps it had logged before the interruption: keep the last.
         by_step = {r["step"]: r for r in rows}
         return [by_step[s] for s in sorted(by_step)]
-
-
-TERMINAL_STATUSES = ("done", "diverged")
 
 
 def _from_csv(text: str | None) -> Any:

@@ -85,7 +85,8 @@ def calibrate(plan, steps: int = 30) -> float:
     runs = sorted((r for r in plan.runs if not r.parent_run_id), key=lambda r: r.params_nonembedding)
     run = runs[len(runs) // 2]
     config = {k: dict(v) for k, v in run.train_config.items()}
-    config["train"].update(steps=steps, eval_every=0, eval_batches=1, checkpoint_every=0, save_steps=[],
+    config["data"]["num_eval_batches"] = 1
+    config["train"].update(steps=steps, eval_every=0, checkpoint_every=0, save_steps=[],
                            init_from=None, progress=False, log_every=steps)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="scaling-calibrate-") as tmp:
         result = train(build(config), Path(tmp) / "run")

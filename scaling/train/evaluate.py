@@ -12,7 +12,7 @@ parameters of its model, computed exactly as the trainer computes its `eval_loss
 
 An `Evaluator` holds the trainer's compiled eval step for the run's config on one mesh
 (`scaling.train.step.program`, so nothing compiles twice), the run's fixed validation
-batches (built by the trainer's own `eval_arrays`), and sums the per-batch mean losses
+batches (`eval_arrays`, which the trainer uses too), and sums the per-batch mean losses
 in the trainer's order; the loss of a checkpoint therefore equals the `eval_loss` the
 trainer logged for it, bit for bit on the same mesh. `loss_sum` stays on the devices, so
 many parameter sets (an interpolation path, an average) are dispatched before one sync.
@@ -39,7 +39,44 @@ from scaling.train.config import MeshConfig, RunConfig, load_config
 from scaling.train.mesh import check_batch, make_mesh
 from scaling.train.params import param_layout
 from scaling.train.step import Program, program
-from scaling.train.trainer import eval_arrays, eval_loss_sum, eval_metrics
+
+# ---- the validation set and its loss (the trainer's too) ------------------------------
+
+
+def put_batch(prog: Program, local: np.ndarray, global_rows: int) -> jax.Array:
+    """This process's rows -> one global array sharded over the batch axes."""
+    return jax.make_array_from_process_local_data(prog.batch_sharding(), local, (global_rows, local.shape[1]))
+
+
+def eval_arrays(prog: Program, ds, cfg: RunConfig) -> list[jax.Array]:
+    size = cfg.eval_batch_size
+    local = ds.eval_batches(size, cfg.data.num_eval_batches, jax.process_index(), jax.process_count())
+    return [put_batch(prog, b, size) for b in local]
+
+
+def eval_loss_sum(prog: Program, params: dict, batches) -> jax.Array:
+    """Sum over the fixed validation batches of the per-batch mean loss, as a device scalar
+    (no host sync; the one summation order every evaluation uses)."""
+    total = None
+    for b in batches:
+        loss = prog.eval_step(params, b)
+        total = loss if total is None else total + loss
+    return total
+
+
+def eval_loss(prog: Program, params: dict, batches: list[jax.Array]) -> float:
+    """Mean held-out loss (nats/token) over the fixed validation batches (one host sync)."""
+    return float(jax.device_get(eval_loss_sum(prog, params, batches))) / len(batches)
+
+
+def eval_metrics(loss: float, bytes_per_token: float) -> dict:
+    finite = math.isfinite(loss)
+    return {
+        "eval_loss": loss,
+        "eval_ppl": math.exp(min(loss, 700.0)) if finite else None,
+        "eval_bpb": loss / math.log(2) / bytes_per_token if finite else None,
+    }
+
 
 # ---- run directories -----------------------------------------------------------------
 
@@ -162,8 +199,7 @@ class Evaluator:
     @property
     def tokens(self) -> int:
         """Predicted tokens per evaluation (every position of every validation sequence)."""
-        t = self.cfg.train
-        return t.eval_size * t.eval_batches * self.cfg.model.seq_len
+        return self.cfg.eval_batch_size * self.cfg.data.num_eval_batches * self.cfg.model.seq_len
 
     def place(self, params: dict) -> dict[str, jax.Array]:
         """A flat dict (jax or numpy arrays) put on `param_shardings`: device to device, a
@@ -214,7 +250,7 @@ def evaluator(run: str | Path | RunConfig, mesh: Any = None) -> Evaluator:
     cfg = run if isinstance(run, RunConfig) else run_config(run)
     mesh = resolve_mesh(mesh)
     try:
-        check_batch(mesh, cfg.train.eval_size, what="train.eval_batch_size")
+        check_batch(mesh, cfg.eval_batch_size, what="data.eval_batch_size")
     except ValueError as err:
         raise ValueError(
             f"{err}; choose another mesh (mesh=(data, fsdp, model) sizes, or --mesh D,F,M on the command line)"
@@ -226,8 +262,7 @@ def evaluator(run: str | Path | RunConfig, mesh: Any = None) -> Evaluator:
 def _evaluator(cfg: RunConfig, mesh: Mesh) -> Evaluator:
     from scaling.data import build_dataset
 
-    t = cfg.train
-    ds = build_dataset(cfg.data.replace(eval_batch_size=t.eval_size, num_eval_batches=t.eval_batches))
+    ds = build_dataset(cfg.data.replace(eval_batch_size=cfg.eval_batch_size))
     prog = _program(cfg, mesh)
     return Evaluator(cfg, prog, tuple(eval_arrays(prog, ds, cfg)), ds.bytes_per_token)
 

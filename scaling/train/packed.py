@@ -45,16 +45,9 @@ from scaling.train.config import RunConfig, diff_configs
 from scaling.train.mesh import check_batch, make_mesh
 from scaling.train.schedules import check_schedule, schedule_fn
 from scaling.train.step import program
-from scaling.train.trainer import (
-    FINISHED,
-    Preempted,
-    TrainResult,
-    eval_arrays,
-    eval_loss_sum,
-    eval_metrics,
-    put_batch,
-    read_result,
-)
+from scaling.core.status import FINISHED
+from scaling.train.evaluate import eval_arrays, eval_loss_sum, eval_metrics, put_batch
+from scaling.train.trainer import Preempted, TrainResult, read_result
 
 # The keys that may differ between the runs of one pack (everything else must be equal).
 PER_RUN_KEYS = (("optimizer", "lr"), ("train", "seed"))
@@ -211,9 +204,9 @@ class _Pack:
         t = c.train
         self.mesh = make_mesh(c.mesh)
         check_batch(self.mesh, t.global_batch_size, t.microbatches)
-        if t.eval_batch_size:
-            check_batch(self.mesh, t.eval_batch_size, what="train.eval_batch_size")
-        self.ds = build_dataset(c.data.replace(eval_batch_size=t.eval_size, num_eval_batches=t.eval_batches))
+        if c.data.eval_batch_size:
+            check_batch(self.mesh, c.data.eval_batch_size, what="data.eval_batch_size")
+        self.ds = build_dataset(c.data.replace(eval_batch_size=c.eval_batch_size))
         if c.model.vocab_size < self.ds.vocab_size:
             raise ValueError(
                 f"model.vocab_size={c.model.vocab_size} is smaller than the data's vocabulary ({self.ds.vocab_size})"
@@ -223,7 +216,7 @@ class _Pack:
             _fresh_dir(out, cfg)
         self.total = c.steps
         self.tokens_per_step = t.global_batch_size * c.model.seq_len
-        self.fpt = flops_per_token(c.model, t.flops_convention)
+        self.fpt = flops_per_token(c.model, t.flop_convention)
         self.lrs = [schedule_fn(cfg.schedule, cfg.optimizer.lr, self.total) for cfg in cfgs]
         self.prog = program(c.model, c.optimizer, t.microbatches, self.mesh, c.mesh.sharding_rules())
         prog = self.prog
@@ -245,7 +238,7 @@ class _Pack:
             steps=step,
             tokens=step * self.tokens_per_step,
             flops=step * self.tokens_per_step * self.fpt,
-            flops_convention=self.cfgs[0].train.flops_convention,
+            flop_convention=self.cfgs[0].train.flop_convention,
             wall_time=elapsed,
             **extra,
         )
@@ -306,7 +299,7 @@ class _Pack:
                                 "step": step,
                                 "tokens": step * self.tokens_per_step,
                                 "flops": step * self.tokens_per_step * self.fpt,
-                                "flops_convention": t.flops_convention,
+                                "flops_convention": t.flop_convention,
                                 "train_loss": last_train[k],
                                 **eval_metrics(float(ev[k]), self.ds.bytes_per_token),
                                 "lr": self.lrs[k](step - 1),

@@ -38,15 +38,15 @@ from typing import Any
 import jax
 import numpy as np
 
+from scaling.core.status import FINISHED
 from scaling.runtime import PREEMPTED_EXIT_CODE
 from scaling.train import metrics as M
 from scaling.train.checkpoint import Checkpoints, checkpoint_dir
 from scaling.train.config import RunConfig, diff_configs, load_config
+from scaling.train.evaluate import eval_arrays, eval_loss, eval_metrics, put_batch
 from scaling.train.mesh import check_batch, make_mesh
 from scaling.train.schedules import check_schedule, schedule_fn
-from scaling.train.step import Program, program
-
-FINISHED = ("done", "diverged")
+from scaling.train.step import program
 
 
 class Preempted(SystemExit):
@@ -65,12 +65,23 @@ class TrainResult:
     steps: int
     tokens: int
     flops: float
-    flops_convention: str
+    flop_convention: str
     final_eval_loss: float | None = None
     final_train_loss: float | None = None
     wall_time: float = 0.0
     diverged_step: int | None = None
     error: str | None = None
+
+    @property
+    def eval_loss(self) -> float | None:
+        """`final_eval_loss` under the name of the train-function protocol
+        (`scaling.core.protocol.TrainOutcome`) and the sweep store."""
+        return self.final_eval_loss
+
+    @property
+    def wall_time_s(self) -> float:
+        """`wall_time`, under the protocol's name."""
+        return self.wall_time
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -78,6 +89,9 @@ class TrainResult:
     @classmethod
     def from_dict(cls, d: dict) -> TrainResult:
         names = {f.name for f in dataclasses.fields(cls)}
+        d = {
+            "flop_convention" if k == "flops_convention" else k: v for k, v in d.items()
+        }  # result.json written before the rename
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
@@ -121,44 +135,6 @@ def _check_same_run(out_dir: Path, cfg: RunConfig) -> dict | None:
             + "\nuse another --out directory (or the same config to resume)"
         )
     return stored
-
-
-# ---- evaluation ---------------------------------------------------------------------------
-
-
-def put_batch(prog: Program, local: np.ndarray, global_rows: int) -> jax.Array:
-    """This process's rows -> one global array sharded over the batch axes."""
-    return jax.make_array_from_process_local_data(prog.batch_sharding(), local, (global_rows, local.shape[1]))
-
-
-def eval_arrays(prog: Program, ds, cfg: RunConfig) -> list[jax.Array]:
-    size = cfg.train.eval_size
-    local = ds.eval_batches(size, cfg.train.eval_batches, jax.process_index(), jax.process_count())
-    return [put_batch(prog, b, size) for b in local]
-
-
-def eval_loss_sum(prog: Program, params: dict, batches) -> jax.Array:
-    """Sum over the fixed validation batches of the per-batch mean loss, as a device scalar
-    (no host sync; the one summation order every evaluation uses)."""
-    total = None
-    for b in batches:
-        loss = prog.eval_step(params, b)
-        total = loss if total is None else total + loss
-    return total
-
-
-def eval_loss(prog: Program, params: dict, batches: list[jax.Array]) -> float:
-    """Mean held-out loss (nats/token) over the fixed validation batches (one host sync)."""
-    return float(jax.device_get(eval_loss_sum(prog, params, batches))) / len(batches)
-
-
-def eval_metrics(loss: float, bytes_per_token: float) -> dict:
-    finite = math.isfinite(loss)
-    return {
-        "eval_loss": loss,
-        "eval_ppl": math.exp(min(loss, 700.0)) if finite else None,
-        "eval_bpb": loss / math.log(2) / bytes_per_token if finite else None,
-    }
 
 
 # ---- signals ---------------------------------------------------------------------------
@@ -227,7 +203,7 @@ class _Plan:
             total,
             t.global_batch_size,
             t.global_batch_size * cfg.model.seq_len,
-            flops_per_token(cfg.model, t.flops_convention),
+            flops_per_token(cfg.model, t.flop_convention),
             flops_per_token(cfg.model, "exact"),
             evals,
             ckpts,
@@ -265,15 +241,20 @@ def train(config, out_dir) -> TrainResult:
         mesh = make_mesh(cfg.mesh)
         t = cfg.train
         check_batch(mesh, t.global_batch_size, t.microbatches)
-        if t.eval_batch_size:
-            check_batch(mesh, t.eval_batch_size, what="train.eval_batch_size")
+        if cfg.data.eval_batch_size:
+            check_batch(mesh, cfg.data.eval_batch_size, what="data.eval_batch_size")
         if (
             t.init_from is not None
             and not checkpoint_dir(t.init_from[0]).is_dir()
             and not Path(t.init_from[0]).is_dir()
         ):
             raise FileNotFoundError(f"train.init_from: no run directory {t.init_from[0]!r}")
-        data_cfg = cfg.data.replace(eval_batch_size=t.eval_size, num_eval_batches=t.eval_batches)
+        parent = None
+        if t.init_params_step is not None:
+            from scaling.train.parent import check_parent
+
+            parent = check_parent(t.init_params_from, *t.init_params_step, cfg.model)
+        data_cfg = cfg.data.replace(eval_batch_size=cfg.eval_batch_size)
         ds = build_dataset(data_cfg)
         if cfg.model.vocab_size < ds.vocab_size:
             raise ValueError(
@@ -319,6 +300,7 @@ def train(config, out_dir) -> TrainResult:
                 "data_manifest": ds.manifest,
                 "versions": package_versions(),
                 "starts": (stored or {}).get("starts", []) + [start_info],
+                **({"parent": parent} if parent is not None else {}),
             },
         )
     return _Run(plan, mesh, ds).run()
@@ -352,6 +334,10 @@ class _Run:
                 got = other.restore(step, prog.abstract_params(), prog.abstract_opt_state())
             return step, got["params"], got["opt_state"], 0.0
         params, opt_state = prog.init(np.int32(t.seed))
+        if t.init_params_step is not None:  # fine-tuning: the parent's params, a fresh optimizer
+            src, step = t.init_params_step
+            with Checkpoints(checkpoint_dir(src), read_only=True) as other:
+                params = other.restore(step, prog.abstract_params())["params"]
         return 0, params, opt_state, 0.0
 
     def _say(self, message: str) -> None:
@@ -376,13 +362,34 @@ class _Run:
             steps=step,
             tokens=step * p.tokens_per_step,
             flops=step * p.tokens_per_step * p.flops_per_token,
-            flops_convention=self.cfg.train.flops_convention,
+            flop_convention=self.cfg.train.flop_convention,
             wall_time=elapsed,
             **extra,
         )
         if self.primary:
             M.write_json_atomic(p.out_dir / "result.json", res.to_dict())
         return res
+
+    def _row(self, step: int, *, train_loss: float | None, loss: float, lr: float, elapsed: float,
+             **throughput: Any) -> dict:  # fmt: skip
+        """The metrics.jsonl row of an evaluation at `step` (the one place it is built)."""
+        p = self.plan
+        return {
+            "step": step,
+            "tokens": step * p.tokens_per_step,
+            "flops": step * p.tokens_per_step * p.flops_per_token,
+            "flops_convention": self.cfg.train.flop_convention,
+            "train_loss": train_loss,
+            **eval_metrics(loss, self.ds.bytes_per_token),
+            "lr": lr,
+            **throughput,
+            "elapsed": elapsed,
+        }
+
+    def _mfu(self, tok_s: float | None) -> float | None:
+        if not tok_s or not self.peak_total:
+            return None
+        return tok_s * self.plan.exact_flops_per_token / self.peak_total
 
     # ---- the loop ----
     def run(self) -> TrainResult:
@@ -406,17 +413,8 @@ class _Run:
             elapsed = lambda: elapsed0 + time.perf_counter() - t0  # noqa: E731
 
             if t.eval_at_start and start == 0 and not resumed:
-                row = {
-                    "step": 0,
-                    "tokens": 0,
-                    "flops": 0.0,
-                    "flops_convention": t.flops_convention,
-                    "train_loss": None,
-                    **eval_metrics(eval_loss(prog, params, evals), self.ds.bytes_per_token),
-                    "lr": self.lr(0),
-                    "elapsed": elapsed(),
-                }
-                log.write(row)
+                loss = eval_loss(prog, params, evals)
+                log.write(self._row(0, train_loss=None, loss=loss, lr=self.lr(0), elapsed=elapsed()))
 
             batches = Prefetcher(
                 lambda i: put_batch(prog, self.ds.train_batch(i, B, pi, pc), B),
@@ -435,23 +433,18 @@ class _Run:
             ckpts.close()
 
     def _loop(self, batches, ckpts, log, start, params, opt_state, evals, elapsed) -> TrainResult:
+        """Step; at log, eval and checkpoint steps sync with the device, check the loss,
+        evaluate, save; stop on divergence or SIGTERM. The device runs ahead between syncs."""
         from tqdm.auto import tqdm
 
         plan, prog, t = self.plan, self.prog, self.cfg.train
         total = plan.total_steps
         single = jax.process_count() == 1
-        bar = tqdm(
-            total=total,
-            initial=start,
-            unit="step",
-            dynamic_ncols=True,
-            file=sys.stderr,
-            disable=not (t.progress and self.primary),
-            desc=plan.out_dir.name,
-        )
+        bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
+                   disable=not (t.progress and self.primary), desc=plan.out_dir.name)  # fmt: skip
         pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet pulled to the host
         last_loss = last_eval = None
-        window_start, window_steps = time.perf_counter(), 0
+        window = _Window(plan.tokens_per_step)
         step = start
         saved = None
 
@@ -466,43 +459,29 @@ class _Run:
                 params, opt_state, metrics_dev = prog.train_step(params, opt_state, batch, np.float32(self.lr(i)))
                 step = i + 1
                 pending.append((step, metrics_dev))
-                window_steps += 1
+                window.steps += 1
                 bar.update(1)
                 is_eval, is_ckpt = step in plan.eval_steps, step in plan.checkpoint_steps
-                if not (
-                    is_eval or is_ckpt or step % t.log_every == 0 or step == start + 1 or (single and preempt.flag)
-                ):
+                first = step == start + 1
+                if not (is_eval or is_ckpt or step % t.log_every == 0 or first or (single and preempt.flag)):
                     continue
+
                 # ---- a host sync point: the only place the loop waits for the device ----
                 fetched = jax.device_get([m for _, m in pending])
-                now = time.perf_counter()
-                for (s, _), m in zip(pending, fetched):
-                    if not math.isfinite(float(m["loss"])):
-                        self._say(f"{plan.out_dir}: loss {float(m['loss'])} at step {s}: diverged")
-                        return self._result("diverged", s, elapsed(), diverged_step=s)
+                bad = _first_nonfinite(pending, fetched)
+                if bad is not None:
+                    self._say(f"{plan.out_dir}: loss {bad[1]} at step {bad[0]}: diverged")
+                    return self._result("diverged", bad[0], elapsed(), diverged_step=bad[0])
                 pending.clear()
                 last_loss, grad_norm = float(fetched[-1]["loss"]), float(fetched[-1]["grad_norm"])
-                if step == start + 1:  # the first step includes compilation: not throughput
-                    window_start, window_steps = now, 0
-                tok_s = window_steps * plan.tokens_per_step / (now - window_start) if window_steps else None
+                tok_s = window.tokens_per_s(first)  # the first step includes compilation: not throughput
                 bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tok_s:.0f}" if tok_s else "-", refresh=False)
+
                 if is_eval:
                     last_eval = (step, eval_loss(prog, params, evals))
-                    row = {
-                        "step": step,
-                        "tokens": step * plan.tokens_per_step,
-                        "flops": step * plan.tokens_per_step * plan.flops_per_token,
-                        "flops_convention": t.flops_convention,
-                        "train_loss": last_loss,
-                        **eval_metrics(last_eval[1], self.ds.bytes_per_token),
-                        "lr": self.lr(step - 1),
-                        "grad_norm": grad_norm,
-                        "tokens_per_s": tok_s,
-                        "mfu": (
-                            tok_s * plan.exact_flops_per_token / self.peak_total if tok_s and self.peak_total else None
-                        ),
-                        "elapsed": elapsed(),
-                    }
+                    row = self._row(step, train_loss=last_loss, loss=last_eval[1], lr=self.lr(step - 1),
+                                    elapsed=elapsed(), grad_norm=grad_norm, tokens_per_s=tok_s,
+                                    mfu=self._mfu(tok_s))  # fmt: skip
                     log.write(row)
                     self._say(
                         f"step {step}: train_loss {last_loss:.4f}  eval_loss {last_eval[1]:.4f}  "
@@ -518,10 +497,38 @@ class _Run:
                     self._say(f"{plan.out_dir}: SIGTERM: checkpoint saved at step {step}; rerun to resume")
                     self._result("preempted", step, elapsed(), final_train_loss=last_loss)
                     raise Preempted(step)
-                window_start, window_steps = time.perf_counter(), 0
+                window.restart()
         ckpts.wait()
         if last_eval is None or last_eval[0] != step:  # resumed at the end: evaluate once more
             last_eval = (step, eval_loss(prog, params, evals))
         if last_loss is None and log.enabled and log.last:
             last_loss = log.last.get("train_loss")
         return self._result("done", step, elapsed(), final_eval_loss=last_eval[1], final_train_loss=last_loss)
+
+
+class _Window:
+    """Training throughput between two host syncs (evaluation and saving excluded)."""
+
+    def __init__(self, tokens_per_step: int) -> None:
+        self.tokens_per_step = tokens_per_step
+        self.restart()
+
+    def restart(self) -> None:
+        self.start, self.steps = time.perf_counter(), 0
+
+    def tokens_per_s(self, first: bool) -> float | None:
+        """Tokens per second since the last restart, read at a sync; after the run's first
+        step (which includes compilation) the window starts afresh and reads None."""
+        now = time.perf_counter()
+        if first:
+            self.start, self.steps = now, 0
+        return self.steps * self.tokens_per_step / (now - self.start) if self.steps else None
+
+
+def _first_nonfinite(pending: list[tuple[int, Any]], fetched: list[dict]) -> tuple[int, float] | None:
+    """(step, loss) of the first non-finite training loss among the steps just pulled."""
+    for (step, _), m in zip(pending, fetched):
+        loss = float(m["loss"])
+        if not math.isfinite(loss):
+            return step, loss
+    return None

@@ -37,6 +37,10 @@ LAYERS = {
     "optimal": 5,
     "extrapolate": 6,
     "approaches": 7,
+    # beyond Chinchilla: hyperparameter and data-constrained laws, active design
+    "hparams": 5,
+    "data_constrained": 5,
+    "design": 6,
 }
 # Packages the analysis must never import (the training stack and its libraries).
 FORBIDDEN = ("scaling.train", "scaling.model", "scaling.sweep", "scaling.data", "scaling.interpolate",

@@ -79,3 +79,24 @@ def test_resamples_with_a_vanished_term_drop_out_of_intervals():
     assert out["params_lo"] < out["params"] < out["params_hi"]
     lo, hi = b.predict_interval(params=1e9, tokens=2e10)  # a law with A = 0 still predicts
     assert np.isfinite([lo, hi]).all()
+
+
+def test_family_optimum_picks_the_buildable_size_nearest_the_closed_form():
+    """Approach 3 on a family one can build: each member trained for D = C / its own FLOPs
+    per token; with fpt = 6N the winner is the member closest (in loss) to the closed form."""
+    from types import SimpleNamespace
+
+    from scaling.analysis.optimal import family_optimum
+
+    C = 1e21
+    n_ref, _ = chinchilla_optimum(C, **TEST_LAW)
+    sizes = [SimpleNamespace(params=n, flops_per_token=6 * n, width=int(i), depth=2)
+             for i, n in enumerate(n_ref * np.geomspace(0.1, 10, 21))]  # fmt: skip
+    best = family_optimum(law_fit(), sizes, C)
+    losses = [chinchilla_loss(s.params, C / s.flops_per_token, **TEST_LAW) for s in sizes]
+    assert best["width"] == int(np.argmin(losses)) == 10 and best["depth"] == 2
+    assert best["N"] == pytest.approx(n_ref) and best["D"] == pytest.approx(C / (6 * n_ref))
+    assert best["loss"] == pytest.approx(min(losses), rel=1e-12)
+    assert family_optimum(law_fit(), [], C) is None
+    bare = family_optimum(law_fit(), [SimpleNamespace(params=1e9, flops_per_token=6e9)], C)
+    assert bare["width"] is None and bare["D"] == pytest.approx(C / 6e9)

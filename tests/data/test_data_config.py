@@ -23,7 +23,7 @@ def test_dict_round_trip_and_paths_become_tuples():
 
 
 def test_unknown_key_names_the_closest_valid_key():
-    with pytest.raises(ValueError, match=r"'seq_length'.*'seq_len'"):
+    with pytest.raises(ValueError, match=r"data\.seq_length.*data\.seq_len"):
         DataConfig.from_dict({"seq_length": 128})
 
 

@@ -48,5 +48,5 @@ def test_damaged_archive_is_an_error_naming_both_hashes(tmp_path, monkeypatch):
 
 
 def test_embedded_takes_no_paths():
-    with pytest.raises(ValueError, match=r"source='embedded'.*x\.txt"):
+    with pytest.raises(ValueError, match=r"x\.txt.*source='embedded'"):
         DataConfig(source="embedded", paths=("x.txt",))

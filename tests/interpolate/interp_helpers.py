@@ -5,14 +5,13 @@ not in conftest.py, so that test modules can import them unambiguously.)"""
 STEPS, EVERY = 24, 4
 RUN = {
     "model": {"width": 64, "depth": 1, "head_dim": 32, "seq_len": 32},
-    "data": {"source": "stdlib"},
+    "data": {"source": "stdlib", "num_eval_batches": 2},
     "optimizer": {"lr": 1e-2},
     "schedule": {"kind": "cosine", "warmup": 2},
     "train": {
         "steps": STEPS,
         "global_batch_size": 8,
         "eval_every": EVERY,
-        "eval_batches": 2,
         "checkpoint_every": EVERY,
         "keep": 100,
         "log_every": EVERY,

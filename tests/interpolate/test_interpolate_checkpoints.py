@@ -93,7 +93,7 @@ def test_barrier_definition():
 
 
 def test_a_mesh_that_cannot_split_the_validation_batch_is_named(run_dir):
-    with pytest.raises(ValueError, match=r"train.eval_batch_size=8 is not divisible .*data=3.*choose another mesh"):
+    with pytest.raises(ValueError, match=r"data.eval_batch_size=8 is not divisible .*data=3.*choose another mesh"):
         interpolate(f"{run_dir}@4", f"{run_dir}@8", mesh=(3, 1, 1))
     with pytest.raises(ValueError, match=r"mesh \(4, 4, 1\) needs 16 devices but 8 are available"):
         interpolate(f"{run_dir}@4", f"{run_dir}@8", mesh=(4, 4, 1))

@@ -55,7 +55,8 @@ def test_conventions_and_accounting_dict():
     assert n == 6 * 12 * 256**2 + 6 * 2 * 256 + 256  # 12·w² matrices + norms per layer, final norm
     assert flops_per_token(cfg, "6N") == 6 * n
     assert flops_per_token(cfg, "6N+attention") == 6 * n + 6 * 6 * 256 * 256
-    # STACK_NOTES: XLA's count ≈ 6N + 12·depth·seq·width + 6·width·vocab (norm params excluded from the matmuls)
+    # XLA's count ≈ 6N + 12·depth·seq·width + 6·width·vocab (norm params excluded from the matmuls),
+    # as the "exact" convention's docstring (scaling/model/accounting.py) derives
     assert flops_per_token(cfg, "exact") == 6 * 6 * 12 * 256**2 + 12 * 6 * 256 * 256 + 6 * 256 * 256
     acc = accounting(cfg)
     assert set(acc) == {"params_nonembedding", "params_total", "flops_per_token"}

@@ -14,10 +14,10 @@ def test_derived_shapes():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(width=100, depth=2), "width=100 must be a multiple of head_dim=64"),
+        (dict(width=100, depth=2), "model.width=100: must be a multiple of head_dim=64"),
         (dict(width=128, depth=0), "depth=0"),
         (dict(width=128, depth=2, mlp="relu"), "mlp='relu'"),
-        (dict(width=256, depth=2, num_kv_heads=3), "num_kv_heads=3 must divide heads=4"),
+        (dict(width=256, depth=2, num_kv_heads=3), "model.num_kv_heads=3: must divide heads=4"),
         (dict(width=128, depth=2, vocab_size=0), "vocab_size=0"),
         (dict(width=128, depth=2, seq_len=-1), "seq_len=-1"),
         (dict(width=128, depth=2, compute_dtype="float16"), "compute_dtype='float16'"),
@@ -27,7 +27,7 @@ def test_derived_shapes():
         (dict(width=128, depth=2, remat="yes"), "remat='yes'"),
         (dict(width=128, depth=2, init_std=0.0), "init_std=0.0"),
         (dict(width=128, depth=2, base_width=0), "base_width=0"),
-        (dict(width=128.0, depth=2), "width=128.0 must be an integer"),
+        (dict(width=128.0, depth=2), "model.width=128.0: must be an integer"),
         (dict(width=128, depth=2, tied_embeddings="yes"), "tied_embeddings='yes'"),
     ],
 )
@@ -39,7 +39,7 @@ def test_validation_names_field_and_value(kwargs, message):
 def test_dict_round_trip_and_unknown_keys():
     cfg = ModelConfig(width=128, depth=3, mlp="swiglu", tied_embeddings=True, parameterization="mup")
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown model config key 'widht'; did you mean 'width'"):
+    with pytest.raises(ValueError, match="unknown key model.widht; did you mean model.width"):
         ModelConfig.from_dict({"widht": 128, "depth": 2})
     with pytest.raises(ValueError, match="missing required key"):
         ModelConfig.from_dict({"width": 128})

@@ -41,5 +41,5 @@ def test_info_table_and_errors(capsys):
     out = capsys.readouterr().out
     assert "JAX " in out and "backend cpu" in out and "params total" in out and "FLOPs/tok exact" in out
     assert main(["info", "--width", "100", "--depth", "2", "--json"]) == 2
-    assert "width=100 must be a multiple of head_dim=64" in capsys.readouterr().err
+    assert "model.width=100: must be a multiple of head_dim=64" in capsys.readouterr().err
     assert main(["info", "--width", "128"]) == 2

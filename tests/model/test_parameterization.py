@@ -7,7 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
-from scaling.model import ModelConfig, Transformer, lr_multipliers, weight_decay_mask
+from scaling.model import ModelConfig, Transformer, lr_multipliers
 from scaling.model import parameterization as pz
 
 
@@ -21,7 +21,10 @@ def test_lr_multipliers_and_decay_mask(scan):
     params = nnx.state(nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0))), nnx.Param)
     mults = lr_multipliers(cfg, params)
     assert jax.tree.structure(mults) == jax.tree.structure(params)
-    decay = weight_decay_mask(params)
+    from scaling.train.params import decay_mask, param_layout
+
+    layout = param_layout(cfg)  # the trainer's mask, on the same tree (decay_embeddings=True)
+    decay = layout.to_state(decay_mask(layout, decay_embeddings=True))
     for name, m in _by_name(mults).items():
         assert isinstance(m, float)
         if "embedding" in name or "readout" in name or "scale" in name:

@@ -13,11 +13,12 @@ TINY = {
     "sweep": {"name": "e2e", "kind": "wsd", "budgets": [6e7, 1.2e8], "points_per_budget": 1, "tokens_per_param": 10,
               "tokens_per_param_range": [0.5, 200], "flop_convention": "6N"},
     "family": {"grid": [[16, 1]]},  # one trunk, two cooldown branches: one compilation
-    "wsd": {"cooldown_fraction": 0.25, "decay_shape": "sqrt"},
+    "wsd": {"cooldown_fraction": 0.25, "cooldown_shape": "1-sqrt"},
     "model": {"head_dim": 8, "seq_len": 32},
     "optimizer": {"lr": 1e-2},
+    "data": {"num_eval_batches": 1},
     "schedule": {"warmup": 2},
-    "train": {"global_batch_size": 8, "eval_every": 10, "eval_batches": 1, "checkpoint_every": 0,
+    "train": {"global_batch_size": 8, "eval_every": 10, "checkpoint_every": 0,
               "progress": False, "async_checkpointing": False},
 }  # fmt: skip
 

@@ -12,7 +12,7 @@ from scaling.sweep.lr_tuning import choose_lrs, final_plan, tuning_plan
 from scaling.sweep.pool import pack_units
 from scaling.sweep.report import run_line
 
-TUNED = '\n[hparams]\nlr = "tuned"\nlr_grid = [0.5, 1, 2]\n'
+TUNED = '\n[hparams]\nlr = "tuned"\nlr_tune_grid = [0.5, 1, 2]\n'
 
 
 def _cfg(tmp_path, extra=TUNED):
@@ -71,8 +71,8 @@ def test_nearest_rule_and_a_winning_grid_point_is_trained_once(tmp_path):
 
 
 def test_bad_hparams_name_the_field(tmp_path):
-    with pytest.raises(ValueError, match="hparams.lr_grid"):
-        _cfg(tmp_path, '\n[hparams]\nlr = "tuned"\nlr_grid = [1, 2]\n')
+    with pytest.raises(ValueError, match="hparams.lr_tune_grid"):
+        _cfg(tmp_path, '\n[hparams]\nlr = "tuned"\nlr_tune_grid = [1, 2]\n')
     with pytest.raises(ValueError, match="lr_by_width"):
         _cfg(tmp_path, '\n[hparams]\nlr = "per_width"\n')
     with pytest.raises(ValueError, match="hparams.lr_rule"):

@@ -14,7 +14,7 @@ from scaling.sweep.lr_tuning import tuning_plan
 TINY = """
 [hparams]
 lr = "tuned"
-lr_grid = [0.5, 1, 2]
+lr_tune_grid = [0.5, 1, 2]
 
 [data]
 source = "embedded"
@@ -22,7 +22,7 @@ source = "embedded"
 
 
 @pytest.mark.slow
-def test_runner_trains_an_lr_grid_packed(tmp_path):
+def test_runner_trains_an_lr_tune_grid_packed(tmp_path):
     overrides = [
         "train.eval_batches=2",
         "train.global_batch_size=8",

@@ -94,7 +94,7 @@ def test_quickstart_figure_and_family_optimum(tmp_path):
     best = law_optimum_on_family(Law, config, target)
     widest = max(s.width for s in family_sizes(config))
     assert config.family.widths[0] <= best["width"] <= 8 * widest and best["depth"] == 2
-    model = ModelConfig(width=best["width"], depth=2, head_dim=config.base["model"]["head_dim"], seq_len=128)
+    model = ModelConfig(width=best["width"], depth=2, head_dim=config.base.model["head_dim"], seq_len=128)
     assert best["D"] == pytest.approx(target / flops_per_token(model, "exact"))
     isoflop_figure(iso, tmp_path / "isoflop.png", target=target, chinchilla=(best["N"], best["D"]))
     assert (tmp_path / "isoflop.png").stat().st_size > 10_000

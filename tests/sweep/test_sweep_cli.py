@@ -27,7 +27,7 @@ def test_plan_wsd_shows_the_saving(tmp_path, capsys):
     "args, message",
     [
         (["--set", "sweep.tokens_per_param_range=[80, 5]"], "inverted"),
-        (["--set", "family.widht=3"], "did you mean 'widths'"),
+        (["--set", "family.widht=3"], "did you mean family.widths"),
         (["--throughput", "-5"], "--throughput=-5.0 must be a positive"),
     ],
 )

@@ -7,6 +7,7 @@ import json
 import pytest
 from train_helpers import RUN, run_config, write_toml
 
+from scaling.core.config import parse_value
 from scaling.train.config import (
     MeshConfig,
     RunConfig,
@@ -15,7 +16,6 @@ from scaling.train.config import (
     apply_overrides,
     diff_configs,
     load_config,
-    parse_value,
 )
 
 
@@ -50,8 +50,8 @@ def test_parse_value_is_a_toml_literal_or_a_bare_string():
         ("train.stepz=5", "did you mean train.steps"),
         ("model.widht=5", "width"),
         ("data.sorce=text", "source"),
-        ("optimiser.lr=1", "did you mean 'optimizer'"),
-        ("mesh.rules.vocabb='model'", "did you mean 'vocab'"),
+        ("optimiser.lr=1", r"did you mean \[optimizer\]"),
+        ("mesh.rules.vocabb='model'", "did you mean mesh.rules.vocab"),
     ],
 )
 def test_unknown_keys_name_the_closest_valid_key(override, message):
@@ -148,9 +148,42 @@ def test_runs_started_before_an_option_existed_resume_at_its_default():
     defaults, so the run resumes; a non-default value is still a difference."""
     new = RunConfig.from_dict(RUN).to_dict()
     old = json.loads(json.dumps(new))
-    del old["model"]["tied_embeddings"], old["schedule"]["decay_shape"]
+    del old["model"]["tied_embeddings"], old["schedule"]["cooldown_shape"]
     assert diff_configs(old, new) == []
     changed = RunConfig.from_dict(run_config(model={"tied_embeddings": True})).to_dict()
     assert diff_configs(old, changed) == ["model.tied_embeddings: False (existing run) != True (this config)"]
     # rematerialization changes memory, not numbers: a run may resume with another policy
     assert diff_configs(new, RunConfig.from_dict(run_config(model={"remat": "full"})).to_dict()) == []
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.eval_batches=4", "train.eval_batches is now data.num_eval_batches; rename it"),
+        ("train.flops_convention='6N'", "train.flops_convention is now train.flop_convention"),
+        ("schedule.decay_fraction=0.1", "schedule.decay_fraction is now schedule.cooldown_fraction"),
+        ("schedule.cooldown_shape='sqrt'", "schedule.cooldown_shape='sqrt': is now '1-sqrt'"),
+    ],
+)
+def test_renamed_keys_name_their_new_spelling(override, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_dict(apply_overrides(RUN, [override]))
+
+
+def test_a_config_json_written_before_the_renames_reads_and_resumes():
+    """A run directory's config.json from before the renames upgrades to today's spelling,
+    so the run resumes instead of reading as a different config."""
+    new = RunConfig.from_dict(run_config(schedule={"kind": "wsd", "cooldown_shape": "1-sqrt"})).to_dict()
+    old = json.loads(json.dumps(new))
+    old["train"]["flops_convention"] = old["train"].pop("flop_convention")
+    old["train"]["eval_batches"] = old["data"].pop("num_eval_batches")
+    old["schedule"]["decay_shape"] = "sqrt"
+    del old["schedule"]["cooldown_shape"]
+    assert diff_configs(old, new) == []
+    assert RunConfig.from_dict(core_upgrade(old)).to_dict() == new
+
+
+def core_upgrade(raw):
+    from scaling.core.config import upgrade
+
+    return upgrade(raw)

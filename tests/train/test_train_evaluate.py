@@ -104,7 +104,7 @@ def test_resolve_mesh_forms_and_errors():
 
 def test_a_mesh_that_cannot_split_the_validation_batch_fails_before_compiling(reference):
     _, out = reference
-    with pytest.raises(ValueError, match=r"train.eval_batch_size=8 is not divisible .*data=3.*choose another mesh"):
+    with pytest.raises(ValueError, match=r"data.eval_batch_size=8 is not divisible .*data=3.*choose another mesh"):
         evaluator(out, (3, 1, 1))
 
 

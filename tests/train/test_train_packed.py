@@ -27,7 +27,7 @@ def packed(tmp_path_factory):
 
 
 def test_packed_runs_equal_unpacked_runs(reference, packed, tmp_path):
-    (ref, ref_dir), (results, root) = reference, packed
+    (ref, ref_dir), (results, _) = reference, packed
     other = train(OTHER, tmp_path / "other")
     assert [r.status for r in results] == ["done", "done"]
     for unpacked, res, d in ((ref, results[0], ref_dir), (other, results[1], tmp_path / "other")):

@@ -34,9 +34,9 @@ def test_cosine_reaches_the_floor_at_the_last_update():
     assert learning_rate(ScheduleConfig(kind="cosine", warmup=10), 1.0, mid, 100) == pytest.approx(0.55)
 
 
-@pytest.mark.parametrize("shape", ["linear", "sqrt"])
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
 def test_wsd_is_stable_then_cools_down_over_the_last_fraction(shape):
-    lr = lrs(kind="wsd", warmup=5, decay_fraction=0.2, min_lr_ratio=0.0, decay_shape=shape)
+    lr = lrs(kind="wsd", warmup=5, cooldown_fraction=0.2, min_lr_ratio=0.0, cooldown_shape=shape)
     assert np.all(lr[5:80] == 1.0)
     assert lr[-1] == pytest.approx(0.0, abs=1e-12)
     assert np.all(np.diff(lr[80:]) < 0)
@@ -48,8 +48,8 @@ def test_wsd_is_stable_then_cools_down_over_the_last_fraction(shape):
 def test_wsd_branches_share_the_trunk():
     """A WSD run's stable phase does not depend on its length: cooldown branches of
     different lengths agree with the trunk up to their own cooldown start."""
-    short = lrs(total=100, kind="wsd", warmup=5, decay_fraction=0.1)
-    long = lrs(total=200, kind="wsd", warmup=5, decay_fraction=0.05)
+    short = lrs(total=100, kind="wsd", warmup=5, cooldown_fraction=0.1)
+    long = lrs(total=200, kind="wsd", warmup=5, cooldown_fraction=0.05)
     np.testing.assert_array_equal(short[:90], long[:90])
 
 
@@ -86,3 +86,32 @@ def test_cross_entropy_and_z_loss_terms_in_float32():
     assert ce.dtype == jnp.float32
     assert float(ce) == pytest.approx(np.mean(lse - x[0, [0, 1], [0, 2]]), rel=1e-6)
     assert float(log_z2) == pytest.approx(np.mean(lse**2), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(kind="cosine", warmup=10, min_lr_ratio=0.1),
+        dict(kind="wsd", warmup=5, cooldown_fraction=0.2, min_lr_ratio=0.0, cooldown_shape="1-sqrt"),
+        dict(kind="wsd", warmup=5, cooldown_fraction=0.3, min_lr_ratio=0.1, cooldown_shape="linear"),
+        dict(kind="constant", warmup=7),
+    ],
+)
+def test_the_analysis_reads_the_trainers_schedule_at_logged_steps(kw):
+    """One schedule math, one origin: the analysis's rate at logged step s is exactly the
+    trainer's rate of update t = s - 1."""
+    from scaling.analysis.schedules import constant_lr, cosine_lr, wsd_lr
+    from scaling.train.schedules import cooldown_steps
+
+    total, peak = 100, 3e-3
+    cfg = ScheduleConfig(**kw)
+    trainer = np.array([learning_rate(cfg, peak, t, total) for t in range(total)])
+    steps, warm, floor = np.arange(1, total + 1), warmup_steps(cfg, total), cfg.min_lr_ratio * peak
+    if cfg.kind == "cosine":
+        analysis = cosine_lr(steps, peak=peak, total_steps=total, floor=floor, warmup_steps=warm)
+    elif cfg.kind == "wsd":
+        analysis = wsd_lr(steps, peak=peak, total_steps=total, cooldown_steps=cooldown_steps(cfg, total),
+                          shape=cfg.cooldown_shape, floor=floor, warmup_steps=warm)  # fmt: skip
+    else:
+        analysis = constant_lr(steps, peak=peak, warmup_steps=warm)
+    np.testing.assert_array_equal(analysis, trainer)

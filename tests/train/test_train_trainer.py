@@ -26,7 +26,8 @@ def test_run_writes_metrics_result_config_and_checkpoints(reference):
     result, out = reference
     tokens = 12 * 8 * 32
     assert (result.steps, result.tokens) == (12, tokens)
-    assert result.flops == pytest.approx(tokens * flops_per_token(ModelConfig(**RUN["model"]), "6N"))
+    assert result.flop_convention == "exact"  # the default
+    assert result.flops == pytest.approx(tokens * flops_per_token(ModelConfig(**RUN["model"]), "exact"))
     df = pd.read_json(out / "metrics.jsonl", lines=True)
     assert list(df["step"]) == [4, 8, 12]
     for column in (
@@ -108,7 +109,7 @@ def test_init_from_continues_a_run_and_branches_a_schedule(reference, tmp_path):
     # a WSD cooldown branch of another length starts from there too
     branch = train(
         run_config(
-            schedule={"kind": "wsd", "decay_fraction": 0.25, "min_lr_ratio": 0.0},
+            schedule={"kind": "wsd", "cooldown_fraction": 0.25, "min_lr_ratio": 0.0},
             train={"steps": 16, "init_from": [str(ref), 8]},
         ),
         tmp_path / "branch",
@@ -129,7 +130,7 @@ def test_divergence_stops_the_run(tmp_path):
     [
         ({"mesh": {"data": 3}}, ValueError, r"mesh data=3 .* but 8 are available"),
         ({"train": {"global_batch_size": 12}}, ValueError, r"train.global_batch_size=12 is not divisible"),
-        ({"train": {"eval_batch_size": 4}}, ValueError, r"train.eval_batch_size=4 is not divisible"),
+        ({"data": {"eval_batch_size": 4}}, ValueError, r"data.eval_batch_size=4 is not divisible"),
         ({"model": {"vocab_size": 100}}, ValueError, r"model.vocab_size=100 is smaller"),
         ({"train": {"init_from": ["/nonexistent/run", 4]}}, FileNotFoundError, r"/nonexistent/run"),
         (
@@ -138,9 +139,9 @@ def test_divergence_stops_the_run(tmp_path):
             r"schedule.warmup=12 \(12 steps\) is not shorter than the run \(12 steps\)",
         ),
         (
-            {"schedule": {"kind": "wsd", "warmup": 0.5, "decay_fraction": 0.6}},
+            {"schedule": {"kind": "wsd", "warmup": 0.5, "cooldown_fraction": 0.6}},
             ValueError,
-            r"schedule.warmup=0.5 \(6 steps\) and schedule.decay_fraction=0.6 \(7 steps\) overlap",
+            r"schedule.warmup=0.5 \(6 steps\) and schedule.cooldown_fraction=0.6 \(7 steps\) overlap",
         ),
     ],
 )

@@ -16,14 +16,13 @@ MODEL = {"width": 64, "depth": 1, "head_dim": 32, "seq_len": 32}
 
 RUN = {
     "model": MODEL,
-    "data": {"source": "stdlib"},
+    "data": {"source": "stdlib", "num_eval_batches": 2},
     "optimizer": {"lr": 1e-2},
     "schedule": {"kind": "cosine", "warmup": 2},
     "train": {
         "steps": 12,
         "global_batch_size": 8,
         "eval_every": 4,
-        "eval_batches": 2,
         "checkpoint_every": 4,
         "log_every": 2,
         "progress": False,

@@ -1,16 +1,21 @@
 """Micro-benchmark of one AdamW training step of the model on the current backend.
 
-    taskset -c 0 python -m scaling.model.bench --width 128 --depth 4 --head-dim 32
+    taskset -c 0 python benchmarks/model_step.py --width 128 --depth 4 --head-dim 32
 
 Prints compile seconds, step seconds and tokens per CPU-second (process CPU time, so
-runs pinned to one core compare across machines). See scaling/model/PERF.md.
+runs pinned to one core compare across machines) as one JSON line, and appends it to
+--out (default benchmarks/results/model_step.jsonl). See scaling/model/PERF.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def measure(cfg, batch: int = 16, steps: int = 10, warmup: int = 2, rounds: int = 3) -> dict:
@@ -75,6 +80,7 @@ def main(argv=None) -> None:
     ap.add_argument("--attention", default="blocked", choices=["blocked", "full", "xla"])
     ap.add_argument("--mlp", default="gelu")
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--out", type=Path, default=RESULTS / "model_step.jsonl", help="append the result here")
     a = ap.parse_args(argv)
     from scaling.model.config import ModelConfig
 
@@ -91,7 +97,13 @@ def main(argv=None) -> None:
     )
     out = {"width": a.width, "depth": a.depth, "scan": a.scan, "attention": a.attention}
     out.update(measure(cfg, a.batch, a.steps, rounds=a.rounds))
+    out.update(
+        batch=a.batch, seq_len=a.seq_len, mlp=a.mlp, dtype=a.dtype, machine=platform.processor() or platform.machine()
+    )
     print(json.dumps(out))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out, "a") as f:
+        f.write(json.dumps(out) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark: the on-device interpolation path against the obvious host-side loop.
 
-    uv run --frozen python -m scaling.interpolate.bench --width 256 --depth 4 --points 11
+    uv run --frozen python benchmarks/interpolation_path.py --width 256 --depth 4 --points 11
 
 Trains a throwaway run (a few steps, two checkpoints) unless --run is given, then times,
 after a warm-up call each:
@@ -10,14 +10,19 @@ after a warm-up call each:
              host→device copy of the parameters and a sync per point);
   eval only: the same number of evaluations of one fixed parameter set (the floor).
 Parameters are loaded beforehand for all three; the same validation batches; the losses
-are compared. On a shared machine pin it: `taskset -c 0`.
+are compared. On a shared machine pin it: `taskset -c 0`. The timings are printed and
+appended as one JSON line to --out (default benchmarks/results/interpolation_path.jsonl).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _make_run(out, width: int, depth: int, seq: int) -> str:
@@ -25,13 +30,12 @@ def _make_run(out, width: int, depth: int, seq: int) -> str:
 
     raw = {
         "model": {"width": width, "depth": depth, "head_dim": 64 if width >= 128 else 32, "seq_len": seq},
-        "data": {"source": "stdlib"},
+        "data": {"source": "stdlib", "num_eval_batches": 4},
         "optimizer": {"lr": 3e-3},
         "train": {
             "steps": 4,
             "global_batch_size": 8,
             "eval_every": 2,
-            "eval_batches": 4,
             "checkpoint_every": 2,
             "keep": 10,
             "progress": False,
@@ -50,6 +54,7 @@ def main(argv=None) -> None:
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--points", type=int, default=11)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=RESULTS / "interpolation_path.jsonl", help="append the result here")
     args = p.parse_args(argv)
 
     import jax
@@ -92,6 +97,12 @@ def main(argv=None) -> None:
             "  ".join(f"{name}: {sec:.3f} s" for name, sec in best.items())
             + f"   host/device {best['host'] / best['device']:.2f}x   max |Δloss| {diff:.2e}"
         )
+        record = {"params": params, "points": len(ts), "eval_tokens": ev.tokens,
+                  "device_kind": jax.devices()[0].device_kind, "seconds": best,
+                  "host_over_device": best["host"] / best["device"], "max_abs_loss_diff": diff}  # fmt: skip
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":
