@@ -39,14 +39,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scaling.core.status import FINISHED
 from scaling.train import metrics as M
 from scaling.train.checkpoint import Checkpoints, checkpoint_dir
 from scaling.train.config import RunConfig, diff_configs
+from scaling.train.evaluate import eval_arrays, eval_loss_sum, eval_metrics, put_batch
 from scaling.train.mesh import check_batch, make_mesh
 from scaling.train.schedules import check_schedule, schedule_fn
 from scaling.train.step import program
-from scaling.core.status import FINISHED
-from scaling.train.evaluate import eval_arrays, eval_loss_sum, eval_metrics, put_batch
 from scaling.train.trainer import Preempted, TrainResult, read_result
 
 # The keys that may differ between the runs of one pack (everything else must be equal).
