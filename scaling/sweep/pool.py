@@ -1,8 +1,7 @@
 """Many small runs at once: packs of same-shape runs, and J worker processes on one machine.
 
-* Packs: consecutive runs of one plan group whose trainer configs differ only in the peak
-  learning rate and the init seed (an LR grid, a seed sweep) train as one program
-  (`scaling.train.packed`), each recorded in the store as its own run.
+* Packs (`scaling.sweep.packing.pack_units`): consecutive same-shape runs of one plan
+  group train as one program (`scaling.train.packed`), each its own run in the store.
 * Jobs: `scaling sweep --jobs J` starts J worker processes over one results directory,
   the plan split between them as for independent workers (`runner.partition`), each with
   its share of the machine's cores for XLA's threads. Small CPU models use about one core
@@ -16,11 +15,10 @@ only splits CPU cores, so `default_jobs` is 1 unless the backend is the CPU.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from scaling.sweep.plan import Plan, PlannedRun
+from scaling.sweep.plan import Plan
 
 
 def usable_cores() -> int:
@@ -43,25 +41,6 @@ def thread_flags(threads: int) -> str:
     if threads == 1:
         return "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     return f"intra_op_parallelism_threads={threads}"
-
-
-def pack_units(runs: Iterable[PlannedRun], max_pack: int) -> list[list[PlannedRun]]:
-    """`runs` in order, cut into units: consecutive runs of one group that can share a
-    program form one unit of at most `max_pack`; every other run is a unit of its own."""
-    units: list[list[PlannedRun]] = []
-    if max_pack <= 1:
-        return [[r] for r in runs]
-    from scaling.train.packed import pack_key
-
-    last = None
-    for r in runs:
-        key = (r.group, pack_key(r.train_config)) if not r.parent_run_id else None
-        if units and key is not None and key[1] is not None and key == last and len(units[-1]) < max_pack:
-            units[-1].append(r)
-        else:
-            units.append([r])
-        last = key
-    return units
 
 
 def _start_worker(flags: str) -> None:

@@ -235,9 +235,9 @@ def run_sweep(
     """Train this worker's share of `plan` into `out_dir` (see the module docstring).
 
     pack: up to this many same-shape runs of one group (an LR grid, seeds) train as one
-    program (`scaling.sweep.pool.pack_units`); only with the default train function on
+    program (`scaling.sweep.packing.pack_units`); only with the default train function on
     a single process."""
-    from scaling.sweep.pool import pack_units
+    from scaling.sweep.packing import pack_units
 
     if train_fn is not None or hosts.count != 1:
         pack = 1

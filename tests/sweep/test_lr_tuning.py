@@ -9,7 +9,7 @@ from sweep_helpers import fake_train, write_config
 
 from scaling.sweep import load_sweep_config, plan_sweep, run_sweep
 from scaling.sweep.lr_tuning import choose_lrs, final_plan, tuning_plan
-from scaling.sweep.pool import pack_units
+from scaling.sweep.packing import pack_units
 from scaling.sweep.report import run_line
 
 TUNED = '\n[hparams]\nlr = "tuned"\nlr_tune_grid = [0.5, 1, 2]\n'
