@@ -5,8 +5,9 @@
 * Jobs: `scaling sweep --jobs J` starts J worker processes over one results directory,
   the plan split between them as for independent workers (`runner.partition`), each with
   its share of the machine's cores for XLA's threads. Small CPU models use about one core
-  per process, so on a 2-core machine 2 jobs of 1 thread train about twice the FLOPs per
-  wall-second of one process (benchmarks/quickstart_throughput.py measures it).
+  per process; each job pays its own JAX start-up and compilations, so the gain needs a plan
+  long enough to amortize them (benchmarks/results/quickstart_throughput.md: 1.78x with a
+  cold cache on a loaded 2-core machine, 0.93x on a 35-second plan with a warm one).
 
 On an accelerator host, jobs (one per device) would need one device each; this module
 only splits CPU cores, so `default_jobs` is 1 unless the backend is the CPU.
@@ -29,8 +30,7 @@ def usable_cores() -> int:
 
 
 def default_jobs() -> int:
-    """One job per core on a CPU backend (measured best for the quickstart's tiny models:
-    benchmarks/quickstart_throughput.md), else 1."""
+    """One job per core on a CPU backend, else 1 (see the module docstring for when it pays)."""
     import jax
 
     return usable_cores() if jax.default_backend() == "cpu" else 1
