@@ -1,11 +1,11 @@
 """Figure 8: backtest of the extrapolation: fit the parametric law on the smaller
 budgets only, predict the held-out larger runs (``scaling.analysis.backtest``).
 
-(a) Predicted against observed loss of every held-out run, with the 95% bootstrap
-interval of the prediction, for each cutoff (every split that leaves at least two
-budgets to fit on). (b) The held-out IsoFLOP profiles: observed losses and the
-profile predicted from the smaller budgets, L(N, C/(kN)), with its band.
-The interval is for the law (parameter uncertainty), not for one run's noise.
+(a) Predicted against observed loss of every held-out run, with the 95% predictive
+interval of a new run (bootstrap + noise + misspecification calibrated inside the fit
+budgets, ``scaling.analysis.predictive``), for each cutoff (every split that leaves at
+least two budgets to fit on). (b) The held-out IsoFLOP profiles: observed losses and the
+profile predicted from the smaller budgets, L(N, C/(kN)), with its predictive band.
 
     python paper_figures/fig8_backtest.py [RESULTS_DIR] [--out DIR]
 """

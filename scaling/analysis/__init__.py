@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what editors and type checkers see; at run time names load lazily
     from .approaches import compare_approaches
+    from .compare import compare_laws
     from .curve_law import fit_curve_law, predict_cooldown
     from .data_constrained import fit_data_constrained
     from .design import grid_bias, propose_runs
@@ -42,7 +43,8 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time names load 
     from .laws import Law, get_law, list_laws, register_law
     from .loss_curves import interpolate_curve
     from .optimal import allocation_exponents, compute_optimal
-    from .results import BacktestResult, BootstrapResult, FitResult
+    from .predictive import calibrate
+    from .results import BacktestResult, BootstrapResult, Calibration, FitResult
     from .table import load_table
     from .uncertainty import bootstrap, resample_weights
 
@@ -61,9 +63,12 @@ _EXPORTS = {
     "FitResult": "results",
     "BootstrapResult": "results",
     "BacktestResult": "results",
+    "Calibration": "results",
     # uncertainty
     "bootstrap": "uncertainty",
     "resample_weights": "uncertainty",
+    "calibrate": "predictive",
+    "compare_laws": "compare",
     # Approach 3 and extrapolation
     "compute_optimal": "optimal",
     "allocation_exponents": "optimal",
@@ -90,14 +95,17 @@ _EXPORTS = {
 __all__ = [
     "BacktestResult",
     "BootstrapResult",
+    "Calibration",
     "FitResult",
     "HparamLaws",
     "Law",
     "allocation_exponents",
     "backtest",
     "bootstrap",
+    "calibrate",
     "cell_optima",
     "compare_approaches",
+    "compare_laws",
     "compute_optimal",
     "envelope_analysis",
     "fit_curve_law",

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .diagnostics import fit_diagnostics
 from .engine import (
     CONVERGED,
     DEFAULT_DELTA,
@@ -84,6 +85,9 @@ def fit_law(
     Hoffmann's grid); on the Epoch data both give the same optimum.
     gtol, max_iter: a start has converged when max |gradient| <= gtol (fit coordinates).
     weights: optional per-point multiplicities (length n).
+    The result's warnings include ``diagnostics.fit_diagnostics`` (non-positive
+    exponents, duplicated rows, too few spare points, FLOPs inconsistent with k·N·D, a
+    law of N and D fitted to one size or one budget).
     k: FLOPs per parameter per token for later compute-optimal use (default: the
     table's own, ``flops_per_param_token``: 6 for FLOPs counted as 6·N·D).
     """
@@ -122,7 +126,10 @@ def fit_law(
         else:
             raise ValueError(f"unknown method {method!r}; use 'lbfgs' or 'varpro'")
     # the grid-edge warning compares the optimum with the declared grid (not varpro's polish points)
-    return _result(law, pts, w, res, starts, method=method, delta=delta, gtol=gtol, k=k, grid=grid)
+    out = _result(law, pts, w, res, starts, method=method, delta=delta, gtol=gtol, k=k, grid=grid)
+    if not isinstance(table, Points):
+        out.warnings = out.warnings + tuple(fit_diagnostics(table, law, out.params, weights=w))
+    return out
 
 
 def _result(law, pts, w, res: MinimizeResult, starts, *, method, delta, gtol, k, grid) -> FitResult:

@@ -11,6 +11,8 @@ Built in:
 - ``chinchilla``: L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022; the log-sum-exp
   form of Besiroglu et al. 2024, with a = log A, b = log B, e = log E);
 - ``kaplan``: L = [(Nc/N)^(alpha_N/alpha_D) + Dc/D]^alpha_D (Kaplan et al. 2020);
+- ``chinchilla_dexp``: L = E + A/N^alpha + B/D^(beta + gamma·ln(N/1e9)), a size-dependent
+  data exponent (Farseer-like, Li et al. 2025);
 - ``power_params`` / ``power_tokens`` / ``power_flops``: L = E + A·x^(-alpha) in one
   variable x = N, D or C.
 
@@ -275,6 +277,37 @@ register_law(
             "alpha_D": [0.05, 0.1, 0.2, 0.4],
         },
         description="L = [(Nc/N)^(alpha_N/alpha_D) + Dc/D]^alpha_D (Kaplan et al. 2020)",
+    )
+)
+
+
+# A data exponent that drifts with model size, beta(N) = beta + gamma·ln(N/1e9): the
+# effect Farseer (Li et al. 2025) models with N-dependent exponents; gamma = 0 is Chinchilla.
+_LN_N0 = float(np.log(1e9))  # the size at which chinchilla_dexp's data exponent is beta
+
+
+def _dexp_log_loss(q, x):
+    beta_n = q["beta"] + q["gamma"] * (x["params"] - _LN_N0)
+    return _lse(q["log_E"], q["log_A"] - q["alpha"] * x["params"], q["log_B"] - beta_n * x["tokens"])
+
+
+register_law(
+    Law(
+        name="chinchilla_dexp",
+        params=("E", "A", "B", "alpha", "beta", "gamma"),
+        log_params=("E", "A", "B"),
+        inputs=("params", "tokens"),
+        log_loss=_dexp_log_loss,
+        # Hoffmann's grid (coarsened in E, A, B) x three drifts of the data exponent
+        grid={
+            "log_E": [-1.0, 0.0, 1.0],
+            "log_A": _HOFFMANN["log_A"],
+            "log_B": _HOFFMANN["log_B"],
+            "alpha": [0.0, 0.5, 1.0, 1.5],
+            "beta": [0.0, 0.5, 1.0, 1.5],
+            "gamma": [-0.02, 0.0, 0.02],
+        },
+        description="L = E + A/N^alpha + B/D^(beta + gamma ln(N/1e9)) (size-dependent data exponent)",
     )
 )
 

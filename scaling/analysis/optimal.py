@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .laws import get_law, paired_log_loss
+from .predictive import calibration_for, check_interval, interval_level, predictive_bounds
 from .results import BootstrapResult, FitResult, fit_and_bootstrap
 
 __all__ = ["allocation", "allocation_exponents", "compute_optimal", "family_optimum"]
@@ -52,19 +53,29 @@ def allocation_exponents(fit: FitResult | BootstrapResult, level: float | None =
 
 
 def compute_optimal(
-    fit: FitResult | BootstrapResult, flops, k: float | None = None, level: float | None = None
+    fit: FitResult | BootstrapResult,
+    flops,
+    k: float | None = None,
+    level: float | None = None,
+    interval: str = "predictive",
 ) -> dict:
     """Compute-optimal N, D, tokens per parameter and loss at budgets C = flops.
 
     fit: a FitResult (with .bootstrap for intervals) or a BootstrapResult.
     k: FLOPs per parameter per token (default: the fit's k, from the data's convention).
+    interval: for the loss, "predictive" (default: where a new run at the optimum will
+    land: the bootstrap band of each resample's own optimal loss widened by the fit's
+    calibrated noise and misspecification, ``predictive.py``) or "law" (the bootstrap
+    band alone). N, D and the exponents always carry bootstrap intervals.
     Returns a dict (arrays shaped like flops; floats for a scalar): flops, params,
     tokens, tokens_per_param, loss, a, b, G, and when bootstrapped the percentile
     intervals params_lo/_hi, tokens_lo/_hi, tokens_per_param_lo/_hi, loss_lo/_hi,
     a_lo/_hi, b_lo/_hi. ``pd.DataFrame(result)`` makes a table of it.
     """
+    check_interval(interval)
     fit, boot = fit_and_bootstrap(fit)
     law = get_law(fit.law)
+    cal = calibration_for(fit, boot, interval)
     k = fit.k if k is None else float(k)
     C = np.asarray(flops, dtype=float)
     if np.any(~(C > 0)):
@@ -99,6 +110,12 @@ def compute_optimal(
             out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
         (alo, blo), (ahi, bhi) = boot.interval(np.stack([ad, bd], axis=1), level)
         out.update(a_lo=float(alo), a_hi=float(ahi), b_lo=float(blo), b_hi=float(bhi))
+    if cal is not None:
+        inputs = {"params": np.asarray(n_opt, dtype=float), "tokens": np.asarray(d_opt, dtype=float)}
+        out["loss_lo"], out["loss_hi"] = predictive_bounds(
+            boot, cal, inputs, np.asarray(out["loss"], dtype=float), interval_level(level, boot),
+            draws=ld if boot is not None else None,
+        )  # fmt: skip
     if C.ndim == 0:
         out = {key: float(v) for key, v in out.items()}
     return out

@@ -21,8 +21,119 @@ from scaling.atomic import write_text
 
 from .engine import DEFAULT_DELTA, DEFAULT_GTOL
 from .laws import Law, get_law
+from .levels import coordinates, extrapolation_distance
 
-__all__ = ["BacktestResult", "BootstrapResult", "FitResult", "fit_and_bootstrap"]
+__all__ = ["BacktestResult", "BootstrapResult", "Calibration", "FitResult", "fit_and_bootstrap", "normal_quantile"]
+
+
+def normal_quantile(level: float) -> float:
+    """z with P(|Z| <= z) = level for a standard normal Z."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + level / 2))
+
+
+@dataclass
+class Calibration:
+    """The predictive-interval model of one fit (see the module docstring).
+
+    sigma0: log-loss noise at distance 0; kappa: misspecification growth per e-fold;
+    multipliers: level -> q_level; box_lo/box_hi: the fit data's log-input box per input;
+    (in ``coordinates``); inputs: the law's inputs; n_origins, n_pairs: inner backtests behind kappa;
+    calibrated: False when it fell back (see warnings); noise_source: "residuals"/"seeds".
+    """
+
+    law: str
+    inputs: tuple
+    sigma0: float
+    kappa: float
+    multipliers: dict
+    box_lo: tuple
+    box_hi: tuple
+    noise: float = float("nan")
+    noise_source: str = "residuals"
+    n_origins: int = 0
+    n_pairs: int = 0
+    calibrated: bool = True
+    warnings: tuple = ()
+    pairs: pd.DataFrame | None = field(default=None, repr=False)
+
+    def distance(self, **inputs) -> np.ndarray:
+        arrays = np.broadcast_arrays(*[np.asarray(inputs[i], dtype=float) for i in self.inputs])
+        logx = coordinates(np.stack([np.log(a) for a in arrays], axis=-1))
+        return extrapolation_distance(logx, self.box_lo, self.box_hi)
+
+    def sigma(self, distance) -> np.ndarray:
+        d = np.asarray(distance, dtype=float)
+        return np.sqrt(self.sigma0**2 + (self.kappa * d) ** 2)
+
+    def multiplier(self, level: float) -> float:
+        """q_level: the stored one, else interpolated in Gaussian-quantile space."""
+        if not 0 < level < 1:
+            raise ValueError(f"interval level must be in (0, 1); got {level}")
+        levels = np.array(sorted(self.multipliers))
+        q = np.array([self.multipliers[lv] for lv in levels])
+        if any(abs(level - lv) < 1e-9 for lv in levels):
+            return float(q[np.argmin(np.abs(levels - level))])
+        ratio = np.interp(
+            normal_quantile(level),
+            [normal_quantile(lv) for lv in levels],
+            q / np.array([normal_quantile(lv) for lv in levels]),
+        )
+        return float(ratio * normal_quantile(level))
+
+    def bounds(self, log_center, distance, level: float, param_lo=None, param_hi=None):
+        """(lo, hi) of the loss: log_center ± sqrt(param offset^2 + (q·sigma(d))^2);
+        param_lo/param_hi: the bootstrap band's log offsets below/above (>= 0)."""
+        h = self.multiplier(level) * self.sigma(distance)
+        plo = 0.0 if param_lo is None else np.maximum(param_lo, 0.0)
+        phi = 0.0 if param_hi is None else np.maximum(param_hi, 0.0)
+        lo = log_center - np.sqrt(plo**2 + h**2)
+        hi = log_center + np.sqrt(phi**2 + h**2)
+        return np.exp(lo), np.exp(hi)
+
+    def to_dict(self) -> dict:
+        return {
+            "law": self.law,
+            "inputs": list(self.inputs),
+            "sigma0": float(self.sigma0),
+            "kappa": float(self.kappa),
+            "noise": float(self.noise),
+            "noise_source": self.noise_source,
+            "multipliers": {str(k): float(v) for k, v in self.multipliers.items()},
+            "box_lo": [float(v) for v in self.box_lo],
+            "box_hi": [float(v) for v in self.box_hi],
+            "n_origins": int(self.n_origins),
+            "n_pairs": int(self.n_pairs),
+            "calibrated": bool(self.calibrated),
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Calibration:
+        return cls(
+            law=d["law"],
+            inputs=tuple(d["inputs"]),
+            sigma0=float(d["sigma0"]),
+            kappa=float(d["kappa"]),
+            noise=float(d.get("noise", np.nan)),
+            noise_source=d.get("noise_source", "residuals"),
+            multipliers={float(k): float(v) for k, v in d["multipliers"].items()},
+            box_lo=tuple(float(v) for v in d["box_lo"]),
+            box_hi=tuple(float(v) for v in d["box_hi"]),
+            n_origins=int(d.get("n_origins", 0)),
+            n_pairs=int(d.get("n_pairs", 0)),
+            calibrated=bool(d.get("calibrated", True)),
+            warnings=tuple(d.get("warnings", ())),
+        )
+
+    def summary(self) -> str:
+        head = "predictive interval" + ("" if self.calibrated else " (NOT calibrated: fallback)")
+        return (
+            f"{head}: noise {100 * self.sigma0:.2f}% + misspecification {100 * self.kappa:.2f}% per e-fold "
+            f"of extrapolation (from {self.n_origins} inner backtests, {self.n_pairs} held-out rows); "
+            "multipliers " + ", ".join(f"{int(round(100 * k))}%: {v:.2f}" for k, v in sorted(self.multipliers.items()))
+        )
 
 
 @dataclass
@@ -56,6 +167,7 @@ class FitResult:
     hessian_eigenvalues: tuple = ()
     intervals: dict = field(default_factory=dict)  # parameter -> (low, high), set by a bootstrap
     bootstrap: BootstrapResult | None = field(default=None, repr=False)  # when bootstrapped
+    calibration: Calibration | None = field(default=None, repr=False)  # predictive intervals (predictive.py)
     start_objectives: np.ndarray | None = field(default=None, repr=False)  # per start
     start_theta: np.ndarray | None = field(default=None, repr=False)  # end points, fit coords
 
@@ -98,6 +210,8 @@ class FitResult:
             d["intervals"] = {k: [float(lo), float(hi)] for k, (lo, hi) in self.intervals.items()}
         if self.bootstrap is not None:
             d["bootstrap"] = self.bootstrap.to_dict()
+        if self.calibration is not None:
+            d["calibration"] = self.calibration.to_dict()
         return d
 
     @classmethod
@@ -128,6 +242,8 @@ class FitResult:
         )
         if d.get("bootstrap"):
             res.bootstrap = BootstrapResult.from_dict(d["bootstrap"], fit=res)
+        if d.get("calibration"):
+            res.calibration = Calibration.from_dict(d["calibration"])
         return res
 
     def to_json(self, path=None, **kw) -> str:
@@ -304,6 +420,12 @@ class BacktestResult:
     coverage: float
     level: float
     fit: FitResult | None = field(repr=False, default=None)
+    split: str = ""  # how the held-out rows were chosen (e.g. "holdout_params=1e+09")
+    interval: str = "law"  # "predictive", "law" or "none"
+    mean_signed_error: float = float("nan")  # mean of pred/observed - 1
+    coverage_by_level: dict = field(default_factory=dict)  # level -> coverage (50/80/90/95%)
+    median_rel_halfwidth: float = float("nan")  # sharpness of the interval at `level`
+    warnings: tuple = ()  # from the fit's bootstrap and calibration
 
     def to_frame(self) -> pd.DataFrame:
         """The held-out points (a copy of ``points``)."""
@@ -320,15 +442,29 @@ class BacktestResult:
             "max_abs_rel_error": float(self.max_abs_rel_error),
             "coverage": float(self.coverage),
             "level": float(self.level),
+            "split": self.split,
+            "interval": self.interval,
+            "mean_signed_error": float(self.mean_signed_error),
+            "coverage_by_level": {str(k): float(v) for k, v in self.coverage_by_level.items()},
+            "median_rel_halfwidth": float(self.median_rel_halfwidth),
+            "warnings": list(self.warnings),
         }
 
     def summary(self) -> str:
         cover = "no intervals" if np.isnan(self.coverage) else f"coverage {100 * self.coverage:.0f}%"
-        return (
-            f"backtest of law {self.law}: fit on {self.n_fit} runs with flops <= {self.cutoff_flops:.3g}, "
+        text = (
+            f"backtest of law {self.law}: fit on {self.n_fit} runs ({self.split or f'flops <= {self.cutoff_flops:.3g}'}), "
             f"predict {self.n_test}: mean |relative error| {100 * self.mean_abs_rel_error:.2f}% "
-            f"(max {100 * self.max_abs_rel_error:.2f}%), {cover} at level {self.level:g}"
+            f"(max {100 * self.max_abs_rel_error:.2f}%, mean signed {100 * self.mean_signed_error:+.2f}%), "
+            f"{cover} at level {self.level:g}"
         )
+        if self.coverage_by_level:
+            text += (
+                f"\n{self.interval} interval coverage "
+                + ", ".join(f"{int(round(100 * k))}%: {100 * v:.0f}%" for k, v in self.coverage_by_level.items())
+                + f"; median relative half-width {100 * self.median_rel_halfwidth:.2f}% at {self.level:g}"
+            )
+        return text + "".join(f"\nwarning: {w}" for w in self.warnings)
 
     __str__ = summary
 

@@ -14,11 +14,20 @@ per parameter-token (``flops_per_param_token``: the median C/(N·D)) is a proper
 its rows: it survives filtering, merging and concatenation, and it is what ``fit_law``
 records as the fit's k unless k is passed explicitly. Nothing rides on
 ``DataFrame.attrs``.
+
+Reading is strict: a CSV row with more or fewer fields than its header (a file cut
+mid-line) is an error naming the file and line, unless ``bad_lines="warn"`` drops such rows
+with a warning that counts them; an empty, binary or unparsable file is an error naming the
+file. A results directory's runs.csv and curves.csv are checked to be one generation
+(``scaling.sweep.store``); a torn pair is rebuilt from the per-run files, with a warning.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -56,27 +65,94 @@ def flop_factor(convention: str | float | int) -> float:
     return k
 
 
-def _read_store(path: Path, name: str) -> pd.DataFrame:
-    for suffix, reader in ((".csv", pd.read_csv), (".parquet", pd.read_parquet)):
-        f = path / f"{name}{suffix}"
-        if f.exists():
-            return reader(f)
+BAD_LINES = ("error", "warn")
+
+
+def _read_csv(path: Path, bad_lines: str = "error", text: str | None = None) -> pd.DataFrame:
+    """A CSV file (or its text, already read) as a frame; malformed rows are an error
+    naming file and line, or with bad_lines="warn" dropped and counted in a warning."""
+    if bad_lines not in BAD_LINES:
+        raise ValueError(f"bad_lines={bad_lines!r} must be one of {', '.join(BAD_LINES)}")
+    if text is None:
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not a UTF-8 text CSV (binary?): {err.reason} at byte {err.start}") from None
+    if not text.strip():
+        raise ValueError(f"{path}: empty file (no header row)")
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader)
+        records, bad = [], []
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) == len(header):
+                records.append(fields)
+            else:
+                bad.append(reader.line_num)
+    except csv.Error as err:
+        raise ValueError(f"{path}: malformed CSV ({err})") from None
+    if bad:
+        if bad_lines == "error":
+            raise ValueError(
+                f"{path}:{bad[0]}: a row whose field count differs from the header's {len(header)} (malformed or "
+                f"truncated; {len(bad)} such row(s) in all). Fix the file, or drop them with bad_lines='warn' "
+                "(scaling fit --skip-bad-lines)"
+            )
+        warnings.warn(
+            f"{path}: dropped {len(bad)} malformed row(s) (line {', '.join(map(str, bad[:10]))}"
+            f"{', ...' if len(bad) > 10 else ''})",
+            stacklevel=3,
+        )
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *records])
+        text = buf.getvalue()
+    try:
+        return pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        raise ValueError(f"{path}: cannot be read as CSV ({err})") from None
+
+
+def _read_store(path: Path, name: str, bad_lines: str = "error", text: str | None = None) -> pd.DataFrame:
+    if text is not None:
+        return _read_csv(path / f"{name}.csv", bad_lines, text)
+    f = path / f"{name}.csv"
+    if f.exists():
+        return _read_csv(f, bad_lines)
+    f = path / f"{name}.parquet"
+    if f.exists():
+        return pd.read_parquet(f)
     raise FileNotFoundError(f"{path} is a directory without {name}.csv: not a results directory")
 
 
-def _read(source, curves: bool = False) -> tuple[pd.DataFrame, bool]:
+def _checked_pair(path: Path) -> tuple[str, str] | tuple[None, None]:
+    """The results directory's (runs.csv, curves.csv) texts when they had to be rebuilt
+    from its per-run files (a torn pair), else (None, None): read the files as they are."""
+    from scaling.sweep.store import ResultsStore
+
+    store = ResultsStore(path)
+    if store.check_tables() is None:
+        return None, None
+    runs, curves, problem = store.read_tables()  # ValueError when it cannot be rebuilt
+    warnings.warn(f"{problem}; read the tables rebuilt from {store.runs_dir} instead", stacklevel=4)
+    return runs, curves
+
+
+def _read(source, curves: bool = False, bad_lines: str = "error") -> tuple[pd.DataFrame, bool]:
     """(frame, is_results_dir)."""
     if isinstance(source, pd.DataFrame):
         return source.copy(), False
     path = Path(source)
     if path.is_dir():
-        runs = _read_store(path, "runs")
+        runs_text, curves_text = _checked_pair(path)
+        runs = _read_store(path, "runs", bad_lines, runs_text)
         if not curves:
             return runs, True
         if STATUS in runs.columns:
             runs = runs[runs[STATUS].astype(str) == DONE]
         per_run = runs.drop(columns=[c for c in PER_EVALUATION if c in runs.columns])
-        cur = _read_store(path, "curves")
+        cur = _read_store(path, "curves", bad_lines, curves_text)
         if RUN_ID not in cur.columns or RUN_ID not in runs.columns:
             raise ValueError(f"{path}: curves and runs tables both need a {RUN_ID} column")
         return cur.merge(per_run, on=RUN_ID, how="inner", suffixes=("", "_run")), True
@@ -84,7 +160,7 @@ def _read(source, curves: bool = False) -> tuple[pd.DataFrame, bool]:
         raise FileNotFoundError(f"no such file or directory: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path), False
-    return pd.read_csv(path), False
+    return _read_csv(path, bad_lines), False
 
 
 def load_table(
@@ -96,6 +172,7 @@ def load_table(
     loss_col: str | None = None,
     convention: str | float | None = None,
     curves: bool = False,
+    bad_lines: str = "error",
 ) -> pd.DataFrame:
     """Canonical table (columns params, tokens, flops, loss + the source's other columns).
 
@@ -111,8 +188,11 @@ def load_table(
     curves=True reads a results directory's curves.csv (one row per run and evaluation),
     each row joined with its run's columns from runs.csv (finished runs only); rows
     without a loss (steps with no evaluation) are dropped rather than rejected.
+
+    bad_lines: "error" (default) rejects a CSV row whose field count differs from the
+    header's, naming file and line; "warn" drops such rows with a warning that counts them.
     """
-    df, is_results = _read(source, curves)
+    df, is_results = _read(source, curves, bad_lines)
     if is_results:
         if STATUS in df.columns:
             df = df[df[STATUS].astype(str) == DONE]

@@ -70,6 +70,7 @@ def bootstrap(
     max_iter: int = 2000,
     grid=None,
     prune=GRID_BOOTSTRAP_PRUNE,
+    calibrate: bool = True,
 ) -> BootstrapResult:
     """Bootstrap a robust law fit: n_boot resamples, each refitted to convergence.
 
@@ -80,7 +81,11 @@ def bootstrap(
     groups: "auto" resamples whole runs when the table's run_id column repeats (several
     rows per run), else points; None forces points; or a column name / array of labels.
     level: of the percentile intervals.
-    Returns a BootstrapResult; its .fit is the full-data fit with .intervals and .bootstrap set.
+    calibrate: also calibrate the predictive interval of a new run on the same table
+    (``predictive.calibrate``: inner rolling-origin backtests, a few refits), so that
+    predict_loss / compute_optimal give it by default; False leaves .calibration unset.
+    Returns a BootstrapResult; its .fit is the full-data fit with .intervals, .bootstrap
+    (and .calibration) set.
     """
     import jax
 
@@ -127,7 +132,12 @@ def bootstrap(
         seed=seed,
         warnings=tuple(warns),
     )
-    result.fit = dataclasses.replace(fit, intervals=result.intervals(), bootstrap=result)
+    cal = fit.calibration
+    if calibrate and cal is None:
+        from .predictive import calibrate as calibrate_intervals
+
+        cal = calibrate_intervals(table, fit)
+    result.fit = dataclasses.replace(fit, intervals=result.intervals(), bootstrap=result, calibration=cal)
     return result
 
 

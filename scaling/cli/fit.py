@@ -44,6 +44,12 @@ def register(subparsers) -> None:
     p.add_argument("--level", type=float, default=0.95, help="interval level (default: 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the fit as JSON")
+    p.add_argument(
+        "--skip-bad-lines",
+        action="store_true",
+        help="drop CSV rows whose field count differs from the header's, with a warning that counts them "
+        "(default: such a row is an error naming the file and line)",
+    )
     p.set_defaults(func=run)
 
 
@@ -62,7 +68,8 @@ def run(args) -> int:
     if not 0 < args.level < 1:
         raise ValueError(f"--level must be in (0, 1); got {args.level}")
     df = load_table(args.data, params_col=args.params_col, tokens_col=args.tokens_col, flops_col=args.flops_col,
-                    loss_col=args.loss_col, convention=args.convention)  # fmt: skip
+                    loss_col=args.loss_col, convention=args.convention,
+                    bad_lines="warn" if args.skip_bad_lines else "error")  # fmt: skip
     fit = fit_law(df, law, delta=args.delta, method=args.method)
     if args.n_boot:
         from scaling.analysis.uncertainty import bootstrap
@@ -79,6 +86,10 @@ def run(args) -> int:
             + ", ".join(f"{k} {v:.4g}" for k, v in se.items())
         )
         for w in fit.bootstrap.warnings:
+            print(f"warning: {w}")
+    if fit.calibration is not None:
+        print(fit.calibration.summary())
+        for w in fit.calibration.warnings:
             print(f"warning: {w}")
     if args.json:
         write_json(args.json, fit.to_dict())

@@ -1,7 +1,10 @@
 """`scaling predict FIT.json --params N --tokens D [--json OUT]` (or `--flops C` for a
 one-variable law of C, or a law of N and D at its compute-optimal allocation): print the
-fitted law's loss, with the bootstrap interval when the fit was bootstrapped. Several
-values per flag broadcast (e.g. --params 1e9 1e10 --tokens 2e10)."""
+fitted law's loss, with an interval when the fit was bootstrapped: by default the
+predictive interval of a new run's observed loss (bootstrap + run-to-run noise +
+misspecification growing with the extrapolation distance, calibrated on the fit's own
+data by `scaling fit --n-boot N`); --interval law gives the law's bootstrap band only.
+Several values per flag broadcast (e.g. --params 1e9 1e10 --tokens 2e10)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--tokens", nargs="+", default=None, metavar="D", help="training tokens")
     p.add_argument("--flops", nargs="+", default=None, metavar="C", help="training FLOPs")
     p.add_argument("--level", type=float, default=None, help="interval level (default: the fit's)")
+    p.add_argument("--interval", default="predictive", choices=["predictive", "law"],
+                   help="predictive (default: a new run's loss) or law (the law's bootstrap band only)")  # fmt: skip
     p.add_argument("--json", default=None, metavar="OUT", help="write the numbers as JSON")
     p.set_defaults(func=run)
 
@@ -34,11 +39,11 @@ def run(args) -> int:
         arrays = dict(zip(given, np.broadcast_arrays(*[np.asarray(v) for v in given.values()])))
     except ValueError:
         raise ValueError("--params/--tokens/--flops need equal numbers of values (or one)") from None
-    out = predict_loss(fit, **arrays, level=args.level)
+    out = predict_loss(fit, **arrays, level=args.level, interval=args.interval)
     cols = [c for c in ("params", "tokens", "flops", "loss", "loss_lo", "loss_hi") if c in out]
     n = len(np.atleast_1d(out["loss"]))
     rows = [{c: float(np.atleast_1d(out[c])[i]) for c in cols} for i in range(n)]
     print_rows(rows, cols)
     if args.json:
-        write_json(args.json, {"law": fit.law, "predictions": jsonable(rows)})
+        write_json(args.json, {"law": fit.law, "interval": args.interval, "predictions": jsonable(rows)})
     return 0

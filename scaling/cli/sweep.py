@@ -25,6 +25,7 @@ scheduler that requeues on 75 reruns the command, which resumes it).
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -81,12 +82,19 @@ def run(args) -> int:
                   progress=not args.no_progress, compilation_cache=not args.no_compilation_cache,
                   coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
                   jobs=jobs, pack=args.pack)  # fmt: skip
-    if tuned:
-        from scaling.sweep.lr_tuning import tune_and_sweep
+    try:
+        if tuned:
+            from scaling.sweep.lr_tuning import tune_and_sweep
 
-        report, _, _ = tune_and_sweep(cfg, out, lambda p: sweep(p, out, **kwargs))
-    else:
-        report = sweep(plan, out, **kwargs)
+            report, _, _ = tune_and_sweep(cfg, out, lambda p: sweep(p, out, **kwargs))
+        else:
+            report = sweep(plan, out, **kwargs)
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        print(f"scaling sweep: error: disk full: no space left on device writing {err.filename or out}; "
+              "free space and rerun the same command to resume", file=sys.stderr)  # fmt: skip
+        return 1
     if report is None:
         return 0
     from scaling.runtime import PREEMPTED_EXIT_CODE

@@ -107,6 +107,7 @@ def backtest(runs, cutoff_flops: float, *, seed: int = SEED):
         table,
         cutoff_flops,
         n_boot=N_BOOT_QUICK if QUICK else 200,
+        level=0.95,
         seed=seed,
         grid=QUICK_START if QUICK else None,
         k=flops_per_param_token(table),

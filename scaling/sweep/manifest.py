@@ -14,7 +14,9 @@ from scaling.sweep.plan import Plan
 from scaling.sweep.store import ResultsStore, read_json, write_atomic, write_json
 
 
-def write_sweep_files(store: ResultsStore, plan: Plan, *, record_environment: bool = True) -> None:
+def write_sweep_files(
+    store: ResultsStore, plan: Plan, *, record_environment: bool = True, data: dict | None = None
+) -> None:
     """sweep.toml, manifest.json, runs/plan.json and every planned run's run.json.
 
     Idempotent, and the same from every worker of one sweep. runs/plan.json names the
@@ -22,7 +24,8 @@ def write_sweep_files(store: ResultsStore, plan: Plan, *, record_environment: bo
     them again reuses them) but leave the tables. manifest.json is written when missing or
     when the plan changed; a rerun that only resumes or skips leaves it alone, so it keeps
     naming the environment (commit, versions) that trained the runs — `record_training`
-    refreshes it once this invocation has trained something.
+    refreshes it once this invocation has trained something. `data`: the data manifest,
+    when the caller computed it already (to reject a bad data source before any write).
     """
     write_atomic(store.root / "sweep.toml", to_toml(plan.config.to_dict()))
     for run in plan.runs:
@@ -31,7 +34,7 @@ def write_sweep_files(store: ResultsStore, plan: Plan, *, record_environment: bo
     path = store.root / "manifest.json"
     old = _read_manifest(path)
     if old is None or any(old.get(k) != v for k, v in _plan_part(plan).items()):
-        write_json(path, manifest(plan, record_environment=record_environment, previous=path))
+        write_json(path, manifest(plan, record_environment=record_environment, previous=path, data=data))
 
 
 def record_training(store: ResultsStore, plan: Plan, *, record_environment: bool = True) -> None:
@@ -67,7 +70,9 @@ def _read_manifest(path: Path) -> dict | None:
         return None
 
 
-def manifest(plan: Plan, *, record_environment: bool = True, previous: Path | None = None) -> dict[str, Any]:
+def manifest(
+    plan: Plan, *, record_environment: bool = True, previous: Path | None = None, data: dict | None = None
+) -> dict[str, Any]:
     cfg = plan.config
     out: dict[str, Any] = {
         **_plan_part(plan),
@@ -77,7 +82,7 @@ def manifest(plan: Plan, *, record_environment: bool = True, previous: Path | No
         "git": git_state(),
     }
     if record_environment:
-        out["data"] = data_manifest(cfg)
+        out["data"] = data if data is not None else data_manifest(cfg)
         from scaling.runtime import describe_devices
 
         out["devices"] = describe_devices()

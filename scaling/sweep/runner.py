@@ -141,6 +141,8 @@ def result_record(result: TrainOutcome | Mapping[str, Any]) -> dict[str, Any]:
     if status == DONE and loss is not None and not math.isfinite(loss):
         record["status"] = DIVERGED
         record["error"] = record["error"] or f"final eval loss is {loss}"
+    if record["status"] == DIVERGED and not record["error"]:  # say where and what, never an empty cell
+        record["error"] = f"diverged at step {record['steps']}" + (f": loss {loss}" if loss is not None else "")
     return {k: v for k, v in record.items() if v is not None}
 
 
@@ -245,15 +247,21 @@ def run_sweep(
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     store = ResultsStore(out_dir)
     if hosts.is_writer:
-        from scaling.sweep.manifest import write_sweep_files
+        from scaling.sweep.manifest import data_manifest, write_sweep_files
 
+        # Everything that can reject this invocation, before its first write: a rejected
+        # sweep leaves an existing results directory byte-identical and creates no new one.
+        store.check_new_output()
+        data = None
+        if record_environment and any(store.read_status(r.run_id)["status"] not in TERMINAL for r in plan.runs):
+            data = data_manifest(plan.config)  # a bad data source fails here (not probed when all is done)
         store.create()
         adopted = store.adopt_tables()
         if adopted:
             log(
                 f"[sweep] {len(adopted)} finished runs taken from {store.runs_csv.name} (no run directories): not retrained"
             )
-        write_sweep_files(store, plan, record_environment=record_environment)
+        write_sweep_files(store, plan, record_environment=record_environment, data=data)
     mine = partition(plan.runs, num_workers, worker_index)
     report = SweepReport(store.root)
     # Bars on a terminal; off one (CI, SLURM files) a line per run instead.
@@ -265,7 +273,7 @@ def run_sweep(
             try:
                 for unit in pack_units(mine, pack):
                     if len(unit) == 1:
-                        rows = [_run_one(unit[0], store, train_fn, hosts, retry_failed, log, quiet)]
+                        rows = [_run_one(unit[0], store, train_fn, hosts, retry_failed, log, progress and not quiet)]
                     else:
                         rows = _run_pack(unit, store, retry_failed, log)
                     for run, row in zip(unit, rows):
@@ -294,8 +302,15 @@ def run_sweep(
 _TRAIN, _SKIP, _BUSY, _BLOCKED = 0, 1, 2, 3
 
 
-def _run_one(run: PlannedRun, store: ResultsStore, train_fn: TrainFn, hosts: Hosts, retry_failed: bool, log,
-             quiet: bool = False) -> dict:  # fmt: skip
+def _run_one(
+    run: PlannedRun,
+    store: ResultsStore,
+    train_fn: TrainFn,
+    hosts: Hosts,
+    retry_failed: bool,
+    log,
+    progress: bool = True,
+) -> dict:
     row = {"run_id": run.run_id, "width": run.width, "depth": run.depth, "budget": run.budget}
     decision, why = _SKIP, ""
     if hosts.is_writer:
@@ -328,7 +343,7 @@ def _run_one(run: PlannedRun, store: ResultsStore, train_fn: TrainFn, hosts: Hos
             f"steps={run.steps} tokens={run.tokens:.3g}{budget}")  # fmt: skip
         t0 = time.time()
         try:
-            record = result_record(train_fn(_resolved_config(run, store, quiet), run_dir))
+            record = result_record(train_fn(_resolved_config(run, store, progress), run_dir))
         except SystemExit as err:  # the trainer's Preempted: checkpointed, resumable
             step = preempted_step(err)
             if step is None:
@@ -394,7 +409,7 @@ def _run_pack(runs: list[PlannedRun], store: ResultsStore, retry_failed: bool, l
                 f"steps={r0.steps} lr={','.join(f'{r.lr:.3g}' for r in todo)} seeds={','.join(str(r.seed) for r in todo)}")  # fmt: skip
             t0 = time.time()
             try:
-                results = train_packed([_resolved_config(r, store, True) for r in todo],
+                results = train_packed([_resolved_config(r, store, False) for r in todo],
                                        [store.run_dir(r.run_id) for r in todo], log=log)  # fmt: skip
                 records = [result_record(x) for x in results]
             except SystemExit as err:
@@ -416,11 +431,11 @@ def _run_pack(runs: list[PlannedRun], store: ResultsStore, retry_failed: bool, l
     return [rows[r.run_id] for r in runs]
 
 
-def _resolved_config(run: PlannedRun, store: ResultsStore, quiet: bool = False) -> dict:
-    """The run's trainer config with a branch's trunk reference made a real path (and, off
-    a terminal, the trainer's bar off: its evaluation lines stay)."""
+def _resolved_config(run: PlannedRun, store: ResultsStore, progress: bool = True) -> dict:
+    """The run's trainer config with a branch's trunk reference made a real path, and the
+    trainer's own progress bar off when the sweep's is (train.progress changes no result)."""
     config = {k: dict(v) for k, v in run.train_config.items()}
-    if quiet:
+    if not progress:
         config.setdefault("train", {})["progress"] = False
     init = config.get("train", {}).get("init_from")
     if init and isinstance(init[0], str) and init[0].startswith(BRANCH_PARENT):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 import signal
@@ -41,7 +42,7 @@ import numpy as np
 from scaling.core.status import FINISHED
 from scaling.runtime import PREEMPTED_EXIT_CODE
 from scaling.train import metrics as M
-from scaling.train.checkpoint import Checkpoints, checkpoint_dir
+from scaling.train.checkpoint import CheckpointCorrupt, Checkpoints, CheckpointSaveFailed, checkpoint_dir
 from scaling.train.config import RunConfig, diff_configs, load_config
 from scaling.train.evaluate import eval_arrays, eval_loss, eval_metrics, put_batch
 from scaling.train.mesh import check_batch, make_mesh
@@ -323,9 +324,9 @@ class _Run:
     def _restore_or_init(self, ckpts: Checkpoints) -> tuple[int, dict, Any, float]:
         """(start step, params, opt_state, elapsed seconds so far)."""
         prog, t = self.prog, self.cfg.train
-        latest = ckpts.latest_step()
-        if latest is not None:
-            got = ckpts.restore(latest, prog.abstract_params(), prog.abstract_opt_state())
+        restored = ckpts.restore_latest(prog.abstract_params(), prog.abstract_opt_state(), say=self._say)
+        if restored is not None:  # the newest intact step (a damaged one is set aside and recorded)
+            latest, got = restored
             return latest, got["params"], got["opt_state"], float(got["meta"].get("elapsed", 0.0))
         if t.init_from is not None:
             src, step = t.init_from
@@ -367,7 +368,10 @@ class _Run:
             **extra,
         )
         if self.primary:
-            M.write_json_atomic(p.out_dir / "result.json", res.to_dict())
+            try:
+                M.write_json_atomic(p.out_dir / "result.json", res.to_dict())
+            except OSError as err:  # e.g. the disk is full: the result is still returned
+                self._say(f"{p.out_dir}: could not write result.json ({err.strerror or err})")
         return res
 
     def _row(self, step: int, *, train_loss: float | None, loss: float, lr: float, elapsed: float,
@@ -402,6 +406,7 @@ class _Run:
         pi, pc = jax.process_index(), jax.process_count()
         B = plan.batch
         batches = None
+        failed = False
         try:
             start, params, opt_state, elapsed0 = self._restore_or_init(ckpts)
             resumed = ckpts.latest_step() is not None
@@ -423,14 +428,27 @@ class _Run:
                 stop_step=plan.total_steps,
             )
             return self._loop(batches, ckpts, log, start, params, opt_state, evals, elapsed)
+        except (CheckpointSaveFailed, CheckpointCorrupt) as err:  # known faults: one line, no traceback
+            failed = True
+            self._say(f"{plan.out_dir}: {err}")
+            return self._result("failed", ckpts.latest_step() or 0, 0.0, error=str(err))
         except Exception as err:  # noqa: BLE001 - a failed run is a result, not a crash of the sweep
+            failed = True
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:  # a known fault too: one line
+                message = f"disk full: no space left on device writing {err.filename or plan.out_dir}"
+                self._say(f"{plan.out_dir}: {message}")
+                return self._result("failed", ckpts.latest_step() or 0, 0.0, error=message)
             traceback.print_exc()
             step = ckpts.latest_step() or 0
             return self._result("failed", step, 0.0, error=f"{type(err).__name__}: {err}")
         finally:
             if batches is not None:
                 batches.close()
-            ckpts.close()
+            try:
+                ckpts.close()
+            except Exception:  # noqa: BLE001 - after a failed save, closing fails the same way
+                if not failed:
+                    raise
 
     def _loop(self, batches, ckpts, log, start, params, opt_state, evals, elapsed) -> TrainResult:
         """Step; at log, eval and checkpoint steps sync with the device, check the loss,
@@ -471,8 +489,10 @@ class _Run:
                 bad = _first_nonfinite(pending, fetched)
                 if bad is not None:
                     self._say(f"{plan.out_dir}: loss {bad[1]} at step {bad[0]}: diverged")
-                    return self._result("diverged", bad[0], elapsed(), diverged_step=bad[0])
+                    return self._result("diverged", bad[0], elapsed(), diverged_step=bad[0],
+                                        error=f"diverged at step {bad[0]}: train loss {bad[1]}")  # fmt: skip
                 pending.clear()
+                ckpts.check_saves()  # stop at the first failed asynchronous save
                 last_loss, grad_norm = float(fetched[-1]["loss"]), float(fetched[-1]["grad_norm"])
                 tok_s = window.tokens_per_s(first)  # the first step includes compilation: not throughput
                 bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tok_s:.0f}" if tok_s else "-", refresh=False)
@@ -488,7 +508,8 @@ class _Run:
                         f"eval_bpb {row['eval_bpb'] or float('nan'):.4f}"
                     )
                     if not math.isfinite(last_eval[1]):
-                        return self._result("diverged", step, elapsed(), diverged_step=step)
+                        return self._result("diverged", step, elapsed(), diverged_step=step,
+                                            error=f"diverged at step {step}: eval loss {last_eval[1]}")  # fmt: skip
                 if is_ckpt:
                     save(step)
                 if step < total and preempt.requested(collective=not single):

@@ -74,7 +74,7 @@ def test_resamples_with_a_vanished_term_drop_out_of_intervals():
     draws[0, 1] = 0.0  # A vanished in one refit (exp of a very negative log A)
     b = BootstrapResult(law="chinchilla", draws=draws, objectives=np.zeros(50), converged=np.ones(50, bool), fit=fit)
     fit.bootstrap = b
-    out = compute_optimal(fit, 1e22, level=0.9)
+    out = compute_optimal(fit, 1e22, level=0.9, interval="law")
     assert np.isfinite([out["params_lo"], out["params_hi"], out["loss_lo"], out["loss_hi"]]).all()
     assert out["params_lo"] < out["params"] < out["params_hi"]
     lo, hi = b.predict_interval(params=1e9, tokens=2e10)  # a law with A = 0 still predicts

@@ -17,6 +17,7 @@ FIGURES = (
     "fig6_mup",
     "fig7_interpolation",
     "fig8_backtest",
+    "fig9_calibration",  # draws the committed results/calibration
     "fig10_finetune",  # these three draw the committed results/{finetune,compression,lowrank}
     "fig11_compression",
     "fig12_lowrank",

@@ -86,7 +86,7 @@ def test_cli_figures(synthetic_store, tmp_path, capsys):
         "fig7_interpolation.png",
     ]
     assert "2 of 2 figures written" in capsys.readouterr().out
-    assert main(["figures", str(synthetic_store), "--only", "fig9"]) == 2  # unknown figure: a clear error
+    assert main(["figures", str(synthetic_store), "--only", "fig99"]) == 2  # unknown figure: a clear error
     capsys.readouterr()
     assert main(["figures", str(tmp_path / "nonexistent")]) == 2  # nothing drawn, a one-line error
     assert "nonexistent' does not exist" in capsys.readouterr().err

@@ -45,6 +45,7 @@ def test_store_schema_and_contents(tmp_path):
         "runs",
         "runs.csv",
         "sweep.toml",
+        "tables.json",
     ]
     assert (out / ".gitignore").read_text().strip().endswith("runs/")
     with open(out / "runs.csv", newline="") as f:
@@ -228,6 +229,8 @@ def test_concurrent_workers_write_each_run_once(tmp_path):
     assert [r["run_id"] for r in rows] == [r.run_id for r in plan.runs]
     assert {r["status"] for r in rows} == {"done"}
     assert len(_read(out / "curves.csv")) == 2 * len(plan.runs)
+    assert ResultsStore(out).check_tables() is None  # the last writer's pair is one generation
+    assert list(out.rglob(".*.tmp")) == []  # and no worker left a temp file
 
 
 @pytest.mark.multiprocess
