@@ -24,7 +24,7 @@ source = "embedded"
 @pytest.mark.slow
 def test_runner_trains_an_lr_tune_grid_packed(tmp_path):
     overrides = [
-        "train.eval_batches=2",
+        "data.num_eval_batches=2",
         "train.global_batch_size=8",
         "train.eval_every=1000",
         "family.widths={start=4,stop=32,step=4}",
