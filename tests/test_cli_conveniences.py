@@ -24,5 +24,5 @@ def test_sweep_dry_run_is_plan(capsys, tmp_path):
     planned = capsys.readouterr().out
     out = tmp_path / "results"
     assert main(["sweep", str(SWEEP), "--dry-run", "--throughput", "1e9", "--out", str(out)]) == 0
-    assert capsys.readouterr().out == planned and "12 runs" in planned
+    assert capsys.readouterr().out == planned and "33 runs" in planned and "learning-rate tuning" in planned
     assert not out.exists()  # nothing trained, nothing written

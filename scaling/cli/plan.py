@@ -85,7 +85,14 @@ def run(args) -> int:
     from scaling.sweep.report import format_plan
     from scaling.sweep.throughput import resolve
 
-    plan = plan_sweep(load_sweep_config(args.config, args.overrides))
+    cfg = load_sweep_config(args.config, args.overrides)
+    tuning = None
+    if cfg.hparams.lr == "tuned":  # two phases: the LR grid at the smallest budget, then every budget
+        from scaling.sweep.lr_tuning import shapes_plan, tuning_plan
+
+        tuning, plan = tuning_plan(cfg), shapes_plan(cfg)
+    else:
+        plan = plan_sweep(cfg)
     if args.next is not None or args.target_flops is not None:
         from scaling.cli.plan_next import next_runs
 
@@ -102,6 +109,9 @@ def run(args) -> int:
 
         enable_compilation_cache()
     rate, source = resolve(plan, args.throughput, args.calibrate)
+    if tuning is not None:
+        print(format_plan(tuning, rate, source))
+        print()
     print(format_plan(plan, rate, source))
     from scaling.cli.plan_next import grid_bias_report
 

@@ -73,6 +73,16 @@ def tuning_plan(cfg: SweepConfig) -> Plan:
     return Plan(cfg, tuple(runs), (f"learning-rate tuning at C = {smallest:.3g}: {len(runs)} runs",))
 
 
+def shapes_plan(cfg: SweepConfig) -> Plan:
+    """Phase 2's runs before the tuning has chosen their learning rates: every budget's
+    sizes at the base LR. What `scaling plan` shows and plans next runs from (the shapes,
+    tokens and FLOPs are final; only each width's LR is decided by the tuning runs)."""
+    _check(cfg)
+    plan = plan_sweep(_with(cfg, lr=_base_lr(cfg), hparams={"lr": "constant"}))
+    note = "then every budget at the LR chosen per width by the tuning runs (shown at the base LR)"
+    return Plan(cfg, plan.runs, (*plan.notes, note))
+
+
 @dataclass(frozen=True)
 class LrChoice:
     rule: str

@@ -274,7 +274,10 @@ def test_a_diverged_run_says_at_which_step_and_what_value(tmp_path):
     assert all(r["error"] == "diverged at step 7: loss nan" for r in rows), rows[0]["error"]
 
 
-def test_no_progress_reaches_the_trainer(tmp_path):
+def test_no_progress_reaches_the_trainer(tmp_path, monkeypatch):
+    """--no-progress turns the trainer's bar off; with progress on, it is on at a terminal
+    (off one, the sweep prints a line per run instead: see the runner)."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     plan = _plan(tmp_path)
     seen = []
 
