@@ -51,7 +51,7 @@ def make(results_dir, out_dir):
                 ax.errorbar(
                     [p.n_opt],
                     [p.loss_opt],
-                    xerr=[[p.n_opt - lo], [hi - p.n_opt]] if np.isfinite(lo) else None,
+                    xerr=[[p.n_opt - lo], [hi - p.n_opt]] if np.isfinite(lo) and lo <= p.n_opt <= hi else None,
                     marker="*",
                     markersize=11,
                     color=c,

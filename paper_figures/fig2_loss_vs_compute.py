@@ -74,7 +74,11 @@ def make(results_dir, out_dir):
         ax.errorbar(
             [p.budget for p in prof],
             [p.loss_opt for p in prof],
-            yerr=np.array([[p.loss_opt - p.loss_opt_interval[0], p.loss_opt_interval[1] - p.loss_opt] for p in prof]).T,
+            yerr=np.clip(
+                np.array([[p.loss_opt - p.loss_opt_interval[0], p.loss_opt_interval[1] - p.loss_opt] for p in prof]).T,
+                0,
+                None,
+            ),
             marker="*",
             markersize=10,
             color="white",

@@ -88,7 +88,7 @@ def make(results_dir, out_dir):
                 ax.errorbar(
                     [p.budget],
                     [y],
-                    yerr=[[y - lo], [hi - y]] if np.isfinite(lo) else None,
+                    yerr=[[max(y - lo, 0)], [max(hi - y, 0)]] if np.isfinite(lo) else None,
                     marker=scale.marker(p.budget),
                     color=scale.color(p.budget),
                     markeredgecolor="black",

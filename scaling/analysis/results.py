@@ -183,9 +183,10 @@ class FitResult:
         law = self.law_obj
         return law.to_fit([self.params[p] for p in law.params])
 
-    def predict(self, params=None, tokens=None, flops=None) -> np.ndarray:
-        """Predicted loss at the given inputs (those the law needs; arrays broadcast)."""
-        return self.law_obj.predict(self.params, params=params, tokens=tokens, flops=flops)
+    def predict(self, params=None, tokens=None, flops=None, **inputs) -> np.ndarray:
+        """Predicted loss at the given inputs (those the law needs, e.g. unique_tokens for
+        the data-constrained law; arrays broadcast)."""
+        return self.law_obj.predict(self.params, params=params, tokens=tokens, flops=flops, **inputs)
 
     def __getitem__(self, name: str) -> float:
         return self.params[name]
@@ -344,10 +345,10 @@ class BootstrapResult:
         d = self.draws[self._ok()]
         return {p: float(s) for p, s in zip(self.params, d.std(axis=0, ddof=1))}
 
-    def predict(self, params=None, tokens=None, flops=None) -> np.ndarray:
+    def predict(self, params=None, tokens=None, flops=None, **inputs) -> np.ndarray:
         """(R, ...) predicted loss of every resample's law at the inputs."""
         law = get_law(self.law)
-        return law.predict_many(self.draws, params=params, tokens=tokens, flops=flops)
+        return law.predict_many(self.draws, params=params, tokens=tokens, flops=flops, **inputs)
 
     def predict_interval(self, params=None, tokens=None, flops=None, level=None):
         """Percentile interval (low, high) of the predicted loss at the inputs."""

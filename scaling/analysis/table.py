@@ -5,7 +5,8 @@ runner (``runs.csv``: params_nonembedding is params, eval_loss is loss, only row
 status == "done"; with ``curves=True`` its ``curves.csv``, one row per evaluation). Tokens are derived from FLOPs as D = C/(k·N) when missing, FLOPs from
 tokens as C = k·N·D; k is the FLOP convention ("6N" -> 6, or a number; for a model-dependent convention
 such as "exact" the table's median C/(N·D), which needs both columns). WSD trunk rows
-(plan_kind == "trunk": constant LR, not annealed) are left out of a results directory. Other columns
+(plan_kind == "trunk": constant LR, not annealed) and learning-rate tuning runs (plan_kind == "lr_tune":
+off-optimum by design; their curves too) are left out of a results directory. Other columns
 (run_id, width, depth, ...) are kept.
 
 A canonical table always has all three of params, tokens and flops, so its own FLOPs
@@ -36,6 +37,7 @@ import pandas as pd
 from scaling.core.columns import (
     CANONICAL,
     FLOP_CONVENTION,
+    LR_TUNE,
     PER_EVALUATION,
     PLAN_KIND,
     RUN_ID,
@@ -228,10 +230,12 @@ def load_table(
         loss_col = loss_col or (STORE_LOSS if STORE_LOSS in df.columns else "loss")
         if FLOP_CONVENTION in df.columns and convention is None and df[FLOP_CONVENTION].notna().any():
             convention = df[FLOP_CONVENTION].dropna().iloc[0]
-        if not curves and PLAN_KIND in df.columns:
+        if PLAN_KIND in df.columns:
             # WSD trunks run at constant LR: their final losses are not annealed, so they
-            # are not points of the scaling law (their cooldown branches are).
-            df = df[df[PLAN_KIND].astype(str) != TRUNK]
+            # are not points of the scaling law (their cooldown branches are). LR tuning
+            # runs train at deliberately wrong learning rates (their curves too).
+            drop = (LR_TUNE,) if curves else (TRUNK, LR_TUNE)
+            df = df[~df[PLAN_KIND].astype(str).isin(drop)]
     if convention is None:
         convention = "6N"
     names = {

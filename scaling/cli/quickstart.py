@@ -1,11 +1,14 @@
-"""`scaling quickstart [--out DIR]`: the whole loop on a laptop CPU in about ten minutes.
+"""`scaling quickstart [--out DIR]`: the whole loop on a laptop CPU in under ten minutes.
 
-plan (printed) → train the IsoFLOP sweep of experiments/quickstart.toml (tiny byte-level
-Transformers on CPython's own source, no download) → fit IsoFLOP parabolas (Approach 2)
-and the Chinchilla law L(N, D) = E + A/N^α + B/D^β (Approach 3) → write the IsoFLOP
-figure DIR/isoflop.png → print the fitted law and the compute-optimal N and D for a
-budget 10x the largest one trained: from the IsoFLOP minima's power laws, and as the
-family member that minimises the fitted law at that budget.
+tune the learning rate per width at the smallest budget (an LR grid, trained packed) →
+train the IsoFLOP sweep of experiments/quickstart.toml at those LRs (tiny byte-level
+Transformers on the embedded corpus, no download; one worker process per core) → fit
+IsoFLOP parabolas (Approach 2) and the Chinchilla law L(N, D) = E + A/N^α + B/D^β
+(Approach 3, bootstrapped) → backtest: the law fitted without the top budget predicts
+that budget's minimum loss → write the IsoFLOP figure DIR/isoflop.png → print the
+exponents of both approaches with their 95% intervals and the compute-optimal N and D for
+a budget 10x the largest one trained. The corpus hash is compared with the committed
+reference's (results/quickstart/manifest.json): different data, not comparable losses.
 
 Default DIR: runs/quickstart/ (git-ignored), so the command always does the whole job
 on a fresh clone while the committed reference results in results/quickstart/ (which
@@ -22,6 +25,7 @@ import math
 from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.toml"
+REFERENCE = Path(__file__).resolve().parents[2] / "results" / "quickstart"
 FIGURE = "isoflop.png"
 
 
@@ -43,16 +47,25 @@ def register(subparsers) -> None:
         help="override a config value (a TOML literal); repeatable",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", default="auto", help="worker processes: a number or 'auto' (one per core on a CPU)")
+    p.add_argument("--pack", type=int, default=8, help="train up to K same-shape runs as one program (default 8)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from scaling.cli.sweep import sweep
+    from scaling.cli.sweep import parse_jobs, sweep
     from scaling.sweep import load_sweep_config, plan_sweep
 
-    plan = plan_sweep(load_sweep_config(args.config, args.overrides))
+    cfg = load_sweep_config(args.config, args.overrides)
     out = Path(args.out)
-    report = sweep(plan, out, progress=not args.no_progress)
+    kwargs = dict(progress=not args.no_progress, jobs=parse_jobs(args.jobs), pack=args.pack)
+    if cfg.hparams.lr == "tuned":
+        from scaling.sweep.lr_tuning import tune_and_sweep
+
+        report, plan, _ = tune_and_sweep(cfg, out, lambda p: sweep(p, out, **kwargs))
+    else:
+        plan = plan_sweep(cfg)
+        report = sweep(plan, out, **kwargs)
     if report.preempted:  # no analysis of a partial sweep; rerunning the command resumes it
         from scaling.runtime import PREEMPTED_EXIT_CODE
 
@@ -62,17 +75,45 @@ def run(args) -> int:
     return 1 if report.count("failed") else 0
 
 
-def analyze(out: Path, config) -> dict:
-    """Approach 2 and the Chinchilla law on DIR's finished runs; the figure; a printout."""
+def corpus_check(out: Path, reference: Path = REFERENCE) -> str:
+    """One line: is DIR's corpus the committed reference's (so that losses compare)?"""
+    import json
+
+    def corpus(d: Path):
+        try:
+            return json.loads((d / "manifest.json").read_text())["data"]["corpus_hash"]
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
+
+    mine, ref = corpus(out), corpus(reference)
+    if mine is None:
+        return "corpus: no data manifest in the results: cannot tell whether they compare with the reference"
+    if Path(out).resolve() == Path(reference).resolve():
+        return f"corpus {mine[:12]}: this is the committed reference"
+    if ref is None:
+        return f"corpus {mine[:12]}: no committed reference to compare with"
+    if mine == ref:
+        return f"corpus {mine[:12]}: the committed reference's (results/quickstart): losses compare run by run"
+    return (f"corpus {mine[:12]} is NOT the committed reference's ({ref[:12]}): these losses are not comparable "
+            "with results/quickstart")  # fmt: skip
+
+
+def analyze(out: Path, config, *, n_boot: int = 200) -> dict:
+    """Approaches 2 and 3 on DIR's finished law runs, the backtest, the figure, a printout."""
     import numpy as np
     import pandas as pd
 
+    from scaling.analysis.extrapolate import backtest, predict_loss
     from scaling.analysis.fit import fit_law
     from scaling.analysis.isoflop import isoflop_analysis
+    from scaling.analysis.optimal import compute_optimal
     from scaling.analysis.table import load_table
+    from scaling.analysis.uncertainty import bootstrap
+    from scaling.core.columns import LR_TUNE
 
+    print(corpus_check(out))
     runs = pd.read_csv(out / "runs.csv")
-    done = runs[runs["status"] == "done"]
+    done = runs[(runs["status"] == "done") & (runs["plan_kind"] != LR_TUNE)]
     # FLOPs per (non-embedding) parameter per token, as the runs were counted. Under the
     # "exact" convention it is not one number (it is 12-22 here): the median stands in
     # for the tables that need one; budgets and FLOPs themselves stay exact.
@@ -80,9 +121,11 @@ def analyze(out: Path, config) -> dict:
     df = load_table(out, convention=k)
     iso = isoflop_analysis(df, budget="budget", n_boot=500, seed=0)
     law = fit_law(df, "chinchilla")
+    boot = bootstrap(df, fit=law, n_boot=n_boot, seed=0)
     target = 10 * max(config.sweep.budgets)
     n2, d2 = float(iso.n_opt(target)), float(iso.d_opt(target))
     best = law_optimum_on_family(law, config, target)
+    opt3 = compute_optimal(boot, target)
 
     print("IsoFLOP minima (Approach 2):")
     for row in iso.to_frame().itertuples():
@@ -90,13 +133,23 @@ def analyze(out: Path, config) -> dict:
         print(f"  C = {row.budget:.3g} FLOPs: N* = {row.n_opt:,.0f} [{row.n_opt_lo:,.0f}, {row.n_opt_hi:,.0f}], "
               f"D* = {row.d_opt:,.0f}, loss {row.loss_opt:.4f} ({row.n_points} sizes; minimum {where})")  # fmt: skip
     lo, hi = iso.n_opt.exponent_interval
-    print(f"  N_opt ∝ C^{iso.a:.3f} (95% CI {lo:.3f} to {hi:.3f}),  D_opt ∝ C^{iso.b:.3f}")
+    print(f"  N_opt ∝ C^{iso.a:.3f} (95% CI {lo:.3f} to {hi:.3f}, width {hi - lo:.3f}),  D_opt ∝ C^{iso.b:.3f}")
     for w in iso.warnings:
         print(f"  warning: {w}")
-    print(f"\nChinchilla law fitted to the {len(df)} finished runs (Approach 3):")
+    print(f"\nChinchilla law fitted to the {len(df)} finished law runs (Approach 3; {n_boot} bootstrap refits):")
     print("  " + law.summary().replace("\n", "\n  "))
     p = law.params
     print(f"  L(N, D) = {p['E']:.3f} + {p['A']:.4g} / N^{p['alpha']:.3f} + {p['B']:.4g} / D^{p['beta']:.3f}")
+    a3, a3_lo, a3_hi = float(opt3["a"]), float(opt3.get("a_lo", np.nan)), float(opt3.get("a_hi", np.nan))
+    print(f"\nN_opt ∝ C^a:  Approach 2 (IsoFLOP minima) a = {iso.a:.3f} [{lo:.3f}, {hi:.3f}];  "
+          f"Approach 3 (Chinchilla law, β/(α+β)) a = {a3:.3f} [{a3_lo:.3f}, {a3_hi:.3f}]")  # fmt: skip
+    bt = _backtest(df, iso, config, n_boot, backtest, predict_loss)
+    if bt is not None:
+        print(f"\nBacktest: the law fitted to the {bt['n_fit']} runs below C = {bt['budget']:.3g} predicts that budget's "
+              f"minimum loss {bt['pred']:.4f} (95% interval {bt['lo']:.4f} to {bt['hi']:.4f}) at N = {bt['N']:,.0f}; "
+              f"observed: {bt['observed']:.4f} (IsoFLOP parabola minimum; best run {bt['best_run']:.4f}) -> "
+              f"{'inside' if bt['lo'] <= bt['observed'] <= bt['hi'] else 'OUTSIDE'} the interval; its "
+              f"{bt['n_test']} runs: {bt['coverage']:.0%} covered, mean |error| {bt['mare']:.2%}")  # fmt: skip
     conv = config.sweep.flop_convention
     print(f"\nCompute-optimal allocation at C = {target:.3g} FLOPs ({conv}; 10x the largest budget):")
     (n_lo,), (n_hi,) = iso.n_opt.interval(target)
@@ -111,7 +164,30 @@ def analyze(out: Path, config) -> dict:
     figure = out / FIGURE
     isoflop_figure(iso, figure, target=target, chinchilla=(best["N"], best["D"]) if best else (math.nan, math.nan))
     print(f"\nfigure: {figure}")
-    return {"isoflop": iso, "law": law, "target": target, "approach2": (n2, d2), "approach3": best}
+    return {"isoflop": iso, "law": law, "bootstrap": boot, "target": target, "approach2": (n2, d2),
+            "approach3": best, "a3": (a3, a3_lo, a3_hi), "backtest": bt}  # fmt: skip
+
+
+def _backtest(df, iso, config, n_boot: int, backtest, predict_loss) -> dict | None:
+    """The law fitted below the top budget, asked for the top budget's minimum loss (the
+    family member its own fit puts there) with a predictive interval, against the
+    top budget's observed IsoFLOP minimum."""
+    import math
+
+    budgets = sorted(df["budget"].unique())
+    if len(budgets) < 3:
+        return None
+    top = budgets[-1]
+    cutoff = math.sqrt(budgets[-2] * top)  # between the top two budgets
+    bt = backtest(df[df["budget"] <= top], cutoff_flops=cutoff, n_boot=n_boot, seed=0)
+    best = law_optimum_on_family(bt.fit, config, top)
+    pred = predict_loss(bt.fit, params=best["N"], tokens=best["D"])
+    prof = next(p for p in iso.profiles if p.budget == top)
+    s = bt.to_dict()
+    return {"budget": top, "N": best["N"], "pred": float(pred["loss"]), "lo": float(pred["loss_lo"]),
+            "hi": float(pred["loss_hi"]), "observed": float(prof.loss_opt), "best_run": float(prof.loss.min()),
+            "n_fit": int(s["n_fit"]), "n_test": int(s["n_test"]), "coverage": float(s["coverage"]),
+            "mare": float(s["mean_abs_rel_error"])}  # fmt: skip
 
 
 def law_optimum_on_family(law, config, flops: float) -> dict | None:

@@ -14,6 +14,11 @@ the hosts train one run at a time, sharded; only process 0 writes the tables.
 --dry-run prints the plan and stops, exactly as `scaling plan FILE.toml` does.
 --track tensorboard|wandb mirrors every run's metrics live (project and group: the sweep's
 name; tracker run id: the run id) and logs one summary row per finished run.
+Many small runs at once: --jobs J trains with J worker processes sharing this machine's
+cores (XLA threads split between them; default 1, `auto` = one per core on a CPU), and
+--pack K trains up to K same-shape runs of one group (an LR grid, seeds) as one program.
+A sweep with `[hparams] lr = "tuned"` first trains its LR grid at the smallest budget,
+then every budget at the LRs chosen per width (scaling.sweep.lr_tuning).
 
 Exit status: 0 when no run failed, 1 when some failed (see runs.csv), 2 bad input, 75
 when a run was preempted (SIGTERM: its checkpoint is saved and the sweep stopped; a
@@ -43,6 +48,8 @@ def register(subparsers) -> None:
         "--num-workers", type=int, help="independent workers sharing the runs (default: SLURM array size, else 1)"
     )
     p.add_argument("--worker-index", type=int, help="this worker, 0..K-1 (default: SLURM_ARRAY_TASK_ID, else 0)")
+    p.add_argument("--jobs", default="1", help="worker processes on this machine: a number or 'auto' (default 1)")
+    p.add_argument("--pack", type=int, default=8, help="train up to K same-shape runs as one program (default 8)")
     p.add_argument("--no-retry-failed", action="store_true", help="leave failed runs failed instead of retrying them")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-compilation-cache", action="store_true", help="do not use JAX's persistent compilation cache")
@@ -57,6 +64,19 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def parse_jobs(value: str) -> int | None:
+    """--jobs: a positive integer, or 'auto' (None: decided once JAX knows the backend)."""
+    if value == "auto":
+        return None
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise ValueError(f"--jobs={value!r} must be a positive integer or 'auto'")
+    return jobs
+
+
 def run(args) -> int:
     args.overrides = list(args.overrides) + track_overrides(args)
     if args.dry_run:  # exactly `scaling plan`, with its own defaults for every other option
@@ -66,18 +86,27 @@ def run(args) -> int:
         return main(argv + (["--throughput", repr(args.throughput)] if args.throughput is not None else []))
     from scaling.sweep import load_sweep_config, plan_sweep, worker_from_env
 
-    plan = plan_sweep(load_sweep_config(args.config, args.overrides))  # bad input fails before JAX starts
+    cfg = load_sweep_config(args.config, args.overrides)
+    jobs = parse_jobs(args.jobs)
+    tuned = cfg.hparams.lr == "tuned"
+    plan = None if tuned else plan_sweep(cfg)  # bad input fails before JAX starts
     num_workers, worker_index = worker_from_env(args.num_workers, args.worker_index)
     from scaling.storage import require_local
 
     if args.out:
         require_local(args.out, "--out")
-    out = Path(args.out) if args.out else Path("results") / plan.config.sweep.name
+    out = Path(args.out) if args.out else Path("results") / cfg.sweep.name
+    kwargs = dict(num_workers=num_workers, worker_index=worker_index, retry_failed=not args.no_retry_failed,
+                  progress=not args.no_progress, compilation_cache=not args.no_compilation_cache,
+                  coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
+                  jobs=jobs, pack=args.pack)  # fmt: skip
     try:
-        report = sweep(plan, out, num_workers=num_workers, worker_index=worker_index,
-                       retry_failed=not args.no_retry_failed, progress=not args.no_progress,
-                       compilation_cache=not args.no_compilation_cache, coordinator=args.coordinator,
-                       num_processes=args.num_processes, process_id=args.process_id)  # fmt: skip
+        if tuned:
+            from scaling.sweep.lr_tuning import tune_and_sweep
+
+            report, _, _ = tune_and_sweep(cfg, out, lambda p: sweep(p, out, **kwargs))
+        else:
+            report = sweep(plan, out, **kwargs)
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise
@@ -95,8 +124,11 @@ def run(args) -> int:
 
 def sweep(plan, out: Path, *, num_workers: int = 1, worker_index: int = 0, retry_failed: bool = True,
           progress: bool = True, compilation_cache: bool = True, coordinator: str | None = None,
-          num_processes: int | None = None, process_id: int | None = None):  # fmt: skip
-    """Plan printed → runs trained → summary printed (process 0 prints). Shared with quickstart."""
+          num_processes: int | None = None, process_id: int | None = None, jobs: int | None = 1,
+          pack: int = 1):  # fmt: skip
+    """Plan printed → runs trained → summary printed (process 0 prints). Shared with quickstart.
+
+    jobs: worker processes on this machine (None: `scaling.sweep.pool.default_jobs`)."""
     from scaling.train.distributed import initialize
 
     initialize(coordinator, num_processes, process_id)
@@ -115,8 +147,19 @@ def sweep(plan, out: Path, *, num_workers: int = 1, worker_index: int = 0, retry
     if num_workers > 1:
         say(f"\nworker {worker_index} of {num_workers}")
     say(f"\nresults: {out}", flush=True)
-    report = run_sweep(plan, out, num_workers=num_workers, worker_index=worker_index, hosts=hosts,
-                       retry_failed=retry_failed, progress=progress)  # fmt: skip
+    if jobs is None:
+        from scaling.sweep.pool import default_jobs
+
+        jobs = default_jobs()
+    if jobs > 1 and hosts.count == 1 and num_workers == 1:
+        from scaling.sweep.pool import run_jobs
+
+        say(f"{jobs} jobs on this machine", flush=True)
+        report = run_jobs(plan, out, jobs=jobs, retry_failed=retry_failed, pack=pack)
+        ResultsStore(out).consolidate()
+    else:
+        report = run_sweep(plan, out, num_workers=num_workers, worker_index=worker_index, hosts=hosts,
+                           retry_failed=retry_failed, progress=progress, pack=pack)  # fmt: skip
     if hosts.is_writer:
         measured = from_report(plan, report)
         if measured:

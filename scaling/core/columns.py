@@ -26,6 +26,7 @@ __all__ = [
     "STORE_TO_CANONICAL",
     "TOKENS",
     "TRUNK",
+    "LR_TUNE",
 ]
 
 # The analysis's canonical columns: a law's inputs and its target.
@@ -47,3 +48,4 @@ STORE_TO_CANONICAL = {STORE_PARAMS: PARAMS, STORE_LOSS: LOSS}
 # curves.csv's per-evaluation values when the two tables are joined.
 PER_EVALUATION = (TOKENS, FLOPS, STEP, "train_loss", STORE_LOSS, "lr")
 TRUNK = "trunk"  # plan_kind of a WSD trunk: constant LR, never annealed, not a law point
+LR_TUNE = "lr_tune"  # plan_kind of a learning-rate tuning run: off-optimum by design, not a law point

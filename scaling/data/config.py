@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from scaling.core import config as cc
 
-SOURCES = ("stdlib", "text", "tokens", "hf")
+SOURCES = ("embedded", "stdlib", "text", "tokens", "hf")
 TOKENIZERS = ("bytes", "bpe")
 _MAX_VOCAB = 2**32
 
@@ -31,7 +31,9 @@ def _as_str_tuple(check: cc.Checks, name: str) -> tuple[str, ...]:
 class DataConfig:
     """The data pipeline's settings (see scaling/data/README.md for each source).
 
-    source: "stdlib" (CPython's own *.py files, no download), "text" (files,
+    source: "embedded" (the default: a fixed snapshot of CPython 3.11.7's standard-library
+        source shipped with the package, identical under every Python, no download),
+        "stdlib" (the running interpreter's own *.py files), "text" (files,
         directories or globs in `paths`), "tokens" (pre-tokenized .bin files in
         `paths`), or "hf" (a Hugging Face `datasets` dataset named by `hf_dataset`).
     tokenizer: "bytes" (vocab 257: 256 bytes + separator 256) or "bpe" (byte-level
@@ -57,7 +59,7 @@ class DataConfig:
         tokens held fixed while the tokens trained on grow). Validation is unchanged.
     """
 
-    source: str = "stdlib"
+    source: str = "embedded"
     tokenizer: str = "bytes"
     seq_len: int = 256
     seed: int = 0
@@ -100,10 +102,10 @@ class DataConfig:
             )
         if self.source == "hf" and not self.hf_dataset:
             check.fail("hf_dataset", "is empty, but source='hf' needs a dataset name or path")
-        if self.source == "stdlib" and (self.paths or self.validation_paths):
+        if self.source in ("embedded", "stdlib") and (self.paths or self.validation_paths):
             check.fail(
                 "paths",
-                f"source='stdlib' reads CPython's own files; data.paths and data.validation_paths "
+                f"source={self.source!r} reads CPython's source files; data.paths and data.validation_paths "
                 f"(got {list(self.validation_paths)}) must be empty (use source='text')",
                 list(self.paths),
             )

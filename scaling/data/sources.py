@@ -1,5 +1,11 @@
 """Corpus sources: which documents exist, and which split each one belongs to.
 
+The default source, "embedded", is a fixed snapshot of CPython's standard-library source
+shipped in scaling/data/corpus/ (see its README): the same bytes under every Python, so a
+run's data, and with it its losses, do not depend on the interpreter that trains it.
+"stdlib" reads the running interpreter's own Lib/ instead, which changes between patch
+releases.
+
 A source gives a cheap `fingerprint` (file names, sizes and mtimes, or a
 `datasets` fingerprint: used only to find a cached build without reading the
 corpus) and `load()`, which reads the documents and splits them. Pre-tokenized
@@ -10,9 +16,13 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
+import json
+import lzma
 import os
 import sys
 import sysconfig
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +174,59 @@ def stdlib_source(cfg: DataConfig, root: Path | None = None) -> Source:
     )
 
 
+# ---------------------------------------------------------------- the embedded snapshot
+
+SNAPSHOT_DIR = Path(__file__).resolve().parent / "corpus"
+SNAPSHOT_MANIFEST = SNAPSHOT_DIR / "cpython-lib.json"
+
+
+def snapshot_content_hash(docs: list[Doc]) -> str:
+    """sha256 over every (name, length, content) in order: the snapshot's identity."""
+    h = hashlib.sha256()
+    for name, data in docs:
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def snapshot_manifest() -> dict:
+    """The committed provenance of the embedded corpus (version, file list, hashes)."""
+    return json.loads(SNAPSHOT_MANIFEST.read_text())
+
+
+def read_snapshot() -> list[Doc]:
+    """The embedded corpus's documents in archive order, checked against its manifest
+    (a changed or damaged archive is an error, never silently different data)."""
+    manifest = snapshot_manifest()
+    archive = SNAPSHOT_DIR / manifest["archive"]
+    packed = archive.read_bytes()
+    digest = hashlib.sha256(packed).hexdigest()
+    if digest != manifest["archive_sha256"]:
+        raise ValueError(
+            f"the embedded corpus {archive} has sha256 {digest}, not the {manifest['archive_sha256']} "
+            f"its manifest {SNAPSHOT_MANIFEST.name} records: the file is damaged or was replaced"
+        )
+    docs: list[Doc] = []
+    with tarfile.open(fileobj=io.BytesIO(lzma.decompress(packed)), mode="r:") as tar:
+        for member in tar:
+            if member.isfile():
+                docs.append((member.name, tar.extractfile(member).read()))
+    return docs
+
+
+def embedded_source(cfg: DataConfig) -> Source:
+    manifest = snapshot_manifest()
+    return Source(
+        description={
+            "snapshot": manifest["archive"],
+            "python": manifest["python"],
+            "content_sha256": manifest["content_sha256"],
+        },
+        fingerprint={"archive_sha256": manifest["archive_sha256"]},
+        load=lambda: split_documents(read_snapshot(), cfg.validation_fraction),
+    )
+
+
 def text_source(cfg: DataConfig) -> Source:
     train_files = expand_paths(cfg.paths, "paths")
     val_files = expand_paths(cfg.validation_paths, "validation_paths") if cfg.validation_paths else []
@@ -265,6 +328,8 @@ def hf_source(cfg: DataConfig) -> Source:
 
 
 def open_source(cfg: DataConfig) -> Source:
+    if cfg.source == "embedded":
+        return embedded_source(cfg)
     if cfg.source == "stdlib":
         return stdlib_source(cfg)
     if cfg.source == "text":

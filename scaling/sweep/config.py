@@ -31,7 +31,7 @@ from scaling.core.schedules import COOLDOWN_SHAPES
 from scaling.sweep.trainer_config import TRAINER_SECTIONS, RunTemplate
 
 PLAN_KINDS = ("isoflop", "horizons", "wsd", "hparam_grid", "data_constrained")
-LR_RULES = ("mup", "width_power", "constant", "law")
+LR_RULES = ("mup", "width_power", "constant", "law", "tuned", "per_width")
 BATCH_RULES = ("fixed", "budget_power", "law")
 PARAM_COUNTS = ("nonembedding", "total")
 SWEEP_SECTIONS = ("sweep", "family", "hparams", "wsd")
@@ -220,6 +220,9 @@ class HparamsSection:
                          transfer. Requires model.parameterization = "mup".
     lr = "width_power":  lr = base_lr * (lr_base_width / width) ** lr_exponent (e.g. 1: LR ∝ 1/width).
     lr = "constant":     the base learning rate everywhere.
+    lr = "tuned":        an LR grid (base_lr x lr_tune_grid) per width at the smallest budget,
+                         then lr_rule's LR per width for every budget (scaling.sweep.lr_tuning).
+    lr = "per_width":    lr_by_width[width] (what "tuned" resolves to; a table of width -> LR).
     batch_size = "fixed": train.global_batch_size for every run.
     batch_size = "budget_power": batch = base * (budget / batch_reference_flops) ** batch_exponent,
                          rounded to a multiple of batch_multiple (at least one multiple).
@@ -233,6 +236,9 @@ class HparamsSection:
     lr: str = "constant"
     lr_base_width: int | None = None
     lr_exponent: float = 1.0
+    lr_tune_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+    lr_rule: str = "fit"
+    lr_by_width: Mapping[str, float] | None = None
     batch_size: str = "fixed"
     batch_reference_flops: float | None = None
     batch_exponent: float = 0.3
@@ -245,6 +251,22 @@ class HparamsSection:
         check = cc.Checks("hparams", self)
         check.choice("lr", LR_RULES)
         check.choice("batch_size", BATCH_RULES)
+        check.choice("lr_rule", ("fit", "nearest"))
+        grid = self.lr_tune_grid
+        if not isinstance(grid, (list, tuple)) or len(grid) < 3:
+            raise ValueError(f"hparams.lr_tune_grid={grid!r} must list at least 3 multipliers of [optimizer].lr")
+        for i, m in enumerate(grid):
+            _positive(f"hparams.lr_tune_grid[{i}]", m)
+        object.__setattr__(self, "lr_tune_grid", tuple(sorted(float(m) for m in grid)))
+        if self.lr == "per_width":
+            table = self.lr_by_width
+            if not isinstance(table, Mapping) or not table:
+                raise ValueError(
+                    f'hparams.lr="per_width" needs hparams.lr_by_width = {{width = lr, ...}}, got {table!r}'
+                )
+            for w, v in table.items():
+                _positive(f"hparams.lr_by_width[{w}]", v)
+            object.__setattr__(self, "lr_by_width", {str(int(w)): float(v) for w, v in table.items()})
         if self.lr_base_width is not None:
             _positive("hparams.lr_base_width", self.lr_base_width, integer=True)
         check.number("lr_exponent", "batch_exponent")

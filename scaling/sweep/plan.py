@@ -305,6 +305,12 @@ class _Builder:
         if h.lr == "width_power":
             base_width = h.lr_base_width or size.model.base_width
             return self.base_lr * (base_width / size.width) ** h.lr_exponent
+        if h.lr == "per_width":
+            if str(size.width) not in h.lr_by_width:
+                raise ValueError(f"hparams.lr_by_width has no learning rate for width {size.width}")
+            return h.lr_by_width[str(size.width)]
+        if h.lr == "tuned":
+            raise ValueError('hparams.lr="tuned" is planned in two phases: use scaling.sweep.lr_tuning')
         return self.base_lr  # "constant", and "mup" (the model's multipliers transfer it)
 
     def steps(self, size: Size, tokens: float, batch: int, budget: float) -> int:

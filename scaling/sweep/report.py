@@ -116,6 +116,16 @@ def format_plan(plan: Plan, flops_per_second: float | None = None, throughput_so
     return "\n".join(out)
 
 
+def run_line(done: int, total: int, row: dict[str, Any], elapsed: float, flops_done: float,
+             flops_left: float) -> str:  # fmt: skip
+    """One plain line per finished run (progress off a terminal): what, result, ETA."""
+    loss = row.get("eval_loss")
+    what = f"eval_loss {loss:.4f}" if isinstance(loss, float) else (row.get("error") or "")[:80]
+    eta = duration(elapsed * flops_left / flops_done) if flops_done else "-"
+    return (f"[sweep] {done}/{total} {row['run_id']} width={row.get('width')} {row['status']} {what} "
+            f"({duration(row.get('wall_time_s'))}); elapsed {duration(elapsed)}, ETA {eta}")  # fmt: skip
+
+
 def format_summary(rows: list[dict[str, Any]]) -> str:
     """The end-of-sweep table from runs.csv rows."""
     header = ["run_id", "width", "depth", "budget", "tokens", "eval_loss", "status", "wall time", "error"]

@@ -232,8 +232,17 @@ def run_sweep(
     progress: bool = True,
     record_environment: bool = True,
     log: Callable[[str], None] | None = None,
+    pack: int = 1,
 ) -> SweepReport:
-    """Train this worker's share of `plan` into `out_dir` (see the module docstring)."""
+    """Train this worker's share of `plan` into `out_dir` (see the module docstring).
+
+    pack: up to this many same-shape runs of one group (an LR grid, seeds) train as one
+    program (`scaling.sweep.packing.pack_units`); only with the default train function on
+    a single process."""
+    from scaling.sweep.packing import pack_units
+
+    if train_fn is not None or hosts.count != 1:
+        pack = 1
     train_fn = train_fn or default_train_fn
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     store = ResultsStore(out_dir)
@@ -256,19 +265,33 @@ def run_sweep(
     mine = partition(plan.runs, num_workers, worker_index)
     report = SweepReport(store.root)
     summary = _summary_tracker(plan, store, num_workers, worker_index) if hosts.is_writer else None
-    bar = _SweepBar(mine, enabled=progress and hosts.is_writer)
+    # Bars on a terminal; off one (CI, SLURM files) a line per run instead.
+    tty = progress and hosts.is_writer and sys.stderr.isatty()
+    bar = _SweepBar(mine, enabled=tty, log=None if tty or not hosts.is_writer else log)
+    quiet = not sys.stderr.isatty()
+    sweep_name = plan.config.sweep.name
     try:
         with _sigterm_unwinds(hosts):
             try:
-                for run in mine:
-                    row = _run_one(run, store, train_fn, hosts, retry_failed, log, progress, plan.config.sweep.name)
-                    report.rows.append(row)
-                    bar.advance(run, row)
-                    if hosts.is_writer and row["action"] != "skipped":
+                for unit in pack_units(mine, pack):
+                    if len(unit) == 1:
+                        run = unit[0]
+                        rows = [
+                            _run_one(run, store, train_fn, hosts, retry_failed, log, progress and not quiet, sweep_name)
+                        ]
+                    else:
+                        rows = _run_pack(unit, store, retry_failed, log)
+                    for run, row in zip(unit, rows):
+                        report.rows.append(row)
+                        bar.advance(run, row)
+                    if hosts.is_writer and any(row["action"] != "skipped" for row in rows):
                         store.consolidate()
-                    if summary is not None and row["action"] == "trained" and row["status"] in TERMINAL:
-                        summary.log_run(next(r for r in store.rows() if r["run_id"] == run.run_id))
-                    if row.get("preempted"):
+                    if summary is not None:
+                        finished = {r["run_id"] for r in rows if r["action"] == "trained" and r["status"] in TERMINAL}
+                        for r in store.rows() if finished else ():
+                            if r["run_id"] in finished:
+                                summary.log_run(r)
+                    if any(row.get("preempted") for row in rows):
                         log("[sweep] preempted (SIGTERM): stopping; rerun the same command to resume")
                         break
             except SweepTerminated:  # between runs: nothing was training
@@ -384,6 +407,54 @@ def _final(store: ResultsStore, run: PlannedRun, hosts: Hosts) -> dict:
     return dict(store.read_status(run.run_id))
 
 
+def _run_pack(runs: list[PlannedRun], store: ResultsStore, retry_failed: bool, log) -> list[dict]:
+    """Runs of one shape trained as one packed program (single process): each decided,
+    claimed and recorded as its own run; a preempted pack reruns from step 0 as a unit."""
+    from scaling.train.packed import train_packed
+
+    rows: dict[str, dict] = {}
+    base = {r.run_id: {"run_id": r.run_id, "width": r.width, "depth": r.depth, "budget": r.budget} for r in runs}
+    with contextlib.ExitStack() as stack:
+        todo = []
+        for r in runs:
+            decision, _ = _decide(r, store, retry_failed)
+            if decision == _SKIP:
+                rows[r.run_id] = {**base[r.run_id], "action": "skipped", **store.read_status(r.run_id)}
+            elif decision == _TRAIN and stack.enter_context(store.claim(r.run_id)):
+                todo.append(r)
+            else:
+                rows[r.run_id] = {**base[r.run_id], "action": "busy", "status": "running"}
+        if todo:
+            for r in todo:
+                store.write_status(r.run_id, "running", host=socket.gethostname(), pid=os.getpid(),
+                                   started_at=time.time())  # fmt: skip
+            r0 = todo[0]
+            log(f"[sweep] training {len(todo)} runs packed ({r0.plan_kind}): width={r0.width} depth={r0.depth} "
+                f"steps={r0.steps} lr={','.join(f'{r.lr:.3g}' for r in todo)} seeds={','.join(str(r.seed) for r in todo)}")  # fmt: skip
+            t0 = time.time()
+            try:
+                results = train_packed([_resolved_config(r, store, False) for r in todo],
+                                       [store.run_dir(r.run_id) for r in todo], log=log)  # fmt: skip
+                records = [result_record(x) for x in results]
+            except SystemExit as err:
+                step = preempted_step(err)
+                if step is None:
+                    raise
+                records = [result_record({"status": "preempted", "steps": 0}) for _ in todo]
+            except SweepTerminated:
+                records = [result_record({"status": "preempted", "steps": 0}) for _ in todo]
+            except Exception as err:  # noqa: BLE001 - a failed pack fails its runs, never the sweep
+                error = f"{type(err).__name__}: {err}".strip()
+                records = [{"status": "failed", "error": error} for _ in todo]
+                (store.run_dir(r0.run_id) / "error.txt").write_text(traceback.format_exc())
+                log(f"[sweep] pack of {len(todo)} runs failed: {error}")
+            for r, record in zip(todo, records):
+                record.setdefault("wall_time_s", (time.time() - t0) / len(todo))
+                store.write_status(r.run_id, **record)
+                rows[r.run_id] = {**base[r.run_id], "action": "trained", **record}
+    return [rows[r.run_id] for r in runs]
+
+
 def _resolved_config(run: PlannedRun, store: ResultsStore, progress: bool = True, sweep: str = "") -> dict:
     """The run's trainer config with a branch's trunk reference made a real path, the
     trainer's own progress bar off when the sweep's is (train.progress changes no result),
@@ -418,10 +489,14 @@ class _nothing:
 class _SweepBar:
     """A tqdm bar over this worker's FLOPs, with runs done / total and ETA."""
 
-    def __init__(self, runs: list[PlannedRun], enabled: bool):
+    def __init__(self, runs: list[PlannedRun], enabled: bool, log=None):
         self.total_runs = len(runs)
         self.done_runs = 0
         self.bar = None
+        self.log = log  # no bar: one line per finished run
+        self.t0 = time.time()
+        self.flops_left = sum(r.own_flops for r in runs)
+        self.flops_done = 0.0
         if enabled and runs:
             from tqdm.auto import tqdm
 
@@ -433,6 +508,14 @@ class _SweepBar:
 
     def advance(self, run: PlannedRun, row: dict) -> None:
         self.done_runs += 1
+        self.flops_left -= run.own_flops
+        if row["action"] == "trained":
+            self.flops_done += run.own_flops
+        if self.log is not None and row["action"] != "skipped":
+            from scaling.sweep.report import run_line
+
+            self.log(run_line(self.done_runs, self.total_runs, row, time.time() - self.t0,
+                              self.flops_done, self.flops_left))  # fmt: skip
         if self.bar is None:
             return
         self.bar.set_postfix_str(f"runs {self.done_runs}/{self.total_runs}", refresh=False)

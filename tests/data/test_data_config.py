@@ -7,9 +7,9 @@ import pytest
 from scaling.data import DataConfig
 
 
-def test_defaults_are_the_stdlib_bytes_corpus():
+def test_defaults_are_the_embedded_bytes_corpus():
     cfg = DataConfig()
-    assert (cfg.source, cfg.tokenizer, cfg.seq_len, cfg.seed) == ("stdlib", "bytes", 256, 0)
+    assert (cfg.source, cfg.tokenizer, cfg.seq_len, cfg.seed) == ("embedded", "bytes", 256, 0)
     assert 0.01 <= cfg.validation_fraction <= 0.02
 
 
@@ -29,7 +29,7 @@ def test_unknown_key_names_the_closest_valid_key():
 
 @pytest.mark.parametrize(
     "field, value, valid",
-    [("source", "wikipedia", "stdlib, text, tokens, hf"), ("tokenizer", "sentencepiece", "bytes, bpe")],
+    [("source", "wikipedia", "embedded, stdlib, text, tokens, hf"), ("tokenizer", "sentencepiece", "bytes, bpe")],
 )
 def test_unknown_source_or_tokenizer_names_value_and_lists_valid(field, value, valid):
     with pytest.raises(ValueError) as err:

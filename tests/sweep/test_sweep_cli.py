@@ -51,7 +51,7 @@ def test_quickstart_stops_without_analysis_when_preempted(tmp_path, monkeypatch,
     import scaling.cli.sweep as sweep_cli
     from scaling.sweep.runner import SweepReport
 
-    def preempted_sweep(plan, out, progress=True):
+    def preempted_sweep(plan, out, progress=True, **kwargs):
         report = SweepReport(out)
         report.rows.append({"run_id": plan.runs[0].run_id, "action": "trained", "status": "pending", "preempted": True})
         return report
