@@ -4,7 +4,8 @@
 them to ``FitResult.warnings``, which ``scaling fit`` prints):
 
 - a non-positive exponent (a single IsoFLOP budget can give alpha = -7 with
-  converged=True: the law then *rises* with N);
+  converged=True: the law then *rises* with N); ``fit_law(..., exponent_min=0)`` bounds
+  them, and an exponent that ends on that bound is reported instead;
 - duplicated rows (one row repeated 10x silently moves beta from 0.37 to 0.47: repeats
   act as weights);
 - too few spare points: fewer points beyond the number of parameters than parameters
@@ -22,29 +23,38 @@ import numpy as np
 from .laws import get_law
 from .levels import group_log
 
-__all__ = ["fit_diagnostics", "FLOPS_RTOL"]
+__all__ = ["exponent_params", "fit_diagnostics", "FLOPS_RTOL", "BOUND_ATOL"]
 
 FLOPS_RTOL = 0.1  # C/(N·D) may differ from the table's median by 10% (embedding/attention terms)
+BOUND_ATOL = 1e-6  # an exponent this close to exponent_min sits on the bound
 
 
-def _exponents(law) -> list[str]:
-    """The natural parameters that are exponents: fitted as they are (not as logs)."""
+def exponent_params(law) -> list[str]:
+    """The natural parameters that are exponents: fitted as they are (not as logs),
+    except gamma (chinchilla_dexp's drift of the data exponent, of either sign)."""
+    law = get_law(law)
     return [p for p in law.params if p not in law.log_params and p != "gamma"]
 
 
-def fit_diagnostics(table, law, params: dict, *, weights=None) -> list[str]:
+def fit_diagnostics(table, law, params: dict, *, weights=None, exponent_min: float | None = None) -> list[str]:
     """Warnings about ``table`` (canonical columns) and the fitted natural ``params``
     of ``law`` (see the module docstring). weights: the fit's point weights (rows with
-    weight 0 do not count)."""
+    weight 0 do not count). exponent_min: the bound the exponents were fitted under."""
     law = get_law(law)
     w = np.ones(len(table)) if weights is None else np.asarray(weights, dtype=float)
     rows = table[w > 0]
     warns = []
-    for p in _exponents(law):
-        if params.get(p, 1.0) <= 0:
+    for p in exponent_params(law):
+        if exponent_min is not None and params.get(p, np.inf) <= exponent_min + BOUND_ATOL:
+            warns.append(
+                f"exponent {p} = {params[p]:.4g} sits on its bound exponent_min = {exponent_min:g}: "
+                "the data push it lower, so the bound, not the data, sets it"
+            )
+        elif params.get(p, 1.0) <= 0:
             warns.append(
                 f"exponent {p} = {params[p]:.4g} is not positive: the law does not fall with "
-                f"{'N' if 'alpha' in p else 'D'} (too little spread in the data?)"
+                f"{'N' if 'alpha' in p else 'D'} (too little spread in the data?); "
+                "fit_law(..., exponent_min=0) or scaling fit --exponent-min 0 bounds the exponents"
             )
     cols = [c for c in ("params", "tokens", "flops", "loss") if c in rows.columns]
     dup = rows.duplicated(subset=cols, keep="first")

@@ -27,6 +27,14 @@ still-running lanes are gathered into a smaller batch (16, 128 or 1,024 lanes, o
 multiple of LANE_BLOCK), so the long tail of slow starts costs little while few
 distinct shapes need compiling. Results come back in the original lane order.
 
+Bounds: the L-BFGS itself is unconstrained, so a lower bound on some fit coordinates
+(``lower``: one bound or None per coordinate, e.g. exponents >= 0) is a change of
+variables, theta = lo + softplus(u): ``value_and_grad(law, delta, lower)`` takes u and
+chains the gradient, ``free_coordinates`` / ``bounded_coordinates`` map between theta
+and u, ``bounded_starts`` moves starts at or below a bound just inside it. Above the
+bound by more than ~1 the map is nearly the identity; at the bound the gradient in u
+vanishes like exp(u), so a lane whose optimum lies on the bound converges there.
+
 Call the JAX-facing functions inside ``jax.enable_x64(True)`` for float64 (``objective``
 and ``hessian`` enter it themselves); nothing here changes JAX's process-wide default.
 """
@@ -55,7 +63,11 @@ __all__ = [
     "RUNNING",
     "STALLED",
     "STATUS_NAMES",
+    "START_MARGIN",
     "as_points",
+    "bounded_coordinates",
+    "bounded_starts",
+    "free_coordinates",
     "hessian",
     "huber",
     "lane_weights",
@@ -145,6 +157,52 @@ def start_points(law: Law, grid=None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------
+# Lower bounds as a change of variables, theta = lo + softplus(u)
+
+START_MARGIN = 0.05  # a start at or below a bound moves this far inside it
+
+
+def _bound_arrays(lower) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.array([lo is not None for lo in lower])
+    return mask, np.array([0.0 if lo is None else float(lo) for lo in lower])
+
+
+def free_coordinates(theta, lower) -> np.ndarray:
+    """Fit coordinates theta (..., P) -> the free coordinates u that the bounded
+    objective takes (u = softplus^-1(theta - lo) on bounded coordinates; a value on or
+    below its bound maps to a very negative u, i.e. to the bound itself)."""
+    theta = np.asarray(theta, dtype=float)
+    if lower is None:
+        return theta
+    mask, lo = _bound_arrays(lower)
+    x = np.maximum(theta - lo, 1e-300)
+    with np.errstate(divide="ignore"):
+        u = x + np.log(-np.expm1(-x))  # softplus^-1, stable for small and large x
+    return np.where(mask, u, theta)
+
+
+def bounded_coordinates(u, lower) -> np.ndarray:
+    """Free coordinates u (..., P) -> fit coordinates theta (inverse of free_coordinates)."""
+    u = np.asarray(u, dtype=float)
+    if lower is None:
+        return u
+    mask, lo = _bound_arrays(lower)
+    return np.where(mask, lo + np.logaddexp(0.0, u), u)
+
+
+def bounded_starts(starts, lower) -> np.ndarray:
+    """Starts (S, P) with every bounded coordinate at or below its bound moved to
+    bound + START_MARGIN (duplicates that creates are dropped, order kept)."""
+    starts = np.asarray(starts, dtype=float)
+    if lower is None:
+        return starts
+    mask, lo = _bound_arrays(lower)
+    moved = np.where(mask & (starts <= lo + 0.5 * START_MARGIN), lo + START_MARGIN, starts)
+    _, first = np.unique(moved, axis=0, return_index=True)
+    return moved[np.sort(first)]
+
+
+# ---------------------------------------------------------------------------------------
 # The objective
 
 
@@ -157,8 +215,11 @@ def huber(r, delta):
 
 
 @cache
-def value_and_grad(law: Law, delta: float):
+def value_and_grad(law: Law, delta: float, lower: tuple | None = None):
     """vg(theta (B,P), lane, shared) -> (objective (B,), gradient (B,P)) for ``minimize``.
+
+    lower: None, or one lower bound (or None) per fit coordinate: vg then takes the free
+    coordinates u of ``free_coordinates`` and returns the gradient in u.
 
     lane: {"w": (B, n)} each lane's point weights (ones for a plain fit, multiplicities
     for a bootstrap resample; see lane_weights); shared: shared_arrays(pts).
@@ -193,7 +254,15 @@ def value_and_grad(law: Law, delta: float):
         )
         return f.reshape(B), g.reshape(B, P)
 
-    return vg
+    if lower is None:
+        return vg
+    mask, lo = _bound_arrays(lower)
+
+    def bounded_vg(u, lane, shared):
+        f, g = vg(jnp.where(mask, lo + jax.nn.softplus(u), u), lane, shared)
+        return f, g * jnp.where(mask, jax.nn.sigmoid(u), 1.0)
+
+    return bounded_vg
 
 
 @cache

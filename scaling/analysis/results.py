@@ -146,7 +146,8 @@ class FitResult:
     how many starts ended within BEST_RTOL of the best objective (of n_kept starts run
     to convergence, out of n_starts screened).
     warnings: optimum outside the start grid, degenerate terms, poorly determined
-    directions (from the Hessian's eigen-decomposition).
+    directions (from the Hessian's eigen-decomposition), an optimum that pruning had
+    missed, and ``diagnostics.fit_diagnostics``.
     """
 
     law: str
@@ -170,6 +171,8 @@ class FitResult:
     calibration: Calibration | None = field(default=None, repr=False)  # predictive intervals (predictive.py)
     start_objectives: np.ndarray | None = field(default=None, repr=False)  # per start
     start_theta: np.ndarray | None = field(default=None, repr=False)  # end points, fit coords
+    exponent_min: float | None = None  # the lower bound the exponents were fitted under (fit_law)
+    n_rechecked: int = 0  # pruned starts continued to convergence after the fit (fit_law's recheck)
 
     @property
     def law_obj(self) -> Law:
@@ -206,7 +209,10 @@ class FitResult:
             "k": float(self.k),
             "hessian_eigenvalues": [float(v) for v in self.hessian_eigenvalues],
             "warnings": list(self.warnings),
+            "n_rechecked": int(self.n_rechecked),
         }
+        if self.exponent_min is not None:
+            d["exponent_min"] = float(self.exponent_min)
         if self.intervals:
             d["intervals"] = {k: [float(lo), float(hi)] for k, (lo, hi) in self.intervals.items()}
         if self.bootstrap is not None:
@@ -238,6 +244,8 @@ class FitResult:
             n_iter=int(d.get("n_iter", 0)),
             k=float(d.get("k", 6.0)),
             hessian_eigenvalues=tuple(d.get("hessian_eigenvalues", ())),
+            exponent_min=None if d.get("exponent_min") is None else float(d["exponent_min"]),
+            n_rechecked=int(d.get("n_rechecked", 0)),
             # "ci": the key of fit files written before it was named "intervals"
             intervals={k: tuple(v) for k, v in d.get("intervals", d.get("ci", {})).items()},
         )

@@ -23,13 +23,16 @@ from .engine import (
     DEFAULT_GTOL,
     Points,
     as_points,
+    bounded_coordinates,
+    bounded_starts,
+    free_coordinates,
     lane_weights,
     minimize,
     shared_arrays,
     start_points,
     value_and_grad,
 )
-from .fit import fit_law
+from .fit import exponent_bounds, fit_law
 from .laws import get_law
 from .results import BootstrapResult, FitResult
 from .table import as_table
@@ -71,6 +74,7 @@ def bootstrap(
     grid=None,
     prune=GRID_BOOTSTRAP_PRUNE,
     calibrate: bool = True,
+    exponent_min: float | None = None,
 ) -> BootstrapResult:
     """Bootstrap a robust law fit: n_boot resamples, each refitted to convergence.
 
@@ -84,6 +88,8 @@ def bootstrap(
     calibrate: also calibrate the predictive interval of a new run on the same table
     (``predictive.calibrate``: inner rolling-origin backtests, a few refits), so that
     predict_loss / compute_optimal give it by default; False leaves .calibration unset.
+    exponent_min: the lower bound on the exponents (see fit_law) when the fit is
+    computed here; a given fit's own bound (fit.exponent_min) applies to every refit.
     Returns a BootstrapResult; its .fit is the full-data fit with .intervals, .bootstrap
     (and .calibration) set.
     """
@@ -97,20 +103,29 @@ def bootstrap(
         raise ValueError(f"start must be 'optimum' or 'grid'; got {start!r}")
     table = as_table(data)
     if fit is None:
-        fit = fit_law(table, law, delta=DEFAULT_DELTA if delta is None else delta, grid=grid, gtol=gtol)
+        fit = fit_law(
+            table, law, delta=DEFAULT_DELTA if delta is None else delta, grid=grid, gtol=gtol, exponent_min=exponent_min
+        )
+    elif exponent_min is not None and exponent_min != fit.exponent_min:
+        raise ValueError(
+            f"exponent_min={exponent_min!r} differs from the given fit's own bound ({fit.exponent_min!r}); "
+            "refits use the fit's bound: refit with fit_law(..., exponent_min=...) first"
+        )
     lawobj = get_law(fit.law)
+    lower = exponent_bounds(lawobj, fit.exponent_min)
     delta = fit.delta if delta is None else float(delta)
     pts = as_points(table, lawobj)
     labels = _group_labels(table, pts, groups)
     W = resample_weights(pts.n, n_boot, groups=labels, seed=seed)
-    vg = value_and_grad(lawobj, float(delta))
+    vg = value_and_grad(lawobj, float(delta), lower)
     with jax.enable_x64(True):
         if start == "optimum":
-            x0 = np.repeat(fit.theta[None, :], n_boot, axis=0)
+            x0 = np.repeat(free_coordinates(fit.theta, lower)[None, :], n_boot, axis=0)
             res = minimize(vg, x0, {"w": lane_weights(pts, W)}, shared_arrays(pts), gtol=gtol, max_iter=max_iter)
             theta, fbest, status = res.x, res.f, res.status
         else:
-            theta, fbest, status = _grid_bootstrap(vg, lawobj, pts, W, grid, gtol, max_iter, prune)
+            theta, fbest, status = _grid_bootstrap(vg, lawobj, pts, W, grid, gtol, max_iter, prune, lower)
+    theta = bounded_coordinates(theta, lower)
     converged = status == CONVERGED
     warns = []
     if not converged.all():
@@ -141,9 +156,10 @@ def bootstrap(
     return result
 
 
-def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune):
-    """Every resample from the whole grid; resamples in chunks of ~_LANES_PER_CHUNK lanes."""
-    starts = start_points(law, grid)
+def _grid_bootstrap(vg, law, pts, W, grid, gtol, max_iter, prune, lower):
+    """Every resample from the whole grid; resamples in chunks of ~_LANES_PER_CHUNK lanes.
+    Works in vg's coordinates (free coordinates when ``lower`` bounds some)."""
+    starts = free_coordinates(bounded_starts(start_points(law, grid), lower), lower)
     S = len(starts)
     R = len(W)
     per_chunk = max(1, min(R, _LANES_PER_CHUNK // S))

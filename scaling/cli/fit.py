@@ -41,6 +41,14 @@ def register(subparsers) -> None:
         choices=["optimum", "grid"],
         help="start each refit at the full-data optimum (default) or search the whole grid",
     )
+    p.add_argument(
+        "--exponent-min",
+        type=float,
+        default=None,
+        metavar="LO",
+        help="keep the law's exponents (alpha, beta, ...) >= LO, e.g. 0 so the law falls with N and D; "
+        "the bootstrap refits keep the bound (default: unbounded)",
+    )
     p.add_argument("--level", type=float, default=0.95, help="interval level (default: 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the fit as JSON")
@@ -70,7 +78,7 @@ def run(args) -> int:
     df = load_table(args.data, params_col=args.params_col, tokens_col=args.tokens_col, flops_col=args.flops_col,
                     loss_col=args.loss_col, convention=args.convention,
                     bad_lines="warn" if args.skip_bad_lines else "error")  # fmt: skip
-    fit = fit_law(df, law, delta=args.delta, method=args.method)
+    fit = fit_law(df, law, delta=args.delta, method=args.method, exponent_min=args.exponent_min)
     if args.n_boot:
         from scaling.analysis.uncertainty import bootstrap
 
