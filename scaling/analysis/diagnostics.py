@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from scaling.core.columns import FLOP_CONVENTION
+
 from .laws import get_law
 from .levels import group_log
 
@@ -69,7 +71,10 @@ def fit_diagnostics(table, law, params: dict, *, weights=None, exponent_min: flo
             f"only {n} points for {P} parameters ({n - P} spare): the fit can pass through the points, "
             "its residuals and intervals say little"
         )
-    if {"params", "tokens", "flops"} <= set(rows.columns) and n:
+    # Only a fixed-k convention (6N) makes C/(N·D) a constant; a store's model-dependent
+    # conventions (exact, 6N+attention: attention and embeddings count too) vary it by design.
+    conventions = set(rows[FLOP_CONVENTION].astype(str)) if FLOP_CONVENTION in rows.columns else {"6N"}
+    if {"params", "tokens", "flops"} <= set(rows.columns) and n and conventions <= {"6N", "nan"}:
         ratio = rows["flops"].to_numpy(float) / (rows["params"].to_numpy(float) * rows["tokens"].to_numpy(float))
         med = float(np.median(ratio))
         off = np.abs(ratio / med - 1) > FLOPS_RTOL

@@ -44,6 +44,11 @@ def test_flops_inconsistent_with_k_n_d():
     df.loc[2, "flops"] *= 3
     w = fit_diagnostics(df, "chinchilla", GOOD)
     assert any(s.startswith("1 row(s) have FLOPs inconsistent with k·N·D") for s in w)
+    # a store's model-dependent convention (exact: attention and embeddings count) varies C/(N·D) by design
+    df["flop_convention"] = "exact"
+    assert not any("inconsistent with k·N·D" in s for s in fit_diagnostics(df, "chinchilla", GOOD))
+    df["flop_convention"] = "6N"
+    assert any("inconsistent with k·N·D" in s for s in fit_diagnostics(df, "chinchilla", GOOD))
 
 
 def test_one_size_or_one_budget():
