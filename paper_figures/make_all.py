@@ -64,21 +64,10 @@ def make_all(results_dir, out_dir, *, only: str | None = None, verbose: bool = T
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from scaling.plotting.figure import DEFAULT_OUT, DEFAULT_RESULTS, REPO, resolve_dirs
+    from scaling.plotting.figure import add_dir_args, resolve_dirs
 
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument(
-        "results_dir",
-        nargs="?",
-        default=str(DEFAULT_RESULTS),
-        help=f"results directory (default: {DEFAULT_RESULTS.relative_to(REPO)})",
-    )
-    p.add_argument(
-        "--out",
-        default=None,
-        help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)} for the "
-        "committed results, else RESULTS_DIR/figures)",
-    )
+    add_dir_args(p)
     p.add_argument("--only", default=None, help="comma-separated figure names or prefixes (fig1,fig3)")
     args = p.parse_args(argv)
     try:

@@ -64,9 +64,8 @@ def figure(name: str) -> Callable[[Make], Make]:
     return wrap
 
 
-def run_script(make: Make, doc: str | None = None, argv: list[str] | None = None) -> int:
-    """Command line of one figure script: ``[RESULTS_DIR] [--out DIR]``."""
-    p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+def add_dir_args(p: argparse.ArgumentParser) -> None:
+    """``[RESULTS_DIR] [--out DIR]``, shared by every figure script and make_all."""
     p.add_argument(
         "results_dir",
         nargs="?",
@@ -79,6 +78,12 @@ def run_script(make: Make, doc: str | None = None, argv: list[str] | None = None
         help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)} for the "
         "committed results, else RESULTS_DIR/figures)",
     )
+
+
+def run_script(make: Make, doc: str | None = None, argv: list[str] | None = None) -> int:
+    """Command line of one figure script: ``[RESULTS_DIR] [--out DIR]``."""
+    p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    add_dir_args(p)
     args = p.parse_args(argv)
     try:
         results, out = resolve_dirs(args.results_dir, args.out)
