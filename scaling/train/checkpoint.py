@@ -172,7 +172,10 @@ class _SaveErrors(logging.Filter):
             return True
         if self.first is None:
             self.first = text
-        return not _DISK_FULL.search(text)
+        # Once the disk is known full, the save's follow-on write errors (tensorstore reading
+        # back a block it could not finish: NOT_FOUND ... Error writing) are the same fault.
+        follow_on = "Error writing" in text and _DISK_FULL.search(self.first) is not None
+        return not (_DISK_FULL.search(text) or follow_on)
 
 
 class Checkpoints:
