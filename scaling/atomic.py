@@ -82,7 +82,8 @@ def write_json(path: str | os.PathLike, data: Any, **kw) -> Path:
     return write_text(path, json.dumps(data, indent=2, **kw) + "\n")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -102,7 +103,7 @@ def is_stale_temp(path: Path, *, now: float | None = None) -> bool:
         return False
     m = _TEMP.match(name)
     if m:
-        return m["host"] == _HOST and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"]))
+        return m["host"] == _HOST and int(m["pid"]) != os.getpid() and not process_alive(int(m["pid"]))
     try:
         age = (now or time.time()) - path.stat().st_mtime
     except OSError:

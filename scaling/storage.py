@@ -20,9 +20,12 @@ Primitives:
                       directory (claims are then not needed).
   append(path, text)  for objects with one writer (a run's metrics): a real append
                       locally, a rewrite of the object on an object store.
-  read_bytes / read_text / exists / listdir / versions / delete.
+  read_bytes / read_text / exists / listdir / versions / delete, and upload /
+  download of whole local files.
 
-`Lease` claims work with create() alone: see its docstring.
+`Lease` claims work with create() alone: see its docstring. `Mirror` keeps a local
+scratch directory (where Orbax, the metrics log and the trackers write as on any disk)
+and its copy under a storage prefix in step: see its docstring.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -108,6 +112,21 @@ class Storage:
     def listdir(self, path: str = "") -> list[str]: ...
     def versions(self, pattern: str) -> dict[str, tuple]: ...
     def delete(self, path: str) -> None: ...
+    def upload(self, local: str | os.PathLike, path: str) -> None: ...
+    def download(self, path: str, local: str | os.PathLike) -> None: ...
+
+    def put_text(self, path: str, text: str) -> None:
+        self.put(path, text.encode("utf-8"))
+
+
+def split_location(location: str | os.PathLike) -> tuple[Storage, str]:
+    """(the Storage of a file's directory, the file's name) for a local path or a URL."""
+    text = str(location).rstrip("/")
+    if is_url(text):
+        parent, name = text.rsplit("/", 1)
+        return Storage.at(parent), name
+    p = Path(text)
+    return Storage.at(p.parent), p.name
 
 
 class LocalStorage(Storage):
@@ -164,6 +183,14 @@ class LocalStorage(Storage):
 
     def delete(self, path: str) -> None:
         self._p(path).unlink()
+
+    def upload(self, local: str | os.PathLike, path: str) -> None:
+        with atomic.atomic_path(self._p(path), fsync=True) as tmp:
+            shutil.copyfile(local, tmp)
+
+    def download(self, path: str, local: str | os.PathLike) -> None:
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._p(path), local)
 
 
 class FsspecStorage(Storage):
@@ -230,6 +257,13 @@ class FsspecStorage(Storage):
     def delete(self, path: str) -> None:
         self.fs.rm_file(self._p(path))
 
+    def upload(self, local: str | os.PathLike, path: str) -> None:
+        self.fs.put_file(str(local), self._p(path))  # one PUT (multipart for large files): atomic
+
+    def download(self, path: str, local: str | os.PathLike) -> None:
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        self.fs.get_file(self._p(path), str(local))
+
 
 class Lease:
     """A claim on a run that any worker can take over once its holder stops renewing it
@@ -242,6 +276,11 @@ class Lease:
     heartbeat (rewriting its own claim object) every lease_s / 4 from a thread, and
     releases by marking it released. Heartbeats are wall-clock times, so the workers'
     clocks must agree to well within lease_s (NTP does; the default lease is 10 minutes).
+
+    A claim also names its host and process: on the same host, a claim whose process is
+    gone is free at once (a worker killed with SIGKILL and rerun on its machine resumes
+    immediately, as with the `flock` this replaces); another host's claim is trusted
+    until its lease runs out.
     """
 
     def __init__(self, storage: Storage, prefix: str, *, lease_s: float = 600.0, holder: str | None = None) -> None:
@@ -263,16 +302,26 @@ class Lease:
         n = claims[-1]
         return {**self.storage.read_json(f"{self.prefix}/claims/{n:08d}.json"), "n": n}
 
+    def live(self, rec: dict | None, now: float | None = None) -> bool:
+        """Whether a claim record is held: not released, renewed within lease_s, and (on
+        this host) its process still running."""
+        if rec is None or rec.get("released"):
+            return False
+        now = time.time() if now is None else now
+        if now - rec["heartbeat"] >= self.lease_s:
+            return False
+        if rec.get("host") == socket.gethostname() and isinstance(rec.get("pid"), int):
+            return rec["pid"] == os.getpid() or atomic.process_alive(rec["pid"])
+        return True
+
     def is_held(self, now: float | None = None) -> bool:
         """True while someone holds a live claim."""
-        rec = self.current()
-        now = time.time() if now is None else now
-        return rec is not None and not rec.get("released") and now - rec["heartbeat"] < self.lease_s
+        return self.live(self.current(), now)
 
     def acquire(self) -> bool:
         """Claim it; False when another worker holds a live claim or won the race."""
         rec = self.current()
-        if rec is not None and not rec.get("released") and time.time() - rec["heartbeat"] < self.lease_s:
+        if self.live(rec):
             return False
         n = (rec["n"] if rec else 0) + 1
         path = f"{self.prefix}/claims/{n:08d}.json"
@@ -285,7 +334,8 @@ class Lease:
         return True
 
     def _record(self, **extra) -> bytes:
-        return json.dumps({"holder": self.holder, "heartbeat": time.time(), **extra}).encode("utf-8")
+        record = {"holder": self.holder, "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
+        return json.dumps({**record, **extra}).encode("utf-8")
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 4):
@@ -310,3 +360,126 @@ class Lease:
         finally:
             if ok:
                 self.release()
+
+
+class Mirror:
+    """A local scratch directory kept in step with its copy under `prefix` of a Storage:
+    how a run directory lives on an object store. Libraries that need a file system
+    (Orbax, the metrics log, TensorBoard's writer) write to the scratch directory; `push`
+    copies what changed to the store, `pull` makes the scratch directory the store's copy
+    (a preempted run resumes on another host).
+
+    Consistency without renames: the store's copy is described by one manifest object,
+    PREFIX/mirror.json, naming every file pushed, written last by each push. `pull` reads
+    only what the manifest names, so a push killed half-way leaves the previous, complete
+    state readable. Checkpoint step directories (`checkpoints/<step>/`, Orbax's name for a
+    complete step) are pushed once, whole, and listed only after all their files are up;
+    Orbax's temporary directories (a step still being written) are never pushed; a step
+    the scratch directory no longer holds (Orbax's `keep`) is unlisted, then deleted. Other
+    files are re-pushed when their size or mtime changed, before any new checkpoint, so
+    the store's metrics always reach at least its newest checkpoint (rows after it are
+    dropped on resume, as on a local disk).
+    """
+
+    MANIFEST = "mirror.json"
+    CHECKPOINTS = "checkpoints"
+
+    def __init__(self, storage: Storage, prefix: str, local: str | os.PathLike) -> None:
+        self.storage, self.prefix, self.local = storage, prefix.strip("/"), Path(local)
+        self.pushed: dict[str, list] = {}  # relative path -> [size, mtime_ns] of the copy pushed or pulled
+
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def remote_files(self) -> dict[str, list]:
+        """The manifest's files ({} when nothing was pushed yet)."""
+        if not self.storage.exists(self._key(self.MANIFEST)):
+            return {}
+        return dict(self.storage.read_json(self._key(self.MANIFEST)).get("files", {}))
+
+    def pull(self) -> int:
+        """Replace the scratch directory with the store's copy; returns the files fetched."""
+        files = self.remote_files()
+        if self.local.exists():
+            shutil.rmtree(self.local)
+        self.local.mkdir(parents=True)
+        for rel in sorted(files):
+            self.storage.download(self._key(rel), self.local / rel)
+        self.pushed = {rel: self._stat(self.local / rel) for rel in files}
+        return len(files)
+
+    @staticmethod
+    def _stat(path: Path) -> list:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+
+    def _local_files(self) -> tuple[dict[str, list], dict[int, list[str]]]:
+        """(plain files {rel: stat}, complete checkpoint steps {step: [rel, ...]})."""
+        plain: dict[str, list] = {}
+        steps: dict[int, list[str]] = {}
+        if not self.local.is_dir():
+            return plain, steps
+        for p in sorted(self.local.rglob("*")):
+            if not p.is_file() or p.name.endswith(atomic.TEMP_SUFFIX):
+                continue
+            rel = p.relative_to(self.local).as_posix()
+            parts = rel.split("/")
+            if parts[0] == self.CHECKPOINTS and len(parts) > 2:
+                if parts[1].isdigit():  # a complete step (Orbax renames it to the bare number when done)
+                    steps.setdefault(int(parts[1]), []).append(rel)
+                continue  # temporary and set-aside step directories stay local
+            with contextlib.suppress(FileNotFoundError):
+                plain[rel] = self._stat(p)
+        return plain, steps
+
+    def new_checkpoint(self) -> bool:
+        """Whether the scratch directory holds a complete checkpoint step not yet pushed."""
+        _, steps = self._local_files()
+        return any(f"{self.CHECKPOINTS}/{s}/" not in self._pushed_steps() for s in steps)
+
+    def _pushed_steps(self) -> set[str]:
+        return {"/".join(rel.split("/")[:2]) + "/" for rel in self.pushed if rel.startswith(self.CHECKPOINTS + "/")}
+
+    def push(self) -> int:
+        """Copy what changed to the store (see the class docstring); returns files uploaded."""
+        plain, steps = self._local_files()
+        uploaded = 0
+        for rel, stat in plain.items():
+            if self.pushed.get(rel) != stat:
+                self.storage.upload(self.local / rel, self._key(rel))
+                self.pushed[rel] = stat
+                uploaded += 1
+        done = self._pushed_steps()
+        for step in sorted(steps):
+            if f"{self.CHECKPOINTS}/{step}/" in done:
+                continue
+            for rel in steps[step]:
+                self.storage.upload(self.local / rel, self._key(rel))
+                self.pushed[rel] = self._stat(self.local / rel)
+                uploaded += 1
+        local_steps = {f"{self.CHECKPOINTS}/{s}/" for s in steps}
+        gone = [rel for rel in self.pushed if rel not in plain and not any(rel.startswith(s) for s in local_steps)]
+        for rel in gone:
+            del self.pushed[rel]
+        if uploaded or gone or not self.storage.exists(self._key(self.MANIFEST)):
+            self.storage.put_json(self._key(self.MANIFEST), {"files": self.pushed})
+        for rel in gone:  # unlisted first: a reader never looks for a deleted object
+            with contextlib.suppress(FileNotFoundError):
+                self.storage.delete(self._key(rel))
+        return uploaded
+
+    def sync(self) -> int:
+        """`push` when a new checkpoint step is complete (the trainer calls this at its host
+        sync points, so the store follows each checkpoint); else nothing."""
+        return self.push() if self.new_checkpoint() else 0
+
+
+def scratch_dir(url: str) -> Path:
+    """The local scratch directory of a run directory at `url`: under $SCALING_SCRATCH
+    (default: the system's temporary directory), named by a hash of the URL."""
+    import hashlib
+    import tempfile
+
+    base = Path(os.environ.get("SCALING_SCRATCH") or Path(tempfile.gettempdir()) / "scaling-scratch")
+    tail = "".join(c if c.isalnum() or c in "-_." else "-" for c in url.rstrip("/").rsplit("/", 1)[-1])[:40]
+    return base / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{tail}"

@@ -3,6 +3,8 @@
 Idempotent: rerunning skips finished runs and resumes interrupted ones from their last
 checkpoint; failed runs are retried. Results: DIR/runs.csv, DIR/curves.csv,
 DIR/sweep.toml, DIR/manifest.json, and DIR/runs/<run_id>/ (trainer output, checkpoints).
+DIR may be an object store: --out s3://bucket/prefix or gs://bucket/prefix (the s3 / gcs
+extras); runs train in a local scratch copy that follows the store at each checkpoint.
 
 Several workers (e.g. a SLURM array) split the runs: --num-workers K --worker-index I,
 defaulting to SLURM_ARRAY_TASK_COUNT / SLURM_ARRAY_TASK_ID. All write to the same DIR.
@@ -91,11 +93,9 @@ def run(args) -> int:
     tuned = cfg.hparams.lr == "tuned"
     plan = None if tuned else plan_sweep(cfg)  # bad input fails before JAX starts
     num_workers, worker_index = worker_from_env(args.num_workers, args.worker_index)
-    from scaling.storage import require_local
+    from scaling.storage import is_url
 
-    if args.out:
-        require_local(args.out, "--out")
-    out = Path(args.out) if args.out else Path("results") / cfg.sweep.name
+    out = (args.out if is_url(args.out) else Path(args.out)) if args.out else Path("results") / cfg.sweep.name
     kwargs = dict(num_workers=num_workers, worker_index=worker_index, retry_failed=not args.no_retry_failed,
                   progress=not args.no_progress, compilation_cache=not args.no_compilation_cache,
                   coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,

@@ -184,9 +184,8 @@ def tune_and_sweep(cfg: SweepConfig, out: Path, sweep_fn: Callable[[Plan], Any],
         return report, None, None
     choice = choose_lrs(cfg, ResultsStore(out).rows())
     say("\n" + choice.summary() + "\n")
-    from scaling.atomic import atomic_path
+    from scaling.sweep.store import write_atomic
 
-    with atomic_path(Path(out) / CHOICE_FILE) as tmp:
-        Path(tmp).write_text(json.dumps(choice.to_json(), indent=1) + "\n")
+    write_atomic(ResultsStore(out).location(CHOICE_FILE), json.dumps(choice.to_json(), indent=1) + "\n")
     plan = final_plan(cfg, choice)
     return sweep_fn(plan), plan, choice

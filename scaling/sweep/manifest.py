@@ -27,11 +27,11 @@ def write_sweep_files(
     refreshes it once this invocation has trained something. `data`: the data manifest,
     when the caller computed it already (to reject a bad data source before any write).
     """
-    write_atomic(store.root / "sweep.toml", to_toml(plan.config.to_dict()))
+    write_atomic(store.location("sweep.toml"), to_toml(plan.config.to_dict()))
     for run in plan.runs:
         store.write_run(run.record())
-    write_json(store.runs_dir / "plan.json", {"run_ids": [r.run_id for r in plan.runs]})
-    path = store.root / "manifest.json"
+    write_json(store.location("runs/plan.json"), {"run_ids": [r.run_id for r in plan.runs]})
+    path = store.location("manifest.json")
     old = _read_manifest(path)
     if old is None or any(old.get(k) != v for k, v in _plan_part(plan).items()):
         write_json(path, manifest(plan, record_environment=record_environment, previous=path, data=data))
@@ -40,7 +40,7 @@ def write_sweep_files(
 def record_training(store: ResultsStore, plan: Plan, *, record_environment: bool = True) -> None:
     """Rewrite manifest.json with this process's environment after it trained runs (the
     creation time is kept; every run's own config.json records its own start's commit)."""
-    path = store.root / "manifest.json"
+    path = store.location("manifest.json")
     write_json(path, manifest(plan, record_environment=record_environment, previous=path))
 
 
@@ -63,7 +63,7 @@ def _plan_part(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _read_manifest(path: Path) -> dict | None:
+def _read_manifest(path: Path | str) -> dict | None:
     try:
         return read_json(path)
     except (OSError, ValueError):
@@ -71,7 +71,7 @@ def _read_manifest(path: Path) -> dict | None:
 
 
 def manifest(
-    plan: Plan, *, record_environment: bool = True, previous: Path | None = None, data: dict | None = None
+    plan: Plan, *, record_environment: bool = True, previous: Path | str | None = None, data: dict | None = None
 ) -> dict[str, Any]:
     cfg = plan.config
     out: dict[str, Any] = {

@@ -6,16 +6,22 @@
   run never stops the sweep.
 * Partitioned: ``num_workers`` independent workers (e.g. a SLURM array) split the plan's
   groups (a run, or a WSD trunk with its branches) by a deterministic longest-first
-  assignment; all write to one directory. Each run is trained under its own lock file,
-  so even overlapping workers never train a run twice, and the tables are rebuilt from
-  per-run files under a directory lock (see `scaling.sweep.store`).
+  assignment; all write to one directory, a local or NFS path or an object store
+  (s3://, gs://). Each run is trained under its own claim (a conditional create with a
+  lease that a killed worker's successor takes over), so even overlapping workers never
+  train a run twice, and whichever worker finishes a run rebuilds the tables from the
+  per-run files (see `scaling.sweep.store`).
+* On an object store, the real trainer works in a local scratch copy of the run
+  directory that follows the store at each checkpoint (`scaling.storage.Mirror`); packs
+  (--pack) train only on local results directories.
 * Multi-host: on a pod slice every host runs the same command and the hosts train one
   run at a time together. Process 0 alone decides (skip or train) and writes the store;
   its decision is broadcast so the hosts stay in step.
 
 The train function is a parameter, typed by `scaling.core.protocol`:
 ``train_fn(config: dict, run_dir: Path) -> TrainOutcome``, where ``config`` is the run's
-resolved trainer config as plain data and the outcome has (as attributes or keys)
+resolved trainer config as plain data (``run_dir`` is a URL string when the results
+directory is on an object store) and the outcome has (as attributes or keys)
 ``status`` (done | diverged | failed | preempted) and optionally ``eval_loss``,
 ``steps``, ``tokens``, ``flops``, ``wall_time_s``, ``error``. The default is
 `scaling.train.train`. A preempted run
@@ -172,13 +178,6 @@ def _sigterm_unwinds(hosts: Hosts):
         signal.signal(signal.SIGTERM, old)
 
 
-def _last_checkpoint(run_dir: Path) -> int:
-    """The newest complete checkpoint step in a run directory (Orbax writes a step under a
-    temporary name and renames it to the bare number when complete); 0 if none."""
-    steps = [int(p.name) for p in (Path(run_dir) / "checkpoints").glob("*") if p.name.isdigit()]
-    return max(steps, default=0)
-
-
 def preempted_step(err: BaseException) -> int | None:
     """The step a `scaling.train.trainer.Preempted` was raised at; None for any other
     exception. (Only a loaded trainer module can have raised one, so the check never
@@ -233,19 +232,22 @@ def run_sweep(
     record_environment: bool = True,
     log: Callable[[str], None] | None = None,
     pack: int = 1,
+    lease_s: float | None = None,
 ) -> SweepReport:
     """Train this worker's share of `plan` into `out_dir` (see the module docstring).
 
     pack: up to this many same-shape runs of one group (an LR grid, seeds) train as one
     program (`scaling.sweep.packing.pack_units`); only with the default train function on
-    a single process."""
+    a single process, on a local results directory. lease_s: how long a killed worker's
+    claim on another host holds its run (default `scaling.sweep.store.CLAIM_LEASE_S`)."""
     from scaling.sweep.packing import pack_units
+    from scaling.sweep.store import CLAIM_LEASE_S
 
-    if train_fn is not None or hosts.count != 1:
+    store = ResultsStore(out_dir, lease_s=CLAIM_LEASE_S if lease_s is None else lease_s)
+    if train_fn is not None or hosts.count != 1 or store.remote:
         pack = 1
     train_fn = train_fn or default_train_fn
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    store = ResultsStore(out_dir)
     if hosts.is_writer:
         from scaling.sweep.manifest import data_manifest, write_sweep_files
 
@@ -256,11 +258,14 @@ def run_sweep(
         if record_environment and any(store.read_status(r.run_id)["status"] not in TERMINAL for r in plan.runs):
             data = data_manifest(plan.config)  # a bad data source fails here (not probed when all is done)
         store.create()
+        if not store.exclusive_claims and num_workers > 1:
+            raise ValueError(
+                f"{store.root}: this storage has no atomic conditional create, so claims cannot keep two workers "
+                f"off one run; run one worker per results directory (--num-workers={num_workers}, --jobs)"
+            )
         adopted = store.adopt_tables()
         if adopted:
-            log(
-                f"[sweep] {len(adopted)} finished runs taken from {store.runs_csv.name} (no run directories): not retrained"
-            )
+            log(f"[sweep] {len(adopted)} finished runs taken from runs.csv (no run directories): not retrained")
         write_sweep_files(store, plan, record_environment=record_environment, data=data)
     mine = partition(plan.runs, num_workers, worker_index)
     report = SweepReport(store.root)
@@ -322,7 +327,12 @@ def _summary_tracker(plan: Plan, store: ResultsStore, num_workers: int, worker_i
     if cfg is None or not cfg.backends:
         return None
     worker = f"w{worker_index}" if num_workers > 1 else ""
-    return SweepTracker.open(cfg, str(store.root), name=plan.config.sweep.name, worker=worker)
+    where = str(store.root)
+    if store.remote:  # trackers write local files: the sweep's go to this worker's scratch directory
+        from scaling.storage import scratch_dir
+
+        where = str(scratch_dir(where))
+    return SweepTracker.open(cfg, where, name=plan.config.sweep.name, worker=worker)
 
 
 def _run_one(
@@ -374,13 +384,13 @@ def _run_one(
                 raise
             record = result_record({"status": "preempted", "steps": step})
         except SweepTerminated:  # SIGTERM before the trainer took over its handling (set-up, compile)
-            record = result_record({"status": "preempted", "steps": _last_checkpoint(run_dir)})
+            record = result_record({"status": "preempted", "steps": store.last_checkpoint(run.run_id)})
         except KeyboardInterrupt:
             raise  # stays "running"; a rerun finds it unclaimed (pending) and resumes it
         except Exception as err:  # noqa: BLE001 - any error fails this run, never the sweep
             record = {"status": "failed", "error": f"{type(err).__name__}: {err}".strip()}
             if hosts.is_writer:
-                (run_dir / "error.txt").write_text(traceback.format_exc())
+                store.write_file(run.run_id, "error.txt", traceback.format_exc())
             log(f"[sweep] {run.run_id} failed: {record['error']}")
         record.setdefault("wall_time_s", time.time() - t0)
         if hosts.is_writer:
@@ -446,7 +456,7 @@ def _run_pack(runs: list[PlannedRun], store: ResultsStore, retry_failed: bool, l
             except Exception as err:  # noqa: BLE001 - a failed pack fails its runs, never the sweep
                 error = f"{type(err).__name__}: {err}".strip()
                 records = [{"status": "failed", "error": error} for _ in todo]
-                (store.run_dir(r0.run_id) / "error.txt").write_text(traceback.format_exc())
+                store.write_file(r0.run_id, "error.txt", traceback.format_exc())
                 log(f"[sweep] pack of {len(todo)} runs failed: {error}")
             for r, record in zip(todo, records):
                 record.setdefault("wall_time_s", (time.time() - t0) / len(todo))
@@ -473,7 +483,8 @@ def _resolved_config(run: PlannedRun, store: ResultsStore, progress: bool = True
     init = config.get("train", {}).get("init_from")
     if init and isinstance(init[0], str) and init[0].startswith(BRANCH_PARENT):
         parent = init[0][len(BRANCH_PARENT) :]
-        config["train"]["init_from"] = [str(store.run_dir(parent).resolve()), init[1]]
+        where = store.run_dir(parent)
+        config["train"]["init_from"] = [where if store.remote else str(Path(where).resolve()), init[1]]
     return config
 
 

@@ -1,6 +1,7 @@
 """The results store: the contract between a sweep and `scaling.analysis`.
 
-Layout of a results directory DIR:
+Layout of a results directory DIR (a local or NFS path, or an object-store URL such as
+s3://bucket/prefix or gs://bucket/prefix: every file goes through `scaling.storage`):
 
     DIR/runs.csv        one row per planned run (RUN_COLUMNS)
     DIR/curves.csv      one row per (run, evaluation) (CURVE_COLUMNS)
@@ -12,21 +13,42 @@ Layout of a results directory DIR:
     DIR/manifest.json   package versions, data manifest hash, devices, git commit, seed
     DIR/runs/plan.json  the current plan's run ids, in order (the rows of runs.csv)
     DIR/runs/<run_id>/  run.json (the planned run), status.json (its latest status),
+                        claims/<n>.json (who trains it: `scaling.storage.Lease`),
                         the trainer's output (metrics.jsonl, checkpoints/)
 
-Workers never edit the two tables in place. Each run's files are written atomically
-(temp file + rename) by the one process that trains it; `consolidate` rebuilds both
-tables from those files under a lock and renames them into place. Every planned run
-has exactly one run.json, so every run appears exactly once, however many workers
-consolidate and however often. `runs/` is git-ignored by a `.gitignore` the store
-writes, so checkpoints never reach a commit.
+Concurrency, without rename or `flock` (neither exists on an object store, and `flock`
+can silently do nothing on NFS); every primitive is a whole-object write or a
+conditional create (`scaling.storage`):
 
-The two tables are one generation: `consolidate` writes curves.csv, then runs.csv, then
-tables.json naming both files' hashes. A writer killed in between leaves a pair that does
-not match its record; `check_tables` detects that, and readers (`read_tables`,
-`scaling.analysis.load_table`) then rebuild the pair from the per-run files, which are
-written once per run and never torn. (Nothing here needs a rename to be atomic across
-two files, so the design holds on object stores as well.)
+* Per-run objects have one writer. A worker trains a run only while it holds the run's
+  claim, made by conditional create of the next `claims/<n>.json` (S3 If-None-Match,
+  GCS ifGenerationMatch=0, O_EXCL locally: of workers racing for one run exactly one
+  wins) and renewed by a heartbeat; the claim of a killed worker expires after the lease
+  (10 minutes by default; at once on the same host, where its dead process is seen), and
+  the run is claimed again and resumed from its last checkpoint. run.json is written once
+  per plan (the same content from every worker); status.json and metrics.jsonl only by
+  the claim holder.
+* The tables are derived data, rebuilt from the per-run objects by whichever worker
+  finishes a run (`consolidate`), never edited in place. Concurrent rebuilds are safe by a
+  check after the write: a rebuild records the versions (ETag or size and mtime) of its
+  inputs before reading them and, once its tables are written, lists them again; if an
+  input changed meanwhile (another worker finished a run) or the pair it wrote was
+  overwritten by a rebuild from other inputs, it rebuilds (a run's metrics change only
+  before its status does, so the statuses are the inputs watched). The last writer therefore
+  always wrote the tables of the inputs as they stand; rebuilds from the same inputs
+  write identical bytes, so their order does not matter.
+* The two tables are one generation: curves.csv, then runs.csv, then tables.json naming
+  both files' hashes. A writer killed in between leaves a pair that does not match its
+  record; `check_tables` detects that, and readers (`read_tables`,
+  `scaling.analysis.load_table`) then rebuild the pair from the per-run files.
+* Fallback: a backend without an atomic create (an S3-compatible server that ignores
+  If-None-Match) is detected when the store is created (`Storage.check_conditional_create`);
+  claims are then not exclusive, and a sweep there refuses more than one worker (one
+  worker per results directory is always correct: nothing else writes).
+
+A run directory on an object store is a `scaling.storage.Mirror`: the trainer works in a
+local scratch directory, pushed to DIR/runs/<run_id>/ at each checkpoint and at the end,
+and pulled back on resume (see `scaling.train.trainer`).
 
 Run ids come from files a user may have copied from anywhere (runs.csv, plan.json), so
 every id is checked against the planner's format (`check_run_id`) before it becomes a
@@ -37,14 +59,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import hashlib
 import io
 import json
 import math
 import os
+import random
 import re
-import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +75,7 @@ from typing import Any
 from scaling import atomic
 from scaling.core.status import FINISHED as TERMINAL_STATUSES
 from scaling.core.status import STATUSES
+from scaling.storage import Lease, Storage, is_url, split_location
 
 RUN_COLUMNS = (
     "run_id", "sweep", "plan_kind", "parent_run_id",
@@ -69,9 +93,9 @@ RUN_FILE = "run.json"
 PLAN_FILE = "plan.json"
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
-LOCK_FILE = ".store.lock"
-RUN_LOCK_FILE = ".lock"
 TABLES_FILE = "tables.json"
+CLAIM_LEASE_S = 600.0  # a killed worker's run is claimed again this long after its last heartbeat (other hosts)
+CONSOLIDATE_ATTEMPTS = 20
 
 # The planner's run ids: the first 12 hex digits of a SHA-1 (scaling.sweep.plan.run_id).
 RUN_ID = re.compile(r"[0-9a-f]{12}")
@@ -86,20 +110,22 @@ def check_run_id(value: Any, where: str = "run_id") -> str:
     return value
 
 
-# ---- atomic files --------------------------------------------------------------------
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never a part
-    (fsynced: stores live on shared file systems)."""
-    atomic.write_text(path, text, fsync=True)
+# ---- whole files, local or remote ---------------------------------------------------------
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` (a local path or a URL) so readers see the old file or the
+    new one, never a part (locally fsynced and renamed: stores live on shared file systems;
+    on an object store one PUT)."""
+    storage, name = split_location(path)
+    storage.put_text(name, text)
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: str | os.PathLike, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def read_json(path: str | os.PathLike) -> Any:
+    storage, name = split_location(path)
+    return storage.read_json(name)
 
 
 def _jsonable(value: Any) -> Any:
@@ -112,66 +138,70 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} value {value!r} as JSON")
 
 
-@contextlib.contextmanager
-def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
-    """An exclusive advisory lock on `path` (created if missing), released on exit.
-
-    Yields True when held; with blocking=False yields False at once when another
-    process (or another open of the file) holds it. A crashed holder's lock is freed by
-    the OS, which is what lets an interrupted run be resumed.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every file
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
 # ---- the store ----------------------------------------------------------------------
 class ResultsStore:
-    """One results directory: per-run files plus the consolidated tables."""
+    """One results directory (a local path or an object-store URL): per-run files plus
+    the consolidated tables. `lease_s`: how long a claim outlives its holder's last
+    heartbeat (see the module docstring)."""
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, *, lease_s: float = CLAIM_LEASE_S):
+        self.remote = is_url(root)
+        self.root: Path | str = str(root).rstrip("/") if self.remote else Path(root)
+        self.storage = Storage.at(self.root)
+        self.lease_s = float(lease_s)
+        self.exclusive_claims = True  # False on a backend without conditional create (see `create`)
 
     # paths
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / RUNS_DIR
-
-    def run_dir(self, run_id: str) -> Path:
-        return self.runs_dir / check_run_id(run_id)
-
-    @property
-    def runs_csv(self) -> Path:
-        return self.root / "runs.csv"
+    def location(self, path: str = "") -> Path | str:
+        """The local path, or URL, of `path` (relative to the results directory)."""
+        if not path:
+            return self.root
+        return self.root / path if isinstance(self.root, Path) else f"{self.root}/{path}"
 
     @property
-    def curves_csv(self) -> Path:
-        return self.root / "curves.csv"
+    def runs_dir(self) -> Path | str:
+        return self.location(RUNS_DIR)
+
+    def run_dir(self, run_id: str) -> Path | str:
+        """Where a run's files are: a Path, or a URL on an object store (what a train
+        function is given; the real trainer works in a local mirror of it)."""
+        return self.location(self.run_key(run_id))
+
+    @staticmethod
+    def run_key(run_id: str, name: str = "") -> str:
+        """A run's directory (or a file in it) relative to the results directory."""
+        key = f"{RUNS_DIR}/{check_run_id(run_id)}"
+        return f"{key}/{name}" if name else key
+
+    @property
+    def runs_csv(self) -> Path | str:
+        return self.location("runs.csv")
+
+    @property
+    def curves_csv(self) -> Path | str:
+        return self.location("curves.csv")
 
     def create(self) -> None:
-        """Make the directory tree, failing early with the path when it is not writable."""
+        """Make the directory tree, failing early with the path when it is not writable;
+        on an object store, probe conditional create once (`exclusive_claims`)."""
+        probe = f".write_probe.{uuid.uuid4().hex}"  # a name of its own: workers starting together
         try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write_probe."):
-                pass  # a name of its own: workers starting together must not delete each other's probe
+            if not self.remote:
+                Path(self.runs_dir).mkdir(parents=True, exist_ok=True)
+            self.storage.put(probe, b"")
+            self.storage.delete(probe)
         except OSError as err:
             raise PermissionError(
-                f"results directory {str(self.root)!r} is not writable ({err.strerror or err})"
+                f"results directory {str(self.root)!r} is not writable ({getattr(err, 'strerror', None) or err})"
             ) from None
-        ignore = self.root / ".gitignore"
-        if not ignore.exists():
-            write_atomic(
-                ignore,
+        if self.remote:
+            try:
+                self.storage.check_conditional_create()
+            except RuntimeError:
+                self.exclusive_claims = False
+        if not self.storage.exists(".gitignore"):
+            self.storage.put_text(
+                ".gitignore",
                 "# per-run trainer output and checkpoints, and the Parquet copy of curves.csv: never committed\n"
                 f"{PARQUET_FILE}\nruns/\n",
             )
@@ -180,27 +210,30 @@ class ResultsStore:
     def clean_temps(self) -> int:
         """Remove temporary files orphaned by killed writers (only those whose writer
         process is gone: see `scaling.atomic.is_stale_temp`) from the directory, runs/ and
-        every run directory. Returns how many were removed."""
-        dirs = [self.root, self.runs_dir]
-        if self.runs_dir.is_dir():
-            dirs += [d for d in self.runs_dir.iterdir() if d.is_dir() and RUN_ID.fullmatch(d.name)]
+        every run directory. Returns how many were removed. (An object store has none.)"""
+        if self.remote:
+            return 0
+        root, runs = Path(self.root), Path(self.runs_dir)
+        dirs = [root, runs]
+        if runs.is_dir():
+            dirs += [d for d in runs.iterdir() if d.is_dir() and RUN_ID.fullmatch(d.name)]
         return sum(len(atomic.clean_stale_temps(d)) for d in dirs)
 
     def check_new_output(self) -> None:
         """Reject, without writing anything, an output that cannot become a results
         directory: a file, an unwritable directory, or tables that cannot be adopted."""
-        root = self.root
-        probe = root
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            raise PermissionError(f"results directory {str(root)!r} is not writable ({str(probe)!r} is a file)")
-        if not os.access(probe, os.W_OK | os.X_OK):
-            raise PermissionError(f"results directory {str(root)!r} is not writable ({str(probe)!r} is read-only)")
+        if not self.remote:
+            root = Path(self.root)
+            probe = root
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            if not probe.is_dir():
+                raise PermissionError(f"results directory {str(root)!r} is not writable ({str(probe)!r} is a file)")
+            if not os.access(probe, os.W_OK | os.X_OK):
+                raise PermissionError(f"results directory {str(root)!r} is not writable ({str(probe)!r} is read-only)")
         self.adoptable_rows()
-        plan = self.runs_dir / PLAN_FILE
-        if plan.exists():
-            self._plan_ids(plan)
+        if self.storage.exists(f"{RUNS_DIR}/{PLAN_FILE}"):
+            self._plan_ids()
 
     def adopt_tables(self) -> list[str]:
         """Recreate the per-run records of finished runs that exist only in runs.csv and
@@ -211,14 +244,13 @@ class ResultsStore:
         adopted = []
         for row in rows:
             rid = row["run_id"]
-            if (self.run_dir(rid) / STATUS_FILE).exists():
+            if self.storage.exists(self.run_key(rid, STATUS_FILE)):
                 continue
             fields = {k: _from_csv(row.get(k)) for k in ("tokens", "flops", "steps", "eval_loss", "wall_time_s")}
             metrics = "".join(
                 json.dumps({k: _from_csv(rec.get(k)) for k in CURVE_COLUMNS[1:]}) + "\n" for rec in curves.get(rid, [])
             )
-            self.run_dir(rid).mkdir(parents=True, exist_ok=True)
-            write_atomic(self.run_dir(rid) / METRICS_FILE, metrics)
+            self.storage.put_text(self.run_key(rid, METRICS_FILE), metrics)
             self.write_status(rid, row["status"], adopted_from="runs.csv",
                               **{k: v for k, v in fields.items() if v is not None})  # fmt: skip
             adopted.append(rid)
@@ -228,7 +260,7 @@ class ResultsStore:
         """The finished rows of runs.csv and the curve rows by run id, checked (every row
         well-formed, every id of the planner's format: ValueError naming file and line)
         and not yet written anywhere. ([], {}) without a runs.csv."""
-        if not self.runs_csv.exists():
+        if not self.storage.exists("runs.csv"):
             return [], {}
         problem = self.check_tables()
         if problem is not None and not self.can_rebuild():
@@ -236,57 +268,74 @@ class ResultsStore:
                 f"{problem}; cannot adopt its finished runs (restore a matching pair, or delete tables.json)"
             )
         rows = []
-        for line, row in read_csv_rows(self.runs_csv, required=("run_id", "status")):
+        runs_csv = self.runs_csv
+        for line, row in read_csv_rows(runs_csv, required=("run_id", "status"), text=self._text("runs.csv")):
             if row["status"] not in STATUSES and row["status"] != "":
-                raise ValueError(
-                    f"{self.runs_csv}:{line}: status {row['status']!r} is not one of {', '.join(STATUSES)}"
-                )
+                raise ValueError(f"{runs_csv}:{line}: status {row['status']!r} is not one of {', '.join(STATUSES)}")
             if row["status"] in TERMINAL_STATUSES:
-                check_run_id(row["run_id"], f"{self.runs_csv}:{line}: run_id")
+                check_run_id(row["run_id"], f"{runs_csv}:{line}: run_id")
                 rows.append(row)
         wanted = {r["run_id"] for r in rows}
         curves: dict[str, list[dict[str, str]]] = {}
-        if wanted and self.curves_csv.exists():
-            for _line, rec in read_csv_rows(self.curves_csv, required=("run_id",)):
+        if wanted and self.storage.exists("curves.csv"):
+            for _line, rec in read_csv_rows(self.curves_csv, required=("run_id",), text=self._text("curves.csv")):
                 if rec["run_id"] in wanted:
                     curves.setdefault(rec["run_id"], []).append(rec)
         return rows, curves
 
+    def _text(self, path: str) -> str:
+        """A file's text, strictly UTF-8 (ValueError naming the file otherwise)."""
+        data = self.storage.read_bytes(path)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{self.location(path)}: not a UTF-8 text table ({err.reason} at byte {err.start})"
+            ) from None
+
     # per-run files
     def write_run(self, run: dict[str, Any]) -> None:
         """Record a planned run (idempotent: the same plan writes the same content)."""
-        d = self.run_dir(run["run_id"])
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / RUN_FILE
-        if path.exists() and read_json(path) == json.loads(json.dumps(run, default=_jsonable)):
+        key = self.run_key(run["run_id"], RUN_FILE)
+        text = json.dumps(run, indent=2, sort_keys=True, default=_jsonable) + "\n"
+        if self.storage.exists(key) and self.storage.read_json(key) == json.loads(text):
             return
-        write_json(path, run)
+        self.storage.put_text(key, text)
 
     def read_status(self, run_id: str) -> dict[str, Any]:
-        path = self.run_dir(run_id) / STATUS_FILE
-        if not path.exists():
+        key = self.run_key(run_id, STATUS_FILE)
+        try:
+            return self.storage.read_json(key)
+        except FileNotFoundError:
             return {"status": "pending"}
-        return read_json(path)
 
     def write_status(self, run_id: str, status: str, **fields: Any) -> None:
         if status not in STATUSES:
             raise ValueError(f"status={status!r} must be one of {', '.join(STATUSES)}")
-        write_json(self.run_dir(run_id) / STATUS_FILE, {"status": status, **fields})
+        text = json.dumps({"status": status, **fields}, indent=2, sort_keys=True, default=_jsonable) + "\n"
+        self.storage.put_text(self.run_key(run_id, STATUS_FILE), text)
+
+    def write_file(self, run_id: str, name: str, text: str) -> None:
+        """A file of the runner's own in a run's directory (error.txt)."""
+        self.storage.put_text(self.run_key(run_id, name), text)
+
+    def lease(self, run_id: str) -> Lease:
+        return Lease(self.storage, self.run_key(run_id), lease_s=self.lease_s)
 
     @contextlib.contextmanager
     def claim(self, run_id: str) -> Iterator[bool]:
-        """Hold a run's lock while training it; False when another process holds it."""
-        d = self.run_dir(run_id)
-        d.mkdir(parents=True, exist_ok=True)
-        with file_lock(d / RUN_LOCK_FILE, blocking=False) as held:
+        """Hold a run's claim while training it; False when another worker holds it."""
+        with self.lease(run_id).held() as held:
             yield held
 
     def is_claimed(self, run_id: str) -> bool:
-        lock = self.run_dir(run_id) / RUN_LOCK_FILE
-        if not lock.exists():
-            return False
-        with file_lock(lock, blocking=False) as held:
-            return not held
+        return self.lease(run_id).is_held()
+
+    def last_checkpoint(self, run_id: str) -> int:
+        """The newest complete checkpoint step a run directory holds (Orbax names a step by
+        its bare number once complete), 0 if none."""
+        names = self.storage.listdir(self.run_key(run_id, "checkpoints"))
+        return max((int(n) for n in names if n.isdigit()), default=0)
 
     def effective_status(self, run_id: str) -> dict[str, Any]:
         """The stored status, except that a 'running' run nobody holds is 'pending'
@@ -298,45 +347,72 @@ class ResultsStore:
 
     # tables
     def consolidate(self) -> tuple[int, int]:
-        """Rebuild runs.csv and curves.csv from the per-run files (re-runnable, locked).
+        """Rebuild runs.csv and curves.csv from the per-run files; safe to run from any
+        number of workers at once (the check after the write: see the module docstring).
 
         Returns (number of run rows, number of curve rows).
         """
-        with file_lock(self.runs_dir / LOCK_FILE):
+        for _attempt in range(CONSOLIDATE_ATTEMPTS):
+            before = self._input_versions()
             runs = self._planned_runs()
             run_rows = [self._run_row(run) for run in runs]
             curve_rows = [row for run in runs for row in self._curve_rows(run["run_id"])]
             runs_text, curves_text = _tables_text(run_rows, curve_rows)
-            old = _read_record(self.root / TABLES_FILE)
+            old = _read_record(self.storage)
             # curves first, the record last: a kill in between leaves a pair that does not
             # match its record, which readers detect (check_tables) and rebuild.
             write_atomic(self.curves_csv, curves_text)
             write_atomic(self.runs_csv, runs_text)
-            write_parquet(self.root / PARQUET_FILE, curve_rows)  # a typed copy, when pyarrow is here
+            write_parquet(self.storage, PARQUET_FILE, curve_rows)  # a typed copy, when pyarrow is here
             record = {
-                "generation": int((old or {}).get("generation", 0)) + 1,
+                "generation": int((old or {}).get("generation") or 0) + 1,
                 "runs.csv": {"sha256": _sha256(runs_text.encode()), "rows": len(run_rows)},
                 "curves.csv": {"sha256": _sha256(curves_text.encode()), "rows": len(curve_rows)},
             }
-            write_json(self.root / TABLES_FILE, record)
-            self.clean_temps()
+            write_json(self.location(TABLES_FILE), record)
+            if self._input_versions() == before and self._is_pair(runs_text, curves_text):
+                break
+            time.sleep(random.uniform(0.01, 0.2))  # another worker wrote meanwhile: rebuild from what is there now
+        self.clean_temps()
         return len(run_rows), len(curve_rows)
+
+    def _input_versions(self) -> dict[str, tuple]:
+        """The versions of the per-run files whose change must rebuild the tables (one
+        listing per run directory on an object store): run.json, status.json and the plan.
+        A run's metrics only change before its status does (the trainer finishes, then its
+        status is written and its worker consolidates), so they need no watching: a
+        training run's growing curve never makes another worker's rebuild start over."""
+        names = {RUN_FILE, STATUS_FILE}
+        found = self.storage.versions(f"{RUNS_DIR}/*/*")
+        out = {k: v for k, v in found.items() if k.rsplit("/", 1)[-1] in names}
+        out.update(self.storage.versions(f"{RUNS_DIR}/{PLAN_FILE}"))
+        return out
+
+    def _is_pair(self, runs_text: str, curves_text: str) -> bool:
+        """Whether the stored tables (and their record) are still the ones just written."""
+        record = _read_record(self.storage) or {}
+        return (
+            (record.get("runs.csv") or {}).get("sha256") == _sha256(runs_text.encode())
+            and (record.get("curves.csv") or {}).get("sha256") == _sha256(curves_text.encode())
+            and self.check_tables() is None
+        )
 
     def check_tables(self) -> str | None:
         """None when runs.csv and curves.csv are the pair tables.json records (or there
         is no record: tables written by hand or by an older version), else what is wrong."""
-        record = _read_record(self.root / TABLES_FILE)
+        record = _read_record(self.storage)
         if record is None:
             return None
-        for path in (self.runs_csv, self.curves_csv):
-            want = (record.get(path.name) or {}).get("sha256")
+        where = self.location(TABLES_FILE)
+        for name in ("runs.csv", "curves.csv"):
+            want = (record.get(name) or {}).get("sha256")
             try:
-                got = _sha256(path.read_bytes())
+                got = _sha256(self.storage.read_bytes(name))
             except FileNotFoundError:
-                return f"{path} is missing but {self.root / TABLES_FILE} records it"
+                return f"{self.location(name)} is missing but {where} records it"
             if got != want:
                 return (
-                    f"{path} is not the file {self.root / TABLES_FILE} records (generation "
+                    f"{self.location(name)} is not the file {where} records (generation "
                     f"{record.get('generation')}): runs.csv and curves.csv are from different writes "
                     "(a writer was interrupted between them, or a table was edited by hand)"
                 )
@@ -344,7 +420,7 @@ class ResultsStore:
 
     def can_rebuild(self) -> bool:
         """Whether the per-run files the tables are made from are here."""
-        return (self.runs_dir / PLAN_FILE).exists() or any(self.runs_dir.glob(f"*/{RUN_FILE}"))
+        return self.storage.exists(f"{RUNS_DIR}/{PLAN_FILE}") or bool(self.storage.versions(f"{RUNS_DIR}/*/{RUN_FILE}"))
 
     def read_tables(self) -> tuple[str, str, str | None]:
         """(runs.csv text, curves.csv text, problem): the tables as stored when they are a
@@ -353,7 +429,7 @@ class ResultsStore:
         ValueError when the pair is torn and cannot be rebuilt."""
         problem = self.check_tables()
         if problem is None:
-            return self.runs_csv.read_text(encoding="utf-8"), self.curves_csv.read_text(encoding="utf-8"), None
+            return self.storage.read_text("runs.csv"), self.storage.read_text("curves.csv"), None
         if not self.can_rebuild():
             raise ValueError(f"{problem}; the per-run files in {self.runs_dir} are not here to rebuild them from")
         runs = self._planned_runs()
@@ -367,18 +443,16 @@ class ResultsStore:
 
     def _planned_runs(self) -> list[dict[str, Any]]:
         """The current plan's runs, in plan order (runs/plan.json; else every run dir)."""
-        plan = self.runs_dir / PLAN_FILE
-        if plan.exists():
-            return [read_json(self.run_dir(rid) / RUN_FILE) for rid in self._plan_ids(plan)]
-        if not self.runs_dir.is_dir():
-            return []
-        runs = [read_json(p) for p in self.runs_dir.glob(f"*/{RUN_FILE}") if RUN_ID.fullmatch(p.parent.name)]
+        if self.storage.exists(f"{RUNS_DIR}/{PLAN_FILE}"):
+            return [self.storage.read_json(self.run_key(rid, RUN_FILE)) for rid in self._plan_ids()]
+        keys = self.storage.versions(f"{RUNS_DIR}/*/{RUN_FILE}")
+        runs = [self.storage.read_json(k) for k in sorted(keys) if RUN_ID.fullmatch(k.split("/")[1])]
         return sorted(runs, key=lambda r: (r.get("order", math.inf), r["run_id"]))
 
-    @staticmethod
-    def _plan_ids(plan: Path) -> list[str]:
+    def _plan_ids(self) -> list[str]:
+        plan = self.location(f"{RUNS_DIR}/{PLAN_FILE}")
         try:
-            ids = read_json(plan)["run_ids"]
+            ids = self.storage.read_json(f"{RUNS_DIR}/{PLAN_FILE}")["run_ids"]
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{plan}: not a plan file ({err}); remove it and rerun the sweep") from None
         if not isinstance(ids, list):
@@ -396,49 +470,54 @@ class ResultsStore:
         return row
 
     def _curve_rows(self, run_id: str) -> list[dict[str, Any]]:
-        path = self.run_dir(run_id) / METRICS_FILE
-        if not path.exists():
+        try:
+            text = self.storage.read_bytes(self.run_key(run_id, METRICS_FILE)).decode("utf-8", errors="replace")
+        except FileNotFoundError:
             return []
         rows = []
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by an interruption
-                if rec.get("eval_loss") is None:
-                    continue
-                rows.append({"run_id": run_id, **{k: rec.get(k) for k in CURVE_COLUMNS[1:]}})
+        for line in text.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by an interruption
+            if rec.get("eval_loss") is None:
+                continue
+            rows.append({"run_id": run_id, **{k: rec.get(k) for k in CURVE_COLUMNS[1:]}})
         # A resumed run may repeat steps it had logged before the interruption: keep the last.
         by_step = {r["step"]: r for r in rows}
         return [by_step[s] for s in sorted(by_step)]
 
 
-def read_csv_rows(path: Path, *, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row of a CSV, strictly: a row with more or fewer
-    fields than the header (a file cut mid-line, a stray comma) is a ValueError naming the
-    file and line, never a row silently padded or dropped."""
+def read_csv_rows(
+    path: str | os.PathLike, *, required: tuple[str, ...] = (), text: str | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row of a CSV (the file at `path`, or `text` read
+    from it already), strictly: a row with more or fewer fields than the header (a file
+    cut mid-line, a stray comma) is a ValueError naming the file and line, never a row
+    silently padded or dropped."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                raise ValueError(f"{path}: empty file (no header row)")
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise ValueError(f"{path}: no column {missing[0]!r} in the header {header}")
-            for fields in reader:
-                if not fields:
-                    continue
-                if len(fields) != len(header):
-                    raise ValueError(
-                        f"{path}:{reader.line_num}: {len(fields)} fields where the header has {len(header)} "
-                        "(a malformed or truncated row)"
-                    )
-                yield reader.line_num, dict(zip(header, fields))
+        if text is None:
+            storage, name = split_location(path)
+            text = storage.read_bytes(name).decode("utf-8")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}: empty file (no header row)")
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ValueError(f"{path}: no column {missing[0]!r} in the header {header}")
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                raise ValueError(
+                    f"{path}:{reader.line_num}: {len(fields)} fields where the header has {len(header)} "
+                    "(a malformed or truncated row)"
+                )
+            yield reader.line_num, dict(zip(header, fields))
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not a UTF-8 text table ({err.reason} at byte {err.start})") from None
     except csv.Error as err:
@@ -455,9 +534,9 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_record(path: Path) -> dict | None:
+def _read_record(storage: Storage) -> dict | None:
     try:
-        record = read_json(path)
+        record = storage.read_json(TABLES_FILE)
     except FileNotFoundError:
         return None
     except ValueError:
@@ -469,9 +548,9 @@ PARQUET_FILE = "curves.parquet"
 _CURVE_TYPES = {"run_id": "string", "step": "int64", "tokens": "int64"}  # the rest: float64
 
 
-def write_parquet(path: Path, curve_rows: list[dict[str, Any]]) -> bool:
-    """curve_rows as a typed Parquet table at `path` (atomically); False, writing nothing,
-    when pyarrow is not installed."""
+def write_parquet(storage: Storage, path: str, curve_rows: list[dict[str, Any]]) -> bool:
+    """curve_rows as a typed Parquet table at `path` of `storage` (one whole-object write);
+    False, writing nothing, when pyarrow is not installed."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -479,8 +558,9 @@ def write_parquet(path: Path, curve_rows: list[dict[str, Any]]) -> bool:
         return False
     schema = pa.schema([(c, getattr(pa, _CURVE_TYPES.get(c, "float64"))()) for c in CURVE_COLUMNS])
     table = pa.Table.from_pylist([{c: row.get(c) for c in CURVE_COLUMNS} for row in curve_rows], schema=schema)
-    with atomic.atomic_path(path, fsync=True) as tmp:
-        pq.write_table(table, tmp)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    storage.put(path, buf.getvalue())
     return True
 
 
