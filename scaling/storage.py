@@ -53,16 +53,6 @@ def is_url(path: str | os.PathLike) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
-def require_local(path: str | os.PathLike, what: str) -> None:
-    """Refuse a URL where only local paths work yet (rather than writing to a local
-    directory literally named "s3:")."""
-    if is_url(path):
-        raise ValueError(
-            f"{what}={str(path)!r}: object-store URLs are not supported here yet (results and run "
-            "directories are written to local or NFS paths; `scaling fit` and `scaling.analysis` read URLs)"
-        )
-
-
 class Storage:
     """A directory tree; `Storage.at(root)` picks the local or the fsspec implementation."""
 
@@ -397,9 +387,10 @@ class Mirror:
             return {}
         return dict(self.storage.read_json(self._key(self.MANIFEST)).get("files", {}))
 
-    def pull(self) -> int:
-        """Replace the scratch directory with the store's copy; returns the files fetched."""
-        files = self.remote_files()
+    def pull(self, only: str = "") -> int:
+        """Replace the scratch directory with the store's copy (only the files under
+        `only`, e.g. one checkpoint step, when given); returns the files fetched."""
+        files = {rel: v for rel, v in self.remote_files().items() if rel.startswith(only)}
         if self.local.exists():
             shutil.rmtree(self.local)
         self.local.mkdir(parents=True)

@@ -70,10 +70,6 @@ def run(args) -> int:
         start, stop = parse_window(args.profile)
         overrides.append(f"train.profile_steps=[{start}, {stop}]")
     cfg = load_config(args.config, overrides)  # bad config fails before JAX starts
-    from scaling.storage import require_local
-
-    require_local(args.out, "--out")
-
     from scaling.train.distributed import initialize
 
     initialize(args.coordinator, args.num_processes, args.process_id, args.local_devices, auto=args.distributed)

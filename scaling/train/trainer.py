@@ -9,6 +9,14 @@ A run directory holds
     checkpoints/    Orbax steps (see scaling.train.checkpoint)
     result.json     status (done | diverged | failed | preempted), final losses, totals
 
+The run directory may be an object-store URL (s3://..., gs://...: the s3 / gcs extras).
+The run then trains in a local scratch directory (`scaling.storage.scratch_dir`) that is a
+`scaling.storage.Mirror` of the URL: pushed at the first host sync after each checkpoint
+completes, and at the end (done, failed or preempted); pulled before a start, so a run
+preempted on one host resumes on another from its last pushed checkpoint. (Orbax could
+write gs:// itself, but not s3:// without a tensorstore S3 driver; the mirror serves
+every fsspec backend the same way, for a single-process run.)
+
 Calling `train` again on the same directory resumes from the last complete checkpoint
 (batches are a pure function of the step, so the curve continues exactly), or returns the
 stored result when the run already finished. A directory holding a different config is
@@ -215,7 +223,7 @@ class _Plan:
 
 
 def train(config, out_dir) -> TrainResult:
-    """Train (or resume, or report the finished run in) `out_dir`.
+    """Train (or resume, or report the finished run in) `out_dir`, a path or a URL.
 
     config: a RunConfig, a dict of sections, or a path to a TOML/JSON config file.
     Bad input raises ValueError/PermissionError before anything is compiled; failures
@@ -223,7 +231,52 @@ def train(config, out_dir) -> TrainResult:
     SIGTERM saves a checkpoint and raises `Preempted` (a SystemExit).
     """
     cfg = _as_config(config)
-    out_dir = Path(out_dir).absolute()
+    from scaling.storage import is_url
+
+    if is_url(out_dir):
+        return _train_mirrored(cfg, str(out_dir).rstrip("/"))
+    return _train_in(cfg, Path(out_dir).absolute())
+
+
+def _train_mirrored(cfg: RunConfig, url: str) -> TrainResult:
+    """`train` into a URL: in a local mirror of it (see the module docstring)."""
+    import shutil
+
+    from scaling.storage import Mirror, Storage, is_url, scratch_dir
+
+    if jax.process_count() > 1:
+        raise ValueError(
+            f"out_dir={url!r}: a run directory on an object store is mirrored from one process's local disk; "
+            "a multi-process run needs a shared file system (or gs:// through Orbax) for its checkpoints"
+        )
+    if cfg.train.init_params_step is not None and is_url(cfg.train.init_params_step[0]):
+        raise ValueError(f"train.init_params_from={cfg.train.init_params_step[0]!r}: not readable from a URL yet")
+    local = scratch_dir(url)
+    mirror = Mirror(Storage.at(url), "", local)
+    mirror.pull()
+    init_dir = None
+    if cfg.train.init_from is not None and is_url(cfg.train.init_from[0]):
+        src, step = cfg.train.init_from
+        init_dir = scratch_dir(src).with_name(scratch_dir(src).name + ".init")
+        Mirror(Storage.at(src), "", init_dir).pull(only=f"{Mirror.CHECKPOINTS}/{step}/")
+        init_dir = checkpoint_dir(init_dir)
+    try:
+        result = _train_in(cfg, local, mirror=mirror, init_dir=init_dir, where=url)
+    except Preempted:
+        shutil.rmtree(local, ignore_errors=True)  # pushed: the store holds the checkpoint
+        raise
+    finally:
+        if init_dir is not None:
+            shutil.rmtree(init_dir.parent, ignore_errors=True)
+    shutil.rmtree(local, ignore_errors=True)
+    return result
+
+
+def _train_in(
+    cfg: RunConfig, out_dir: Path, *, mirror=None, init_dir: Path | None = None, where: str | None = None
+) -> TrainResult:
+    """`train` in the local directory `out_dir` (mirrored to `where` when `mirror` is set;
+    `init_dir`: the local checkpoints of train.init_from, when that is a URL)."""
     primary = jax.process_index() == 0
     created = not out_dir.exists()
     _prepare_dir(out_dir)
@@ -247,11 +300,10 @@ def train(config, out_dir) -> TrainResult:
         check_batch(mesh, t.global_batch_size, t.microbatches)
         if cfg.data.eval_batch_size:
             check_batch(mesh, cfg.data.eval_batch_size, what="data.eval_batch_size")
-        if (
-            t.init_from is not None
-            and not checkpoint_dir(t.init_from[0]).is_dir()
-            and not Path(t.init_from[0]).is_dir()
-        ):
+        if init_dir is None and t.init_from is not None:
+            init_dir = checkpoint_dir(t.init_from[0])
+            init_dir = init_dir if init_dir.is_dir() else Path(t.init_from[0]).absolute()
+        if init_dir is not None and not init_dir.is_dir():
             raise FileNotFoundError(f"train.init_from: no run directory {t.init_from[0]!r}")
         parent = None
         if t.init_params_step is not None:
@@ -311,12 +363,15 @@ def train(config, out_dir) -> TrainResult:
                 **({"parent": parent} if parent is not None else {}),
             },
         )
-    return _Run(plan, mesh, ds).run()
+    return _Run(plan, mesh, ds, mirror=mirror, init_dir=init_dir, where=where).run()
 
 
 class _Run:
-    def __init__(self, plan: _Plan, mesh, ds) -> None:
+    def __init__(self, plan: _Plan, mesh, ds, *, mirror=None, init_dir: Path | None = None,
+                 where: str | None = None) -> None:  # fmt: skip
         self.plan, self.mesh, self.ds = plan, mesh, ds
+        self.mirror = mirror if jax.process_index() == 0 else None  # a scaling.storage.Mirror of a URL
+        self.init_dir, self.where = init_dir, where or str(plan.out_dir)
         self.cfg = plan.cfg
         self.primary = jax.process_index() == 0
         self.prog = program(
@@ -336,9 +391,8 @@ class _Run:
             latest, got = restored
             return latest, got["params"], got["opt_state"], float(got["meta"].get("elapsed", 0.0))
         if t.init_from is not None:
-            src, step = t.init_from
-            src_dir = checkpoint_dir(src) if checkpoint_dir(src).is_dir() else Path(src).absolute()
-            with Checkpoints(src_dir, read_only=True) as other:
+            step = t.init_from[1]
+            with Checkpoints(self.init_dir, read_only=True) as other:
                 got = other.restore(step, prog.abstract_params(), prog.abstract_opt_state())
             return step, got["params"], got["opt_state"], 0.0
         params, opt_state = prog.init(np.int32(t.seed))
@@ -366,7 +420,7 @@ class _Run:
         p = self.plan
         res = TrainResult(
             status=status,
-            out_dir=str(p.out_dir),
+            out_dir=self.where,
             steps=step,
             tokens=step * p.tokens_per_step,
             flops=step * p.tokens_per_step * p.flops_per_token,
@@ -477,6 +531,8 @@ class _Run:
             finally:
                 if log is not None and log.tracker is not None:
                     log.tracker.close(status)
+                if self.mirror is not None:  # the final state (done, failed, preempted) reaches the store
+                    self.mirror.push()
 
     def _loop(self, batches, ckpts, log, start, params, opt_state, evals, elapsed) -> TrainResult:
         """Step; at log, eval and checkpoint steps sync with the device, check the loss,
@@ -526,6 +582,8 @@ class _Run:
                                         error=f"diverged at step {bad[0]}: train loss {bad[1]}")  # fmt: skip
                 pending.clear()
                 ckpts.check_saves()  # stop at the first failed asynchronous save
+                if self.mirror is not None:
+                    self.mirror.sync()  # a checkpoint completed since the last sync: push it
                 last_loss, grad_norm = float(fetched[-1]["loss"]), float(fetched[-1]["grad_norm"])
                 tok_s = window.tokens_per_s(first)  # the first step includes compilation: not throughput
                 bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tok_s:.0f}" if tok_s else "-", refresh=False)

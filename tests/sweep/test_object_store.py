@@ -1,7 +1,9 @@
 """scaling.storage against a real S3 API: moto's server on 127.0.0.1, reached through
 s3fs, and the same primitives on a local directory: whole-object puts, conditional
 create (one winner among racing workers), leases that a killed worker's successor takes
-over, and `scaling fit s3://...` reading a results directory from the bucket."""
+over, a mirrored run directory, and `scaling fit s3://...` reading a results directory
+from the bucket. The whole sweep on s3:// (two workers, one killed, a rerun) is in
+test_object_store_sweep.py."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import pytest
 pytest.importorskip("s3fs", reason="needs the s3 extra (in the test extra)")
 pytest.importorskip("moto.server", reason="needs moto's server mode (moto[s3] and flask, in the test extra)")
 
-from scaling.storage import Lease, LocalStorage, Storage  # noqa: E402
+from scaling.storage import Lease, LocalStorage, Mirror, Storage  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "scaling-test"
@@ -200,13 +202,52 @@ def test_scaling_fit_reads_a_results_directory_on_s3(s3_endpoint, tmp_path):
     assert fit["params"] and all(v == v for v in fit["params"].values())  # finite numbers, read from the bucket
 
 
-def test_sweep_and_train_refuse_an_object_store_out_dir(tmp_path, capsys):
-    """Not wired yet: a clear error, not a local directory named 's3:'."""
-    from scaling.cli.main import main
+def test_a_lease_of_a_dead_process_on_this_host_is_free_at_once(storage):
+    """The SIGKILL-and-rerun-here case: no waiting out the lease (flock's behaviour)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = {"holder": "gone", "host": socket.gethostname(), "pid": int(dead.stdout), "heartbeat": time.time()}
+    storage.put_json("runs/r2/claims/00000001.json", record)
+    lease = Lease(storage, "runs/r2", lease_s=600.0, holder="rerun")
+    assert not lease.is_held()
+    other_host = {**record, "host": "some-other-host"}  # its process cannot be seen from here: trust the lease
+    storage.put_json("runs/r3/claims/00000001.json", other_host)
+    assert Lease(storage, "runs/r3", lease_s=600.0).is_held()
+    assert lease.acquire() and lease.current()["holder"] == "rerun"
+    lease.release()
 
-    sweep = REPO / "experiments" / "quickstart.toml"
-    assert main(["sweep", str(sweep), "--out", f"s3://{BUCKET}/results", "--no-progress"]) == 2
-    assert "--out='s3://scaling-test/results': object-store URLs are not supported here yet" in capsys.readouterr().err
-    assert main(["train", "--config", str(REPO / "experiments" / "tiny.toml"), "--out", "gs://b/run"]) == 2
-    assert "not supported here yet" in capsys.readouterr().err
-    assert not Path("s3:").exists() and not Path("gs:").exists()
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_mirror_pushes_complete_checkpoints_once_and_pulls_only_what_its_manifest_names(storage, tmp_path):
+    scratch = tmp_path / "scratch"
+    (scratch / "checkpoints" / "10" / "params").mkdir(parents=True)
+    (scratch / "checkpoints" / "10" / "params" / "a").write_bytes(b"step 10")
+    (scratch / "checkpoints" / "20.orbax-checkpoint-tmp-1").mkdir()
+    (scratch / "checkpoints" / "20.orbax-checkpoint-tmp-1" / "a").write_bytes(b"half written")
+    (scratch / "metrics.jsonl").write_text('{"step": 10}\n')
+    mirror = Mirror(storage, "runs/r1", scratch)
+    assert mirror.new_checkpoint() and mirror.push() == 2
+    assert not mirror.new_checkpoint() and mirror.sync() == 0 and mirror.push() == 0  # nothing changed
+    assert set(mirror.remote_files()) == {"metrics.jsonl", "checkpoints/10/params/a"}  # no temporary step
+    with open(scratch / "metrics.jsonl", "a") as f:
+        f.write('{"step": 20}\n')
+    assert mirror.sync() == 0  # metrics alone wait for the next checkpoint
+    (scratch / "checkpoints" / "20.orbax-checkpoint-tmp-1").rename(scratch / "checkpoints" / "20")
+    assert mirror.sync() == 2  # the new step and the metrics that lead up to it
+    # a push killed half-way: a file of step 30 is up, the manifest does not name it yet
+    storage.put("runs/r1/checkpoints/30/params/a", b"partial")
+    import shutil
+
+    shutil.rmtree(scratch / "checkpoints" / "10")  # Orbax's keep= removed it: unlisted, then deleted
+    assert mirror.push() == 0
+    assert not storage.exists("runs/r1/checkpoints/10/params/a")
+    elsewhere = tmp_path / "other-host"
+    (elsewhere / "stale").mkdir(parents=True)
+    (elsewhere / "stale" / "x").write_text("left from an older start")
+    assert Mirror(storage, "runs/r1", elsewhere).pull() == 2
+    assert _tree(elsewhere) == {"checkpoints/20/a": b"half written", "metrics.jsonl": b'{"step": 10}\n{"step": 20}\n'}
+    one = tmp_path / "one-step"
+    assert Mirror(storage, "runs/r1", one).pull(only="checkpoints/20/") == 1
+    assert _tree(one) == {"checkpoints/20/a": b"half written"}
