@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("s3fs", reason="needs the s3 extra (in the test extra)")
 pytest.importorskip("moto.server", reason="needs moto's server mode (moto[s3] and flask, in the test extra)")
 
-from s3_helpers import BUCKET, s3_endpoint  # noqa: E402, F401 (a fixture)
+from s3_helpers import BUCKET  # noqa: E402
 
 from scaling.storage import Lease, LocalStorage, Mirror, Storage  # noqa: E402
 
