@@ -218,3 +218,51 @@ def test_mirror_pushes_complete_checkpoints_once_and_pulls_only_what_its_manifes
     one = tmp_path / "one-step"
     assert Mirror(storage, "runs/r1", one).pull(only="checkpoints/20/") == 1
     assert _tree(one) == {"checkpoints/20/a": b"half written"}
+
+
+TINY_RUN = {  # tests/train's shape: its compiled programs are in the persistent cache
+    "model": {"width": 64, "depth": 1, "head_dim": 32, "seq_len": 32},
+    "data": {"source": "stdlib", "num_eval_batches": 2},
+    "optimizer": {"lr": 1e-2},
+    "schedule": {"kind": "cosine", "warmup": 2},
+    "train": {"steps": 12, "global_batch_size": 8, "eval_every": 4, "checkpoint_every": 4, "log_every": 2,
+              "progress": False},
+}  # fmt: skip
+
+
+def _losses(text: str) -> list[tuple[int, float]]:
+    return [(r["step"], r["eval_loss"]) for r in map(json.loads, text.splitlines())]
+
+
+@pytest.mark.slow
+def test_a_run_directory_on_s3_trains_resumes_and_branches_as_a_local_one(s3_endpoint, tmp_path, monkeypatch):
+    """The trainer on an s3:// run directory (its local mirror): the same curve as on a
+    local disk, checkpoints in the bucket, a finished run reported from the bucket by a
+    host with an empty scratch directory, and a branch (train.init_from) read from a URL."""
+    from scaling.train import train
+
+    monkeypatch.setenv("SCALING_SCRATCH", str(tmp_path / "scratch"))
+    url = f"s3://{BUCKET}/train-{time.time_ns()}"
+    local = train(TINY_RUN, tmp_path / "local")
+    remote = train(TINY_RUN, f"{url}/run")
+    assert remote.status == local.status == "done" and remote.out_dir == f"{url}/run"
+    storage = Storage.at(f"{url}/run")
+    assert _losses(storage.read_text("metrics.jsonl")) == _losses((tmp_path / "local" / "metrics.jsonl").read_text())
+    ckpts = {
+        k.split("/")[1] for k in Mirror(storage, "", tmp_path / "x").remote_files() if k.startswith("checkpoints/")
+    }
+    assert ckpts == {p.name for p in (tmp_path / "local" / "checkpoints").iterdir() if p.name.isdigit()}
+    assert storage.read_json("result.json")["status"] == "done"
+    assert not list((tmp_path / "scratch").iterdir())  # the scratch copy is gone once the bucket has it
+    again = train(TINY_RUN, f"{url}/run")  # pulled from the bucket: finished, nothing trained
+    assert again.status == "done" and again.final_eval_loss == remote.final_eval_loss
+    assert len(storage.read_json("config.json")["starts"]) == 1
+
+    branch = {**TINY_RUN, "train": {**TINY_RUN["train"], "steps": 16}}
+    local_branch = train({**branch, "train": {**branch["train"], "init_from": [str(tmp_path / "local"), 8]}},
+                         tmp_path / "local-branch")  # fmt: skip
+    remote_branch = train({**branch, "train": {**branch["train"], "init_from": [f"{url}/run", 8]}}, f"{url}/branch")
+    assert remote_branch.status == local_branch.status == "done"
+    assert _losses(Storage.at(f"{url}/branch").read_text("metrics.jsonl")) == _losses(
+        (tmp_path / "local-branch" / "metrics.jsonl").read_text()
+    )
