@@ -105,6 +105,16 @@ class Storage:
     def upload(self, local: str | os.PathLike, path: str) -> None: ...
     def download(self, path: str, local: str | os.PathLike) -> None: ...
 
+    def upload_many(self, pairs: list[tuple[Path, str]]) -> None:
+        """upload() of each (local file, path); concurrently where the backend can."""
+        for local, path in pairs:
+            self.upload(local, path)
+
+    def download_many(self, pairs: list[tuple[str, Path]]) -> None:
+        """download() of each (path, local file); concurrently where the backend can."""
+        for path, local in pairs:
+            self.download(path, local)
+
     def put_text(self, path: str, text: str) -> None:
         self.put(path, text.encode("utf-8"))
 
@@ -254,6 +264,16 @@ class FsspecStorage(Storage):
         Path(local).parent.mkdir(parents=True, exist_ok=True)
         self.fs.get_file(self._p(path), str(local))
 
+    def upload_many(self, pairs: list[tuple[Path, str]]) -> None:
+        if pairs:  # one call: an async filesystem (s3fs, gcsfs) sends the requests concurrently
+            self.fs.put([str(local) for local, _ in pairs], [self._p(path) for _, path in pairs])
+
+    def download_many(self, pairs: list[tuple[str, Path]]) -> None:
+        for _, local in pairs:
+            Path(local).parent.mkdir(parents=True, exist_ok=True)
+        if pairs:
+            self.fs.get([self._p(path) for path, _ in pairs], [str(local) for _, local in pairs])
+
 
 class Lease:
     """A claim on a run that any worker can take over once its holder stops renewing it
@@ -277,6 +297,7 @@ class Lease:
         self.storage, self.prefix, self.lease_s = storage, prefix.rstrip("/"), float(lease_s)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.claim_path: str | None = None
+        self.lost = False  # set when another worker claimed it after our lease ran out (we were paused)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -317,7 +338,7 @@ class Lease:
         path = f"{self.prefix}/claims/{n:08d}.json"
         if not self.storage.create(path, self._record()):
             return False
-        self.claim_path = path
+        self.claim_path, self.lost = path, False
         self._stop.clear()
         self._thread = threading.Thread(target=self._renew, name=f"lease {self.prefix}", daemon=True)
         self._thread.start()
@@ -328,8 +349,13 @@ class Lease:
         return json.dumps({**record, **extra}).encode("utf-8")
 
     def _renew(self) -> None:
+        mine = int(self.claim_path.rsplit("/", 1)[-1][:-5])
         while not self._stop.wait(self.lease_s / 4):
             with contextlib.suppress(Exception):  # a missed heartbeat only shortens the lease
+                newest = self.current()
+                if newest is not None and newest["n"] != mine:  # our lease ran out and was taken over
+                    self.lost = True
+                    return
                 self.storage.put(self.claim_path, self._record())
 
     def release(self) -> None:
@@ -342,11 +368,12 @@ class Lease:
         self.claim_path = None
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[bool]:
-        """`with lease.held() as ok:` acquire (ok False if not), release on exit."""
+    def held(self) -> Iterator[Lease | None]:
+        """`with lease.held() as held:` acquire (held: this Lease, or None when another
+        worker holds it), release on exit."""
         ok = self.acquire()
         try:
-            yield ok
+            yield self if ok else None
         finally:
             if ok:
                 self.release()
@@ -394,8 +421,7 @@ class Mirror:
         if self.local.exists():
             shutil.rmtree(self.local)
         self.local.mkdir(parents=True)
-        for rel in sorted(files):
-            self.storage.download(self._key(rel), self.local / rel)
+        self.storage.download_many([(self._key(rel), self.local / rel) for rel in sorted(files)])
         self.pushed = {rel: self._stat(self.local / rel) for rel in files}
         return len(files)
 
@@ -434,20 +460,14 @@ class Mirror:
     def push(self) -> int:
         """Copy what changed to the store (see the class docstring); returns files uploaded."""
         plain, steps = self._local_files()
-        uploaded = 0
-        for rel, stat in plain.items():
-            if self.pushed.get(rel) != stat:
-                self.storage.upload(self.local / rel, self._key(rel))
-                self.pushed[rel] = stat
-                uploaded += 1
+        changed = [rel for rel, stat in plain.items() if self.pushed.get(rel) != stat]
+        self.storage.upload_many([(self.local / rel, self._key(rel)) for rel in changed])  # metrics first
+        self.pushed.update({rel: plain[rel] for rel in changed})
         done = self._pushed_steps()
-        for step in sorted(steps):
-            if f"{self.CHECKPOINTS}/{step}/" in done:
-                continue
-            for rel in steps[step]:
-                self.storage.upload(self.local / rel, self._key(rel))
-                self.pushed[rel] = self._stat(self.local / rel)
-                uploaded += 1
+        new = [rel for step in sorted(steps) if f"{self.CHECKPOINTS}/{step}/" not in done for rel in steps[step]]
+        self.storage.upload_many([(self.local / rel, self._key(rel)) for rel in new])
+        self.pushed.update({rel: self._stat(self.local / rel) for rel in new})
+        uploaded = len(changed) + len(new)
         local_steps = {f"{self.CHECKPOINTS}/{s}/" for s in steps}
         gone = [rel for rel in self.pushed if rel not in plain and not any(rel.startswith(s) for s in local_steps)]
         for rel in gone:

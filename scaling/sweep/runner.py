@@ -393,6 +393,9 @@ def _run_one(
                 store.write_file(run.run_id, "error.txt", traceback.format_exc())
             log(f"[sweep] {run.run_id} failed: {record['error']}")
         record.setdefault("wall_time_s", time.time() - t0)
+        if hosts.is_writer and held.lost:  # paused past the lease: the run is another worker's now
+            log(f"[sweep] {run.run_id}: its claim expired and another worker took it over; result not recorded")
+            return {**row, "action": "busy", "status": "running"}
         if hosts.is_writer:
             store.write_status(run.run_id, **record)
     return {**row, "action": "trained", **record}

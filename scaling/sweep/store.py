@@ -323,8 +323,9 @@ class ResultsStore:
         return Lease(self.storage, self.run_key(run_id), lease_s=self.lease_s)
 
     @contextlib.contextmanager
-    def claim(self, run_id: str) -> Iterator[bool]:
-        """Hold a run's claim while training it; False when another worker holds it."""
+    def claim(self, run_id: str) -> Iterator[Lease | None]:
+        """Hold a run's claim while training it: the Lease (its `lost` says whether another
+        worker took the run over meanwhile), or None when another worker holds it."""
         with self.lease(run_id).held() as held:
             yield held
 

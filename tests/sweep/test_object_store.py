@@ -106,6 +106,20 @@ def test_lease_is_renewed_released_and_exclusive(storage):
     b.release()
 
 
+def test_a_paused_holder_learns_its_claim_was_taken_over(storage):
+    """A holder stalled past its lease (its successor claimed the run) sees `lost` at its
+    next heartbeat, so the runner never records a result over its successor's."""
+    a = Lease(storage, "runs/r4", lease_s=0.8, holder="a")
+    with a.held() as held:
+        assert held is a and not a.lost
+        storage.create("runs/r4/claims/00000002.json", json.dumps({"holder": "b", "heartbeat": time.time()}).encode())
+        deadline = time.time() + 10
+        while not a.lost:
+            assert time.time() < deadline, "the lost claim was never noticed"
+            time.sleep(0.05)
+    assert a.current()["holder"] == "b"
+
+
 HOLD_AND_WAIT = textwrap.dedent(
     """
     import sys, time
