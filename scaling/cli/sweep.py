@@ -93,9 +93,11 @@ def run(args) -> int:
     tuned = cfg.hparams.lr == "tuned"
     plan = None if tuned else plan_sweep(cfg)  # bad input fails before JAX starts
     num_workers, worker_index = worker_from_env(args.num_workers, args.worker_index)
-    from scaling.storage import is_url
+    from scaling.storage import Storage, is_url
 
     out = (args.out if is_url(args.out) else Path(args.out)) if args.out else Path("results") / cfg.sweep.name
+    if is_url(out):
+        Storage.at(out)  # a missing s3 / gcs extra fails here, before JAX starts
     kwargs = dict(num_workers=num_workers, worker_index=worker_index, retry_failed=not args.no_retry_failed,
                   progress=not args.no_progress, compilation_cache=not args.no_compilation_cache,
                   coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,

@@ -70,6 +70,10 @@ def run(args) -> int:
         start, stop = parse_window(args.profile)
         overrides.append(f"train.profile_steps=[{start}, {stop}]")
     cfg = load_config(args.config, overrides)  # bad config fails before JAX starts
+    from scaling.storage import Storage, is_url
+
+    if is_url(args.out):
+        Storage.at(args.out)  # a missing s3 / gcs extra fails here too
     from scaling.train.distributed import initialize
 
     initialize(args.coordinator, args.num_processes, args.process_id, args.local_devices, auto=args.distributed)

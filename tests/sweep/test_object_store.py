@@ -280,3 +280,18 @@ def test_a_run_directory_on_s3_trains_resumes_and_branches_as_a_local_one(s3_end
     assert _losses(Storage.at(f"{url}/branch").read_text("metrics.jsonl")) == _losses(
         (tmp_path / "local-branch" / "metrics.jsonl").read_text()
     )
+
+
+def test_sweep_and_train_name_the_missing_extra_of_a_url_out_dir(tmp_path, capsys):
+    """--out gs://... without gcsfs: one line naming the extra, before JAX starts, no
+    local directory named 'gs:'."""
+    if _has("gcsfs"):
+        pytest.skip("gcsfs is installed here: there is no missing extra to report")
+    from scaling.cli.main import main
+
+    sweep = REPO / "experiments" / "quickstart.toml"
+    assert main(["sweep", str(sweep), "--out", "gs://bucket/results", "--no-progress"]) == 2
+    assert "pip install 'scaling[gcs]'" in capsys.readouterr().err
+    assert main(["train", "--config", str(REPO / "experiments" / "tiny.toml"), "--out", "gs://b/run"]) == 2
+    assert "pip install 'scaling[gcs]'" in capsys.readouterr().err
+    assert not Path("gs:").exists()
