@@ -430,10 +430,10 @@ class Mirror:
         st = path.stat()
         return [st.st_size, st.st_mtime_ns]
 
-    def _local_files(self) -> tuple[dict[str, list], dict[int, list[str]]]:
-        """(plain files {rel: stat}, complete checkpoint steps {step: [rel, ...]})."""
+    def _local_files(self) -> tuple[dict[str, list], dict[str, list[str]]]:
+        """(plain files {rel: stat}, complete checkpoint steps {"checkpoints/<step>/": [rel, ...]})."""
         plain: dict[str, list] = {}
-        steps: dict[int, list[str]] = {}
+        steps: dict[str, list[str]] = {}
         if not self.local.is_dir():
             return plain, steps
         for p in sorted(self.local.rglob("*")):
@@ -443,16 +443,21 @@ class Mirror:
             parts = rel.split("/")
             if parts[0] == self.CHECKPOINTS and len(parts) > 2:
                 if parts[1].isdigit():  # a complete step (Orbax renames it to the bare number when done)
-                    steps.setdefault(int(parts[1]), []).append(rel)
+                    steps.setdefault(f"{parts[0]}/{parts[1]}/", []).append(rel)
                 continue  # temporary and set-aside step directories stay local
             with contextlib.suppress(FileNotFoundError):
                 plain[rel] = self._stat(p)
         return plain, steps
 
     def new_checkpoint(self) -> bool:
-        """Whether the scratch directory holds a complete checkpoint step not yet pushed."""
-        _, steps = self._local_files()
-        return any(f"{self.CHECKPOINTS}/{s}/" not in self._pushed_steps() for s in steps)
+        """Whether the scratch directory holds a complete checkpoint step not yet pushed
+        (one directory listing: the trainer asks at every host sync)."""
+        try:
+            names = os.listdir(self.local / self.CHECKPOINTS)
+        except FileNotFoundError:
+            return False
+        pushed = self._pushed_steps()
+        return any(n.isdigit() and f"{self.CHECKPOINTS}/{n}/" not in pushed for n in names)
 
     def _pushed_steps(self) -> set[str]:
         return {"/".join(rel.split("/")[:2]) + "/" for rel in self.pushed if rel.startswith(self.CHECKPOINTS + "/")}
@@ -464,12 +469,12 @@ class Mirror:
         self.storage.upload_many([(self.local / rel, self._key(rel)) for rel in changed])  # metrics first
         self.pushed.update({rel: plain[rel] for rel in changed})
         done = self._pushed_steps()
-        new = [rel for step in sorted(steps) if f"{self.CHECKPOINTS}/{step}/" not in done for rel in steps[step]]
+        order = sorted(steps, key=lambda d: int(d.split("/")[1]))
+        new = [rel for step in order if step not in done for rel in steps[step]]
         self.storage.upload_many([(self.local / rel, self._key(rel)) for rel in new])
         self.pushed.update({rel: self._stat(self.local / rel) for rel in new})
         uploaded = len(changed) + len(new)
-        local_steps = {f"{self.CHECKPOINTS}/{s}/" for s in steps}
-        gone = [rel for rel in self.pushed if rel not in plain and not any(rel.startswith(s) for s in local_steps)]
+        gone = [rel for rel in self.pushed if rel not in plain and not any(rel.startswith(s) for s in steps)]
         for rel in gone:
             del self.pushed[rel]
         if uploaded or gone or not self.storage.exists(self._key(self.MANIFEST)):
