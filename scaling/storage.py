@@ -395,15 +395,19 @@ class Mirror:
     the scratch directory no longer holds (Orbax's `keep`) is unlisted, then deleted. Other
     files are re-pushed when their size or mtime changed, before any new checkpoint, so
     the store's metrics always reach at least its newest checkpoint (rows after it are
-    dropped on resume, as on a local disk).
+    dropped on resume, as on a local disk). Files named in `last` (the trainer's
+    result.json, which says a run is finished) are pushed after the checkpoints, with their
+    SHA-256 in the manifest; `pull` drops one whose content is not the manifest's (it came
+    from a push that did not finish), so a run is never reported finished before its final
+    checkpoint is in the store.
     """
 
     MANIFEST = "mirror.json"
     CHECKPOINTS = "checkpoints"
 
-    def __init__(self, storage: Storage, prefix: str, local: str | os.PathLike) -> None:
-        self.storage, self.prefix, self.local = storage, prefix.strip("/"), Path(local)
-        self.pushed: dict[str, list] = {}  # relative path -> [size, mtime_ns] of the copy pushed or pulled
+    def __init__(self, storage: Storage, prefix: str, local: str | os.PathLike, *, last: tuple[str, ...] = ()) -> None:
+        self.storage, self.prefix, self.local, self.last = storage, prefix.strip("/"), Path(local), set(last)
+        self.pushed: dict[str, list] = {}  # relative path -> [size, mtime_ns(, sha256)] of the copy pushed or pulled
 
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel
@@ -422,13 +426,17 @@ class Mirror:
             shutil.rmtree(self.local)
         self.local.mkdir(parents=True)
         self.storage.download_many([(self._key(rel), self.local / rel) for rel in sorted(files)])
+        for rel in self.last & set(files):
+            if _sha256_file(self.local / rel) != files[rel][-1]:  # overwritten by a push that did not finish
+                (self.local / rel).unlink()
+                del files[rel]
         self.pushed = {rel: self._stat(self.local / rel) for rel in files}
         return len(files)
 
-    @staticmethod
-    def _stat(path: Path) -> list:
+    def _stat(self, path: Path) -> list:
         st = path.stat()
-        return [st.st_size, st.st_mtime_ns]
+        rel = path.relative_to(self.local).as_posix()
+        return [st.st_size, st.st_mtime_ns] + ([_sha256_file(path)] if rel in self.last else [])
 
     def _local_files(self) -> tuple[dict[str, list], dict[str, list[str]]]:
         """(plain files {rel: stat}, complete checkpoint steps {"checkpoints/<step>/": [rel, ...]})."""
@@ -466,13 +474,17 @@ class Mirror:
         """Copy what changed to the store (see the class docstring); returns files uploaded."""
         plain, steps = self._local_files()
         changed = [rel for rel, stat in plain.items() if self.pushed.get(rel) != stat]
-        self.storage.upload_many([(self.local / rel, self._key(rel)) for rel in changed])  # metrics first
-        self.pushed.update({rel: plain[rel] for rel in changed})
+        first = [rel for rel in changed if rel not in self.last]
+        self.storage.upload_many([(self.local / rel, self._key(rel)) for rel in first])  # metrics before checkpoints
+        self.pushed.update({rel: plain[rel] for rel in first})
         done = self._pushed_steps()
         order = sorted(steps, key=lambda d: int(d.split("/")[1]))
         new = [rel for step in order if step not in done for rel in steps[step]]
         self.storage.upload_many([(self.local / rel, self._key(rel)) for rel in new])
         self.pushed.update({rel: self._stat(self.local / rel) for rel in new})
+        final = [rel for rel in changed if rel in self.last]
+        self.storage.upload_many([(self.local / rel, self._key(rel)) for rel in final])  # "finished" comes last
+        self.pushed.update({rel: plain[rel] for rel in final})
         uploaded = len(changed) + len(new)
         gone = [rel for rel in self.pushed if rel not in plain and not any(rel.startswith(s) for s in steps)]
         for rel in gone:
@@ -488,6 +500,12 @@ class Mirror:
         """`push` when a new checkpoint step is complete (the trainer calls this at its host
         sync points, so the store follows each checkpoint); else nothing."""
         return self.push() if self.new_checkpoint() else 0
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def scratch_dir(url: str) -> Path:

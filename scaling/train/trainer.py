@@ -252,7 +252,7 @@ def _train_mirrored(cfg: RunConfig, url: str) -> TrainResult:
     if cfg.train.init_params_step is not None and is_url(cfg.train.init_params_step[0]):
         raise ValueError(f"train.init_params_from={cfg.train.init_params_step[0]!r}: not readable from a URL yet")
     local = scratch_dir(url)
-    mirror = Mirror(Storage.at(url), "", local)
+    mirror = Mirror(Storage.at(url), "", local, last=("result.json",))
     mirror.pull()
     init_dir = None
     if cfg.train.init_from is not None and is_url(cfg.train.init_from[0]):

@@ -234,6 +234,32 @@ def test_mirror_pushes_complete_checkpoints_once_and_pulls_only_what_its_manifes
     assert _tree(one) == {"checkpoints/20/a": b"half written"}
 
 
+def test_a_mirrors_finished_marker_is_pushed_last_and_trusted_only_when_complete(storage, tmp_path):
+    scratch = tmp_path / "scratch"
+    (scratch / "checkpoints" / "4").mkdir(parents=True)
+    (scratch / "checkpoints" / "4" / "a").write_bytes(b"step 4")
+    (scratch / "result.json").write_text('{"status": "preempted"}')
+    mirror = Mirror(storage, "run", scratch, last=("result.json",))
+    assert mirror.push() == 2
+    # the final push dies after result.json is up, before the manifest names step 8
+    storage.put("run/checkpoints/8/a", b"step 8")
+    storage.put("run/result.json", b'{"status": "done"}')
+    other = tmp_path / "other"
+    Mirror(storage, "run", other, last=("result.json",)).pull()
+    assert _tree(other) == {"checkpoints/4/a": b"step 4"}  # not "done" without its final checkpoint
+    assert Mirror(storage, "run", tmp_path / "third", last=("result.json",)).pull() == 1
+    (scratch / "checkpoints" / "8").mkdir()
+    (scratch / "checkpoints" / "8" / "a").write_bytes(b"step 8")
+    (scratch / "result.json").write_text('{"status": "done"}')
+    assert mirror.push() == 2
+    Mirror(storage, "run", other, last=("result.json",)).pull()
+    assert _tree(other) == {
+        "checkpoints/4/a": b"step 4",
+        "checkpoints/8/a": b"step 8",
+        "result.json": b'{"status": "done"}',
+    }
+
+
 TINY_RUN = {  # tests/train's shape: its compiled programs are in the persistent cache
     "model": {"width": 64, "depth": 1, "head_dim": 32, "seq_len": 32},
     "data": {"source": "stdlib", "num_eval_batches": 2},
