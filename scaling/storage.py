@@ -57,6 +57,7 @@ class Storage:
     """A directory tree; `Storage.at(root)` picks the local or the fsspec implementation."""
 
     root: str
+    atomic_create = True  # False on a backend where create() had to fall back to check-then-write
 
     @staticmethod
     def at(root: str | os.PathLike) -> Storage:
@@ -87,7 +88,7 @@ class Storage:
         finally:
             with contextlib.suppress(FileNotFoundError, OSError):
                 self.delete(probe)
-        if not first or second:
+        if not first or second or not self.atomic_create:
             raise RuntimeError(
                 f"{self.root}: this storage does not support conditional create (a second create of one "
                 "object succeeded), so run claims are unsafe; run one worker per results directory"
@@ -229,6 +230,11 @@ class FsspecStorage(Storage):
             self.fs.pipe_file(self._p(path), data, mode="create")
         except FileExistsError:
             return False
+        except TypeError:  # a filesystem whose pipe_file has no mode: check, then write (not atomic)
+            self.atomic_create = False
+            if self.exists(path):
+                return False
+            self.put(path, data)
         return True
 
     def append(self, path: str, text: str) -> None:

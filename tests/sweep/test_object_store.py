@@ -321,3 +321,27 @@ def test_sweep_and_train_name_the_missing_extra_of_a_url_out_dir(tmp_path, capsy
     assert main(["train", "--config", str(REPO / "experiments" / "tiny.toml"), "--out", "gs://b/run"]) == 2
     assert "pip install 'scaling[gcs]'" in capsys.readouterr().err
     assert not Path("gs:").exists()
+
+
+def test_a_backend_without_conditional_create_gets_one_worker(tmp_path, monkeypatch):
+    """The documented fallback: a backend whose create() overwrites (a server that ignores
+    If-None-Match) fails the probe; a sweep there runs one worker and refuses two."""
+    from sweep_helpers import fake_train, write_config
+
+    from scaling.storage import FsspecStorage
+    from scaling.sweep import load_sweep_config, plan_sweep, run_sweep
+
+    def overwrites(self, path, data):
+        self.put(path, data)
+        return True
+
+    monkeypatch.setattr(FsspecStorage, "create", overwrites)
+    with pytest.raises(RuntimeError, match="does not support conditional create.*one worker per results directory"):
+        Storage.at(f"memory://probe-{time.time_ns()}").check_conditional_create()
+    plan = plan_sweep(load_sweep_config(write_config(tmp_path, budgets="[1e11]")))
+    url = f"memory://fallback-{time.time_ns()}"
+    kw = dict(train_fn=fake_train, progress=False, record_environment=False, log=lambda m: None)
+    with pytest.raises(ValueError, match="no atomic conditional create.*one worker per results directory"):
+        run_sweep(plan, url, num_workers=2, worker_index=0, **kw)
+    report = run_sweep(plan, url, **kw)
+    assert report.count("done") == len(plan.runs) and Storage.at(url).exists("runs.csv")
