@@ -293,8 +293,8 @@ class Lease:
     releases by marking it released. Heartbeats are wall-clock times, so the workers'
     clocks must agree to well within lease_s (NTP does; the default lease is 10 minutes).
 
-    A claim also names its host and process: on the same host, a claim whose process is
-    gone is free at once (a worker killed with SIGKILL and rerun on its machine resumes
+    A claim also names its host and process (pid and start time): on the same host, a
+    claim whose process is gone (or whose pid now belongs to a newer process) is free at once (a worker killed with SIGKILL and rerun on its machine resumes
     immediately, as with the `flock` this replaces); another host's claim is trusted
     until its lease runs out.
     """
@@ -328,7 +328,11 @@ class Lease:
         if now - rec["heartbeat"] >= self.lease_s:
             return False
         if rec.get("host") == socket.gethostname() and isinstance(rec.get("pid"), int):
-            return rec["pid"] == os.getpid() or atomic.process_alive(rec["pid"])
+            pid = rec["pid"]
+            if not atomic.process_alive(pid):
+                return False
+            # the pid may have been reused (a restarted container numbers its processes the same way)
+            return rec.get("pid_start") is None or process_start(pid) in (None, rec["pid_start"])
         return True
 
     def is_held(self, now: float | None = None) -> bool:
@@ -351,7 +355,8 @@ class Lease:
         return True
 
     def _record(self, **extra) -> bytes:
-        record = {"holder": self.holder, "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
+        record = {"holder": self.holder, "host": socket.gethostname(), "pid": os.getpid(),
+                  "pid_start": process_start(os.getpid()), "heartbeat": time.time()}  # fmt: skip
         return json.dumps({**record, **extra}).encode("utf-8")
 
     def _renew(self) -> None:
@@ -383,6 +388,17 @@ class Lease:
         finally:
             if ok:
                 self.release()
+
+
+def process_start(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, from /proc on Linux), so that a
+    claim of a dead process is not mistaken for one of a new process given the same pid;
+    None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 class Mirror:

@@ -195,6 +195,14 @@ def test_a_lease_of_a_dead_process_on_this_host_is_free_at_once(storage):
     assert Lease(storage, "runs/r3", lease_s=600.0).is_held()
     assert lease.acquire() and lease.current()["holder"] == "rerun"
     lease.release()
+    from scaling.storage import process_start
+
+    if process_start(os.getpid()) is not None:  # Linux: a reused pid (a restarted container) is not its old claim
+        reused = {**record, "pid": os.getpid(), "pid_start": "1"}
+        storage.put_json("runs/r5/claims/00000001.json", reused)
+        assert not Lease(storage, "runs/r5", lease_s=600.0).is_held()
+        storage.put_json("runs/r5/claims/00000001.json", {**reused, "pid_start": process_start(os.getpid())})
+        assert Lease(storage, "runs/r5", lease_s=600.0).is_held()  # really this process: held
 
 
 def _tree(root: Path) -> dict[str, bytes]:
