@@ -106,6 +106,15 @@ class Storage:
     def upload(self, local: str | os.PathLike, path: str) -> None: ...
     def download(self, path: str, local: str | os.PathLike) -> None: ...
 
+    def read_many(self, paths: list[str]) -> dict[str, bytes]:
+        """{path: bytes} of those of `paths` that exist; concurrently where the backend can
+        (a results table is made from a few small objects per run)."""
+        out = {}
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                out[path] = self.read_bytes(path)
+        return out
+
     def upload_many(self, pairs: list[tuple[Path, str]]) -> None:
         """upload() of each (local file, path); concurrently where the backend can."""
         for local, path in pairs:
@@ -269,6 +278,13 @@ class FsspecStorage(Storage):
     def download(self, path: str, local: str | os.PathLike) -> None:
         Path(local).parent.mkdir(parents=True, exist_ok=True)
         self.fs.get_file(self._p(path), str(local))
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes]:
+        if not paths:
+            return {}
+        full = {self.fs._strip_protocol(self._p(p)): p for p in paths}
+        got = self.fs.cat(list(full), on_error="omit")  # one call: concurrent requests on s3fs / gcsfs
+        return {full[self.fs._strip_protocol(k)]: v for k, v in got.items() if self.fs._strip_protocol(k) in full}
 
     def upload_many(self, pairs: list[tuple[Path, str]]) -> None:
         if pairs:  # one call: an async filesystem (s3fs, gcsfs) sends the requests concurrently

@@ -355,9 +355,7 @@ class ResultsStore:
         """
         for _attempt in range(CONSOLIDATE_ATTEMPTS):
             before = self._input_versions()
-            runs = self._planned_runs()
-            run_rows = [self._run_row(run) for run in runs]
-            curve_rows = [row for run in runs for row in self._curve_rows(run["run_id"])]
+            run_rows, curve_rows = self._table_rows()
             runs_text, curves_text = _tables_text(run_rows, curve_rows)
             old = _read_record(self.storage)
             # curves first, the record last: a kill in between leaves a pair that does not
@@ -433,21 +431,42 @@ class ResultsStore:
             return self.storage.read_text("runs.csv"), self.storage.read_text("curves.csv"), None
         if not self.can_rebuild():
             raise ValueError(f"{problem}; the per-run files in {self.runs_dir} are not here to rebuild them from")
-        runs = self._planned_runs()
-        run_rows = [self._run_row(run, locks=False) for run in runs]
-        curve_rows = [row for run in runs for row in self._curve_rows(run["run_id"])]
-        return (*_tables_text(run_rows, curve_rows), problem)
+        return (*_tables_text(*self._table_rows(locks=False)), problem)
 
     def rows(self) -> list[dict[str, Any]]:
         """The runs table as dicts (what runs.csv holds), read from the per-run files."""
-        return [self._run_row(run) for run in self._planned_runs()]
+        return self._table_rows(curves=False)[0]
+
+    def _table_rows(self, *, locks: bool = True, curves: bool = True) -> tuple[list[dict], list[dict]]:
+        """(run rows, curve rows) from the per-run files, read in two batches (on an object
+        store, concurrent requests rather than a few round trips per run). locks: a
+        'running' run that nobody holds reads 'pending' (`effective_status`)."""
+        runs = self._planned_runs()
+        ids = [run["run_id"] for run in runs]
+        keys = [self.run_key(rid, STATUS_FILE) for rid in ids]
+        keys += [self.run_key(rid, METRICS_FILE) for rid in ids] if curves else []
+        blobs = self.storage.read_many(keys)
+        run_rows = []
+        for run in runs:
+            raw = blobs.get(self.run_key(run["run_id"], STATUS_FILE))
+            record = json.loads(raw) if raw is not None else {"status": "pending"}
+            if locks and record["status"] == "running" and not self.is_claimed(run["run_id"]):
+                record = {**record, "status": "pending"}
+            run_rows.append(self._run_row(run, record))
+        curve_rows = [row for rid in ids for row in _curve_rows(rid, blobs.get(self.run_key(rid, METRICS_FILE)))]
+        return run_rows, curve_rows
 
     def _planned_runs(self) -> list[dict[str, Any]]:
         """The current plan's runs, in plan order (runs/plan.json; else every run dir)."""
         if self.storage.exists(f"{RUNS_DIR}/{PLAN_FILE}"):
-            return [self.storage.read_json(self.run_key(rid, RUN_FILE)) for rid in self._plan_ids()]
-        keys = self.storage.versions(f"{RUNS_DIR}/*/{RUN_FILE}")
-        runs = [self.storage.read_json(k) for k in sorted(keys) if RUN_ID.fullmatch(k.split("/")[1])]
+            keys = [self.run_key(rid, RUN_FILE) for rid in self._plan_ids()]
+            blobs = self.storage.read_many(keys)
+            missing = [k for k in keys if k not in blobs]
+            if missing:
+                raise FileNotFoundError(f"{self.location(missing[0])}: a run of {PLAN_FILE} has no {RUN_FILE}")
+            return [json.loads(blobs[k]) for k in keys]
+        keys = sorted(k for k in self.storage.versions(f"{RUNS_DIR}/*/{RUN_FILE}") if RUN_ID.fullmatch(k.split("/")[1]))
+        runs = [json.loads(v) for v in self.storage.read_many(keys).values()]
         return sorted(runs, key=lambda r: (r.get("order", math.inf), r["run_id"]))
 
     def _plan_ids(self) -> list[str]:
@@ -460,9 +479,10 @@ class ResultsStore:
             raise ValueError(f"{plan}: run_ids must be a list")
         return [check_run_id(rid, f"{plan}: run_ids[{i}]") for i, rid in enumerate(ids)]
 
-    def _run_row(self, run: dict[str, Any], *, locks: bool = True) -> dict[str, Any]:
+    @staticmethod
+    def _run_row(run: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """A runs.csv row: the planned run, with what its status record says."""
         row = {k: run.get(k) for k in RUN_COLUMNS + OPTIONAL_RUN_COLUMNS}
-        record = self.effective_status(run["run_id"]) if locks else self.read_status(run["run_id"])
         row["status"] = record["status"]
         row["error"] = record.get("error")
         for key in ("tokens", "flops", "steps", "eval_loss", "wall_time_s"):
@@ -470,26 +490,24 @@ class ResultsStore:
                 row[key] = record[key]
         return row
 
-    def _curve_rows(self, run_id: str) -> list[dict[str, Any]]:
+
+def _curve_rows(run_id: str, metrics: bytes | None) -> list[dict[str, Any]]:
+    """A run's curves.csv rows from its metrics.jsonl (None: no file yet)."""
+    rows = []
+    for line in (metrics or b"").decode("utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
         try:
-            text = self.storage.read_bytes(self.run_key(run_id, METRICS_FILE)).decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return []
-        rows = []
-        for line in text.splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interruption
-            if rec.get("eval_loss") is None:
-                continue
-            rows.append({"run_id": run_id, **{k: rec.get(k) for k in CURVE_COLUMNS[1:]}})
-        # A resumed run may repeat steps it had logged before the interruption: keep the last.
-        by_step = {r["step"]: r for r in rows}
-        return [by_step[s] for s in sorted(by_step)]
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+        if rec.get("eval_loss") is None:
+            continue
+        rows.append({"run_id": run_id, **{k: rec.get(k) for k in CURVE_COLUMNS[1:]}})
+    # A resumed run may repeat steps it had logged before the interruption: keep the last.
+    by_step = {r["step"]: r for r in rows}
+    return [by_step[s] for s in sorted(by_step)]
 
 
 def read_csv_rows(
