@@ -296,6 +296,7 @@ def run_sweep(
                         for r in store.rows() if finished else ():
                             if r["run_id"] in finished:
                                 summary.log_run(r)
+                        _push_summary(store, summary)
                     if any(row.get("preempted") for row in rows):
                         log("[sweep] preempted (SIGTERM): stopping; rerun the same command to resume")
                         break
@@ -306,6 +307,7 @@ def run_sweep(
         bar.close()
         if summary is not None:
             summary.close()
+            _push_summary(store, summary)
         if hosts.is_writer:
             store.consolidate()
             if report.trained:
@@ -328,11 +330,24 @@ def _summary_tracker(plan: Plan, store: ResultsStore, num_workers: int, worker_i
         return None
     worker = f"w{worker_index}" if num_workers > 1 else ""
     where = str(store.root)
-    if store.remote:  # trackers write local files: the sweep's go to this worker's scratch directory
+    if store.remote:  # trackers write local files: here to this worker's scratch directory (`_push_summary`)
         from scaling.storage import scratch_dir
 
         where = str(scratch_dir(where))
     return SweepTracker.open(cfg, where, name=plan.config.sweep.name, worker=worker)
+
+
+def _push_summary(store: ResultsStore, summary) -> None:
+    """On an object store, copy the sweep tracker's local TensorBoard files (this worker's
+    scratch directory) to DIR/tensorboard/, so a dashboard reading the bucket sees them."""
+    if not store.remote or summary is None:
+        return
+    from scaling.storage import Mirror, scratch_dir
+    from scaling.train.tracking import TENSORBOARD_DIR
+
+    local = scratch_dir(str(store.root)) / TENSORBOARD_DIR
+    if local.is_dir():
+        Mirror(store.storage, TENSORBOARD_DIR, local).push()
 
 
 def _run_one(

@@ -3,7 +3,8 @@
 bucket, one is killed with SIGKILL once its run has a checkpoint in the bucket, and a
 rerun (with a scratch directory of its own, as on another host) finishes the sweep:
 nothing is lost, nothing is trained twice (the killed run resumes from its pushed
-checkpoint), and `scaling fit s3://...` reads the tables."""
+checkpoint), TensorBoard files reach the bucket, and `scaling fit s3://...` reads the
+tables."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def _env(scratch: Path) -> dict:
 
 def _sweep(config: Path, url: str, scratch: Path, log: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "scaling.cli.main", "sweep", str(config), "--out", url, "--pack", "1",
-           "--jobs", "1", "--no-progress", *extra]  # fmt: skip
+           "--jobs", "1", "--no-progress", "--track", "tensorboard", *extra]  # fmt: skip
     return subprocess.Popen(cmd, env=_env(scratch), stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO)
 
 
@@ -144,6 +145,14 @@ def test_two_workers_on_s3_one_killed_then_a_rerun(s3_endpoint, tmp_path):
 
     from scaling.analysis import load_table
     from scaling.cli.main import main
+
+    # live tracking follows the runs into the bucket: each run's event files, and the sweep summaries of
+    # the worker that finished and of the rerun
+    for run in plan.runs:
+        files = Mirror(storage, f"runs/{run.run_id}", tmp_path / "unused").remote_files()
+        assert any(k.startswith("tensorboard/events.out.tfevents") for k in files), (run.run_id, sorted(files))
+    summaries = {k.split("/")[1] for k in storage.versions("tensorboard/*/*") if "tfevents" in k}
+    assert {f"sweep-w{1 - owner}", "sweep"} <= summaries, summaries
 
     curves = load_table(url, curves=True)
     assert sorted(curves["run_id"].unique()) == sorted(r.run_id for r in plan.runs)
