@@ -17,10 +17,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def s3_endpoint():
-    """A moto S3 server on 127.0.0.1 (this machine only), with one bucket; AWS_* variables
-    point s3fs (here and in subprocesses) at it with dummy credentials."""
+    """A moto S3 server on 127.0.0.1 (this machine only), with one bucket, for the whole
+    session; AWS_* variables point s3fs (here and in subprocesses) at it with dummy
+    credentials. Every test writes under a prefix of its own."""
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
@@ -34,7 +35,9 @@ def s3_endpoint():
     import s3fs
 
     s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem().mkdir(BUCKET)
+    fs = s3fs.S3FileSystem()
+    if not fs.exists(BUCKET):  # moto keeps its buckets in the process: a second server sees them
+        fs.mkdir(BUCKET)
     yield url
     server.stop()
     for k, v in saved.items():
