@@ -7,6 +7,7 @@ test_object_store_sweep.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -353,3 +354,36 @@ def test_a_backend_without_conditional_create_gets_one_worker(tmp_path, monkeypa
         run_sweep(plan, url, num_workers=2, worker_index=0, **kw)
     report = run_sweep(plan, url, **kw)
     assert report.count("done") == len(plan.runs) and Storage.at(url).exists("runs.csv")
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_stale_rebuild_is_redone_so_the_last_tables_are_current(where, tmp_path, s3_endpoint):
+    """Worker A reads the per-run files; before it writes its tables, worker B finishes a
+    run and writes newer tables; A's stale write would hide B's run, so A's check after
+    the write sees the changed input and rebuilds."""
+    import csv
+
+    from sweep_helpers import fake_train, write_config
+
+    from scaling.sweep import ResultsStore, load_sweep_config, plan_sweep, run_sweep
+
+    plan = plan_sweep(load_sweep_config(write_config(tmp_path, budgets="[1e11]")))
+    out = str(tmp_path / "out") if where == "local" else f"s3://{BUCKET}/stale-{time.time_ns()}"
+    run_sweep(plan, out, train_fn=fake_train, progress=False, record_environment=False, log=lambda m: None)
+    a, b = ResultsStore(out), ResultsStore(out)
+    rid = plan.runs[0].run_id
+    real, calls = a._table_rows, []
+
+    def read_then_b_finishes(**kw):
+        rows = real(**kw)
+        if not calls:  # the first read only: B writes between A's read and A's write
+            calls.append(rid)
+            b.write_status(rid, "diverged", error="diverged at step 3: loss nan")
+            b.consolidate()
+        return rows
+
+    a._table_rows = read_then_b_finishes
+    a.consolidate()
+    status = {r["run_id"]: r["status"] for r in csv.DictReader(io.StringIO(a.storage.read_text("runs.csv")))}
+    assert calls == [rid] and status[rid] == "diverged"
+    assert a.check_tables() is None
