@@ -20,8 +20,10 @@
 
 The train function is a parameter, typed by `scaling.core.protocol`:
 ``train_fn(config: dict, run_dir: Path) -> TrainOutcome``, where ``config`` is the run's
-resolved trainer config as plain data (``run_dir`` is a URL string when the results
-directory is on an object store) and the outcome has (as attributes or keys)
+resolved trainer config as plain data and ``run_dir`` a local directory (on an object
+store, a scratch copy of the run's directory, pulled before the call and pushed after it;
+the default trainer is given the URL instead and mirrors it itself, pushing at every
+checkpoint) and the outcome has (as attributes or keys)
 ``status`` (done | diverged | failed | preempted) and optionally ``eval_loss``,
 ``steps``, ``tokens``, ``flops``, ``wall_time_s``, ``error``. The default is
 `scaling.train.train`. A preempted run
@@ -337,6 +339,27 @@ def _summary_tracker(plan: Plan, store: ResultsStore, num_workers: int, worker_i
     return SweepTracker.open(cfg, where, name=plan.config.sweep.name, worker=worker)
 
 
+def _call_train(train_fn: TrainFn, config: dict, store: ResultsStore, run: PlannedRun) -> Any:
+    """train_fn on the run's directory: as it is when local; on an object store the URL for
+    the default trainer (which mirrors it, pushing at each checkpoint), else a local copy
+    pulled first and pushed when the function returns or fails."""
+    where = store.run_dir(run.run_id)
+    if not store.remote or train_fn is default_train_fn:
+        return train_fn(config, where)
+    import shutil
+
+    from scaling.storage import Mirror, scratch_dir
+
+    local = scratch_dir(str(where))
+    mirror = Mirror(store.storage, store.run_key(run.run_id), local)
+    mirror.pull()
+    try:
+        return train_fn(config, local)
+    finally:
+        mirror.push()
+        shutil.rmtree(local, ignore_errors=True)
+
+
 def _push_summary(store: ResultsStore, summary) -> None:
     """On an object store, copy the sweep tracker's local TensorBoard files (this worker's
     scratch directory) to DIR/tensorboard/, so a dashboard reading the bucket sees them."""
@@ -376,7 +399,6 @@ def _run_one(
         log(f"[sweep] {run.run_id}: {why}")
         return {**row, "action": "blocked", "status": "failed", "error": why}
 
-    run_dir = store.run_dir(run.run_id)
     with store.claim(run.run_id) if hosts.is_writer else _nothing() as held:
         if hosts.agree(int(bool(held)) if hosts.is_writer else 1) == 0:
             return {**row, "action": "busy", "status": "running"}
@@ -392,7 +414,7 @@ def _run_one(
             f"steps={run.steps} tokens={run.tokens:.3g}{budget}")  # fmt: skip
         t0 = time.time()
         try:
-            record = result_record(train_fn(_resolved_config(run, store, progress, sweep), run_dir))
+            record = result_record(_call_train(train_fn, _resolved_config(run, store, progress, sweep), store, run))
         except SystemExit as err:  # the trainer's Preempted: checkpointed, resumable
             step = preempted_step(err)
             if step is None:

@@ -354,6 +354,10 @@ def test_a_backend_without_conditional_create_gets_one_worker(tmp_path, monkeypa
         run_sweep(plan, url, num_workers=2, worker_index=0, **kw)
     report = run_sweep(plan, url, **kw)
     assert report.count("done") == len(plan.runs) and Storage.at(url).exists("runs.csv")
+    # a train function of one's own gets a local directory, pushed to the store after it returns
+    curves = Storage.at(url).read_text("curves.csv").splitlines()
+    assert len(curves) == 1 + 2 * len(plan.runs)  # fake_train's two evaluations per run
+    assert not Path("memory:").exists()
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
