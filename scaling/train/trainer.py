@@ -11,7 +11,7 @@ A run directory holds
 
 The run directory may be an object-store URL (s3://..., gs://...: the s3 / gcs extras).
 The run then trains in a local scratch directory (`scaling.storage.scratch_dir`) that is a
-`scaling.storage.Mirror` of the URL: pushed at the first host sync after each checkpoint
+`scaling.storage.Mirror` of the URL (its manifest: URL/mirror.json): pushed at the first host sync after each checkpoint
 completes, and at the end (done, failed or preempted); pulled before a start, so a run
 preempted on one host resumes on another from its last pushed checkpoint. (Orbax could
 write gs:// itself, but not s3:// without a tensorstore S3 driver; the mirror serves

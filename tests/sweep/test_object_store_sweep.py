@@ -20,6 +20,7 @@ import pytest
 
 pytest.importorskip("s3fs", reason="needs the s3 extra (in the test extra)")
 pytest.importorskip("moto.server", reason="needs moto's server mode (moto[s3] and flask, in the test extra)")
+pytest.importorskip("tensorboardX", reason="needs the tensorboard extra (in the test extra)")
 
 from s3_helpers import BUCKET  # noqa: E402
 
