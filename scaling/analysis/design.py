@@ -189,7 +189,7 @@ class _Interval:
     def bounds(self, ratio, box_lo, box_hi):
         """(lo, hi, distance) arrays over the leading axis of ratio / boxes."""
         ratio = np.asarray(ratio, dtype=float)
-        d = self.distance(box_lo, box_hi) if self.cal is not None else np.zeros_like(ratio)
+        d = self.distance(box_lo, box_hi)  # reported either way; widens only a predictive interval
         h = 0.0 if self.cal is None else self.cal.multiplier(self.level) * self.cal.sigma(d)
         lo = self.value * np.exp(-np.sqrt((ratio * self.plo) ** 2 + h**2))
         hi = self.value * np.exp(np.sqrt((ratio * self.phi) ** 2 + h**2))
