@@ -199,14 +199,60 @@ def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, 
     return steps, checkpoints
 
 
+def _middle(g: pd.DataFrame, k: int) -> pd.Index:
+    """The k middle sizes of one budget's IsoFLOP curve (by rank of N: no outcome is used)."""
+    order = g.sort_values("params").index
+    lo = max((len(order) - k) // 2, 0)
+    return order[lo : lo + k]
+
+
+def fixed_designs(pool: pd.DataFrame, target, truth, n_boot, label) -> pd.DataFrame:
+    """Structured designs of about half the uniform grid's FLOPs or less, chosen before any
+    outcome is seen: is *any* of them as narrow as the uniform grid's final interval?"""
+    budgets = sorted(pool["flops"].unique())
+    start = pool[pool["flops"].isin(budgets[:3])]
+    rest = pool[~pool["flops"].isin(budgets[:3])]
+    by = dict(tuple(rest.groupby("flops")))
+    n = int(np.median([len(g) for g in by.values()]))
+
+    def middle(k, which=budgets[3:]):
+        return np.concatenate([_middle(by[b], k) for b in which])
+
+    def ends_and_centre(g):
+        o = g.sort_values("params").index
+        return [o[0], o[len(o) // 2], o[-1]]
+
+    designs = {
+        "uniform without the top budget": rest.index[rest["flops"] < budgets[-1]],
+        f"middle {n // 2 + 1} of {n} sizes at every budget": middle(n // 2 + 1),
+        f"middle 3 of {n} sizes at every budget": middle(3),
+        "smallest, middle, largest size at every budget": np.concatenate([ends_and_centre(by[b]) for b in budgets[3:]]),
+        "every other budget whole, the top budget's middle half": np.concatenate(
+            [by[b].index for b in budgets[3:-1][::-2]] + [_middle(by[budgets[-1]], n // 2)]),
+        "the whole pool (= the uniform grid's final table)": rest.index,
+    }  # fmt: skip
+    rows = []
+    total = float(rest["flops"].sum())
+    for name, idx in designs.items():
+        table = pd.concat([start, rest.loc[idx]])
+        boot, p, pl = Fitter(n_boot)(table, target)
+        rows.append({
+            "pool": label, "design": name, "n_runs": len(table), "flops_fraction": float(rest.loc[idx, "flops"].sum() / total),
+            "width": p["loss_hi"] - p["loss_lo"], "law_width": pl["loss_hi"] - pl["loss_lo"],
+            "kappa": boot.fit.calibration.kappa, "abs_rel_error": abs(p["loss"] / truth - 1),
+            "covered": bool(p["loss_lo"] <= truth <= p["loss_hi"]),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def at_checkpoints(steps: pd.DataFrame) -> pd.DataFrame:
     """One row per (strategy, order, checkpoint): the state when that checkpoint's FLOPs were spent."""
     return steps[steps["checkpoint"] >= 0].drop_duplicates(["strategy", "order", "checkpoint"], keep="last")
 
 
-def flops_fraction_to(width: float, g: pd.DataFrame, total: float) -> float:
+def flops_fraction_to(width: float, g: pd.DataFrame, total: float, column: str = "width") -> float:
     """The share of the uniform grid's FLOPs at which a strategy's interval first got as narrow as width."""
-    ok = g[g["width"] <= width * (1 + 1e-9)]
+    ok = g[g[column] <= width * (1 + 1e-9)]
     return float(ok["flops_added"].min() / total) if len(ok) else float("nan")
 
 
@@ -222,16 +268,22 @@ def summarize(steps: pd.DataFrame, total: float) -> dict:
            "half_checkpoint": {"checkpoint": half, "fraction": float(cp.loc[cp["checkpoint"] == half,
                                                                           "checkpoint_fraction"].iloc[0])}}  # fmt: skip
     for s, g in cp.groupby("strategy"):
-        st = steps[steps["strategy"] == s]
+        st = g  # judged at the checkpoints only: every strategy gets the same number of looks at the same FLOPs
         h, f = g[g["checkpoint"] == half], g[g["checkpoint"] == last]
         out[s] = {
             "width_at_half": float(h["width"].median()),
+            "width_ratio_at_half": float(h["width"].median() / w_final),
             "abs_rel_error_at_half": float(h["abs_rel_error"].median()),
             "covered_at_half": float(h["covered"].mean()),
             "width_final": float(f["width"].median()),
             "abs_rel_error_final": float(f["abs_rel_error"].median()),
             "flops_fraction_to_uniform_width": float(np.nanmedian(
                 [flops_fraction_to(w_final, gg, total) for _, gg in st.groupby("order")] or [np.nan])),
+            "law_width_at_half": float(h["law_width"].median()),
+            "kappa_at_half": float(h["kappa"].median()),
+            "law_flops_fraction_to_uniform_law_width": float(np.nanmedian(
+                [flops_fraction_to(float(u.loc[last, "law_width"]), gg, total, "law_width")
+                 for _, gg in st.groupby("order")] or [np.nan])),
             "coverage_checkpoints": float(g["covered"].mean()),
             "law_coverage_checkpoints": float(g["law_covered"].mean()),
             "median_abs_rel_error_checkpoints": float(g["abs_rel_error"].median()),
@@ -253,7 +305,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=5, help="noise seeds of the synthetic pool")
     ap.add_argument("--n-boot", type=int, default=N_BOOT)
     ap.add_argument("--skip-porian", action="store_true")
+    ap.add_argument("--summarize", action="store_true", help="recompute summary.json from OUT/runs.csv only")
+    ap.add_argument("--fixed", action="store_true", help="only the fixed-design study: OUT/fixed_designs.csv")
     args = ap.parse_args(argv)
+    if args.summarize:
+        return resummarize(Path(args.out))
+    if args.fixed:
+        return run_fixed(args)
     from scaling.atomic import write_text
     from scaling.runtime import enable_compilation_cache
 
@@ -295,6 +353,46 @@ def main(argv=None) -> int:
     return 0
 
 
+def run_fixed(args) -> int:
+    """fixed_designs on every synthetic seed and on Porian's pool: OUT/fixed_designs.csv."""
+    from scaling.atomic import write_text
+    from scaling.runtime import enable_compilation_cache
+
+    enable_compilation_cache()
+    target = 1e21
+    truth = synthetic_truth(target)
+    frames = []
+    for s in range(args.seeds):
+        frames.append(fixed_designs(synthetic_pool(s), target, truth, args.n_boot, "synthetic").assign(noise_seed=s))
+        print(frames[-1].to_string(), flush=True)
+    if not args.skip_porian:
+        pool, top, ptruth = porian_pool(Path(args.data))
+        frames.append(fixed_designs(pool, top, ptruth, args.n_boot, "porian").assign(noise_seed=-1))
+        print(frames[-1].to_string(), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "fixed_designs.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
+    return 0
+
+
+def resummarize(out: Path) -> int:
+    """summary.json and checkpoints.csv again from runs.csv (no fit is repeated)."""
+    from scaling.atomic import write_text
+
+    allrows = pd.read_csv(out / "runs.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    seeds = sorted(s for s in allrows["noise_seed"].unique() if s >= 0)
+    for pool, g in allrows.groupby("pool"):
+        for seed, gs in g.groupby("noise_seed"):
+            total = float(gs.loc[gs["strategy"] == "uniform", "checkpoint_flops"].max())
+            key = f"synthetic_seed{seed}" if pool == "synthetic" else "porian"
+            summary[key] = summarize(gs.drop(columns="noise_seed"), total)
+    summary["synthetic_over_seeds"] = over_seeds(summary, len(seeds))
+    write_text(out / "checkpoints.csv", at_checkpoints_all(allrows).to_csv(index=False))
+    write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
+    return 0
+
+
 def at_checkpoints_all(allrows: pd.DataFrame) -> pd.DataFrame:
     keys = ["pool", "noise_seed", "strategy", "order", "checkpoint"]
     return allrows[allrows["checkpoint"] >= 0].drop_duplicates(keys, keep="last")
@@ -306,13 +404,15 @@ def over_seeds(summary: dict, seeds: int) -> dict:
     per = [summary[f"synthetic_seed{s}"] for s in range(seeds)]
     for strategy in STRATEGIES:
         out[strategy] = {}
-        for key in ("flops_fraction_to_uniform_width", "width_at_half", "coverage_checkpoints",
+        for key in ("flops_fraction_to_uniform_width", "width_at_half", "width_ratio_at_half", "law_width_at_half",
+                    "law_flops_fraction_to_uniform_law_width", "kappa_at_half", "coverage_checkpoints",
                     "law_coverage_checkpoints", "abs_rel_error_at_half", "width_final"):  # fmt: skip
             v = np.array([p[strategy][key] for p in per if strategy in p], dtype=float)
             out[strategy][key] = {"median": float(np.nanmedian(v)), "min": float(np.nanmin(v)),
                                   "max": float(np.nanmax(v)), "values": v.tolist()}  # fmt: skip
-    uw = np.array([p["uniform_final"]["width"] for p in per])
-    out["uniform_final_width"] = {"median": float(np.median(uw)), "min": float(uw.min()), "max": float(uw.max())}
+    for key in ("width", "law_width"):
+        uw = np.array([p["uniform_final"][key] for p in per])
+        out[f"uniform_final_{key}"] = {"median": float(np.median(uw)), "min": float(uw.min()), "max": float(uw.max())}
     return out
 
 

@@ -147,6 +147,7 @@ def tiny_store(tmp_path, n_budgets=3, sweep=SWEEP):
     return cfg, store, runs
 
 
+@pytest.mark.slow  # a full chinchilla fit (every start), 200 resamples and a calibration: ~15 s alone
 def test_cli_next_round_trip_on_a_tiny_store(tmp_path, capsys):
     from scaling.cli.main import main
 
