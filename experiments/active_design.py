@@ -43,7 +43,7 @@ NOISE = 0.01
 N_BOOT = 100
 PER_ROUND = 3
 RANDOM_ORDERS = 3
-STRATEGIES = ("uniform", "random", "active", "active_law")
+STRATEGIES = ("uniform", "random", "active", "active_law", "active_lookahead")
 COARSE = {
     "log_E": [-1.0, 0.0, 1.0],
     "log_A": [2.0, 8.0, 16.0],
@@ -127,7 +127,7 @@ class Fitter:
 
 def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, strategies=STRATEGIES):
     """Every strategy from the three smallest budgets to the uniform grid's FLOPs: (steps, checkpoints)."""
-    from scaling.analysis.design import propose_runs
+    from scaling.analysis.design import choose_batch, propose_runs
 
     budgets = sorted(pool["flops"].unique())
     start = pool[pool["flops"].isin(budgets[:3])]
@@ -170,7 +170,7 @@ def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, 
                         order.remove(idx)
                 table = pd.concat([table, rest.loc[take]])
                 record("random", seed, table, fitter, i + 1)
-    for name, interval in (("active", "predictive"), ("active_law", "law")):
+    for name, interval in (("active", "predictive"), ("active_law", "law"), ("active_lookahead", "lookahead")):
         if name not in strategies:
             continue
         fitter, table, left = Fitter(n_boot), start, rest.copy()
@@ -178,10 +178,14 @@ def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, 
         for i, cp in enumerate(checkpoints):
             while len(left):
                 spent = float(table["flops"].sum() - base)
+                allow = max(cp * (1 + 1e-9) - spent, 1.0)
                 try:
-                    prop = propose_runs(boot, table, left, target, PER_ROUND, interval=interval,
-                                        max_flops=max(cp * (1 + 1e-9) - spent, 1.0))  # fmt: skip
-                    idx = left.index[prop.info["chosen_index"]]
+                    if interval == "lookahead":
+                        chosen, _ = choose_batch(boot, table, left, target, allow, k_next=PER_ROUND)
+                    else:
+                        chosen = propose_runs(boot, table, left, target, PER_ROUND, interval=interval,
+                                              max_flops=allow).info["chosen_index"]  # fmt: skip
+                    idx = left.index[chosen]
                 except ValueError:  # the current fit has no optimum to target: the cheapest affordable runs
                     ok = left[left["flops"] <= cp * (1 + 1e-9) - spent]
                     idx = ok.sort_values("flops").index[:PER_ROUND]
@@ -307,6 +311,9 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-porian", action="store_true")
     ap.add_argument("--summarize", action="store_true", help="recompute summary.json from OUT/runs.csv only")
     ap.add_argument("--fixed", action="store_true", help="only the fixed-design study: OUT/fixed_designs.csv")
+    ap.add_argument(
+        "--strategies", default=",".join(STRATEGIES), help="comma-separated subset of " + ",".join(STRATEGIES)
+    )
     args = ap.parse_args(argv)
     if args.summarize:
         return resummarize(Path(args.out))
@@ -319,6 +326,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    strategies = tuple(x for x in args.strategies.split(",") if x)
+    unknown = [x for x in strategies if x not in STRATEGIES]
+    if unknown or "uniform" not in strategies:
+        raise SystemExit(f"--strategies: unknown {unknown} (the uniform grid is always needed); pick from {STRATEGIES}")
     meta = {"seeds": args.seeds, "n_boot": args.n_boot, "per_round": PER_ROUND, "random_orders": RANDOM_ORDERS,
             "noise": NOISE, "true_surface": TRUE, "command": "python experiments/active_design.py " +
             f"--seeds {args.seeds} --n-boot {args.n_boot}"}  # fmt: skip
@@ -327,7 +338,7 @@ def main(argv=None) -> int:
     summary: dict = {"meta": meta, "synthetic_truth": {"target_flops": target, "loss": truth}}
     frames = []
     for s in range(args.seeds):
-        steps, cps = run_strategies(synthetic_pool(s), target, truth, args.n_boot, "synthetic")
+        steps, cps = run_strategies(synthetic_pool(s), target, truth, args.n_boot, "synthetic", strategies=strategies)
         steps["noise_seed"] = s
         frames.append(steps)
         summary[f"synthetic_seed{s}"] = summarize(steps, cps[-1])
@@ -337,7 +348,7 @@ def main(argv=None) -> int:
         if not (data / "porian_isoflop_points.csv").exists():
             raise SystemExit(f"{data}/porian_isoflop_points.csv not found (pass --data or --skip-porian)")
         pool, top, ptruth = porian_pool(data)
-        steps, cps = run_strategies(pool, top, ptruth, args.n_boot, "porian")
+        steps, cps = run_strategies(pool, top, ptruth, args.n_boot, "porian", strategies=strategies)
         steps["noise_seed"] = -1
         frames.append(steps)
         summary["porian"] = summarize(steps, cps[-1])
@@ -403,6 +414,8 @@ def over_seeds(summary: dict, seeds: int) -> dict:
     out = {}
     per = [summary[f"synthetic_seed{s}"] for s in range(seeds)]
     for strategy in STRATEGIES:
+        if not any(strategy in p for p in per):
+            continue
         out[strategy] = {}
         for key in ("flops_fraction_to_uniform_width", "width_at_half", "width_ratio_at_half", "law_width_at_half",
                     "law_flops_fraction_to_uniform_law_width", "kappa_at_half", "coverage_checkpoints",
