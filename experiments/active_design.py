@@ -401,7 +401,72 @@ def resummarize(out: Path) -> int:
     summary["synthetic_over_seeds"] = over_seeds(summary, len(seeds))
     write_text(out / "checkpoints.csv", at_checkpoints_all(allrows).to_csv(index=False))
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
+    fixed = pd.read_csv(out / "fixed_designs.csv") if (out / "fixed_designs.csv").exists() else None
+    write_text(out / "tables.md", markdown(summary, fixed))
     return 0
+
+
+def markdown(summary: dict, fixed: pd.DataFrame | None) -> str:
+    """tables.md: the headline numbers of summary.json (and fixed_designs.csv) as tables."""
+    o = summary["synthetic_over_seeds"]
+    names = [s for s in STRATEGIES if s in o]
+
+    def mr(d, pct=False):  # pct: decimals of a percentage
+        f = (lambda x: f"{100 * x:.{pct}f}%") if pct is not False else (lambda x: f"{x:.3g}")
+        return f"{f(d['median'])} [{f(d['min'])}, {f(d['max'])}]"
+
+    uw, ul = o["uniform_final_width"], o["uniform_final_law_width"]
+    lines = [
+        "## Synthetic surface: median [range] over the noise seeds",
+        "",
+        f"Uniform grid's final table (the whole pool): predictive width {mr(uw)}, law-band width {mr(ul)}.",
+        "At the checkpoint of 49.6% of the uniform grid's FLOPs:",
+        "",
+        "| strategy | predictive width | / uniform final (per seed) | law-band width | abs. error | "
+        "FLOPs to reach the uniform final width | coverage (all checkpoints) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in names:
+        d = o[n]
+        lines.append(
+            f"| {n} | {mr(d['width_at_half'])} | {mr(d['width_ratio_at_half'])} | {mr(d['law_width_at_half'])} | "
+            f"{mr(d['abs_rel_error_at_half'], 1)} | {mr(d['flops_fraction_to_uniform_width'], 0)} | "
+            f"{mr(d['coverage_checkpoints'], 0)} (law band {mr(d['law_coverage_checkpoints'], 0)}) |"
+        )
+    if "porian" in summary:
+        p = summary["porian"]
+        h = p["half_checkpoint"]
+        lines += [
+            "",
+            f"## Porian et al. (top budget held out; truth {summary['porian_truth']['loss']:.4f})",
+            "",
+            f"Uniform grid's final width {p['uniform_final']['width']:.3g} (law band "
+            f"{p['uniform_final']['law_width']:.3g}), error {100 * p['uniform_final']['abs_rel_error']:.1f}%. "
+            f"Half checkpoint: {100 * h['fraction']:.0f}% of its FLOPs. Random: median over 3 orders.",
+            "",
+            "| strategy | width at the half checkpoint | / uniform final | law band | abs. error | FLOPs to reach "
+            "the uniform final width | coverage (predictive / law band, all checkpoints) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for n in [s for s in STRATEGIES if s in p]:
+            d = p[n]
+            lines.append(
+                f"| {n} | {d['width_at_half']:.3g} | {d['width_ratio_at_half']:.2f} | {d['law_width_at_half']:.3g} | "
+                f"{100 * d['abs_rel_error_at_half']:.1f}% | {100 * d['flops_fraction_to_uniform_width']:.0f}% | "
+                f"{100 * d['coverage_checkpoints']:.0f}% / {100 * d['law_coverage_checkpoints']:.0f}% |"
+            )
+    if fixed is not None and len(fixed):
+        lines += ["", "## Fixed designs chosen before any outcome (fixed_designs.csv)", "",
+                  "| pool | design | FLOPs share | predictive width: median [range] over seeds | law band | "
+                  "abs. error | covered |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for (pool, design), g in fixed.groupby(["pool", "design"], sort=False):
+            w = g["width"]
+            lines.append(
+                f"| {pool} | {design} | {100 * g['flops_fraction'].iloc[0]:.0f}% | {w.median():.3g} "
+                f"[{w.min():.3g}, {w.max():.3g}] | {g['law_width'].median():.3g} | "
+                f"{100 * g['abs_rel_error'].median():.1f}% | {100 * g['covered'].mean():.0f}% |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def at_checkpoints_all(allrows: pd.DataFrame) -> pd.DataFrame:

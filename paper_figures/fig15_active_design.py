@@ -35,6 +35,7 @@ STYLE = {
     "random": dict(color="0.55", marker="s", label="random"),
     "active": dict(color="#d95f02", marker="^", label="active (calibrated predictive criterion)"),
     "active_law": dict(color="#7570b3", marker="v", label="active (Fisher on the law band only)"),
+    "active_lookahead": dict(color="#1b9e77", marker="D", label="active (batches refitted on imputed outcomes)"),
 }
 POOLS = (("synthetic", "synthetic surface (Chinchilla, 1% noise)"), ("porian", "Porian et al. IsoFLOP points"))
 
