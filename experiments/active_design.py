@@ -43,6 +43,7 @@ NOISE = 0.01
 N_BOOT = 100
 PER_ROUND = 3
 RANDOM_ORDERS = 3
+LOOKAHEAD_DRAWS, LOOKAHEAD_BOOT = 1, 30  # choose_batch: imputation draws and resamples per scored batch
 STRATEGIES = ("uniform", "random", "active", "active_law", "active_lookahead")
 COARSE = {
     "log_E": [-1.0, 0.0, 1.0],
@@ -181,7 +182,8 @@ def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, 
                 allow = max(cp * (1 + 1e-9) - spent, 1.0)
                 try:
                     if interval == "lookahead":
-                        chosen, _ = choose_batch(boot, table, left, target, allow, k_next=PER_ROUND)
+                        chosen, _ = choose_batch(boot, table, left, target, allow, k_next=PER_ROUND,
+                                                 draws=LOOKAHEAD_DRAWS, n_boot=LOOKAHEAD_BOOT)  # fmt: skip
                     else:
                         chosen = propose_runs(boot, table, left, target, PER_ROUND, interval=interval,
                                               max_flops=allow).info["chosen_index"]  # fmt: skip
