@@ -414,7 +414,7 @@ def choose_batch(
     draws: int = 2,
     n_boot: int = 50,
     seed: int = 0,
-) -> tuple[list[int], pd.DataFrame]:
+) -> tuple[list[int], pd.DataFrame | list]:
     """One batch of runs within ``max_flops``, chosen by refitting with imputed outcomes.
 
     The calibrated interval is relearned from the whole table after every round (its
@@ -426,7 +426,8 @@ def choose_batch(
     error scale at that run's distance from the data: the posterior predictive, common
     random numbers across batches), refitted (warm start), bootstrapped (n_boot) and
     recalibrated; the batch with the largest mean width reduction per FLOP wins.
-    Returns (candidate row positions, one row per batch scored). Costs draws ×
+    Returns (candidate row positions, a DataFrame with one row per batch scored), or
+    ([], []) when no candidate fits max_flops. Costs draws ×
     (batches) calibrated bootstraps: seconds, not the milliseconds of propose_runs.
     """
     import warnings
@@ -446,13 +447,13 @@ def choose_batch(
     cost = cand["flops"].to_numpy(float)
     afford = np.flatnonzero(cost <= max_flops)
     if not len(afford):
-        return [], pd.DataFrame()
+        return [], []
     batches: dict[str, list[int]] = {}
     for interval in ("predictive", "law"):
-        r = propose_runs(fit if boot is None else boot, done, cand, target_flops, k_next,
-                         interval=interval, max_flops=max_flops)  # fmt: skip
-        if r.info["chosen_index"]:
-            batches[f"greedy ({interval})"] = list(r.info["chosen_index"])
+        res = propose_runs(fit if boot is None else boot, done, cand, target_flops, k_next,
+                           interval=interval, max_flops=max_flops)  # fmt: skip
+        if res.info["chosen_index"]:
+            batches[f"greedy ({interval})"] = list(res.info["chosen_index"])
     levels = group_log(cost, 0.05)
     order = sorted(set(levels[afford]), key=lambda g: -cost[levels == g].min())[:3]  # the largest affordable
     for g in order:
@@ -471,10 +472,13 @@ def choose_batch(
     now = predict_loss(fit if boot is None else boot, flops=target_flops)
     width0 = now["loss_hi"] - now["loss_lo"]
     rows = []
-    for name, idx in batches.items():
+    noise = np.broadcast_to(scale, len(cand)) * eps  # (draws, candidates)
+    for name, members in batches.items():
         widths = []
-        for r in range(draws):
-            new = cand.iloc[idx][list(law.inputs) + ["flops"]].assign(loss=pred[idx] * np.exp(np.broadcast_to(scale, len(cand))[idx] * eps[r, idx]))  # fmt: skip
+        for j in range(draws):
+            new = cand.iloc[members][list(law.inputs) + ["flops"]].assign(
+                loss=pred[members] * np.exp(noise[j, members])
+            )
             table = pd.concat([done[list(law.inputs) + ["flops", "loss"]], new], ignore_index=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -486,9 +490,9 @@ def choose_batch(
             except ValueError:
                 widths.append(np.inf)
         w = float(np.mean(widths))
-        spent = float(cost[idx].sum())
-        rows.append({"batch": name, "n_runs": len(idx), "flops": spent, "expected_width": w,
-                     "gain_per_flop": (width0 - w) / spent, "index": list(idx)})  # fmt: skip
+        spent = float(cost[members].sum())
+        rows.append({"batch": name, "n_runs": len(members), "flops": spent, "expected_width": w,
+                     "gain_per_flop": (width0 - w) / spent, "index": list(members)})  # fmt: skip
     scores = pd.DataFrame(rows)
     best = scores.loc[scores["gain_per_flop"].idxmax()]
     return list(best["index"]), scores

@@ -271,3 +271,26 @@ def test_proposals_shrink_the_refitted_band_more_than_a_naive_pick_at_equal_flop
     w_active = refit_width(cand.iloc[res.info["chosen_index"]])
     assert w_active == pytest.approx(res.picks["expected_width"].iloc[-1], rel=0.15)  # the Fisher update held
     assert w_active < refit_width(naive) and w_active < 0.8 * refit_width(top)
+
+
+def test_choose_batch_checks_its_budget(calibrated):
+    from scaling.analysis.design import choose_batch
+
+    boot, done, cand = calibrated
+    with pytest.raises(ValueError, match="max_flops must be a positive number of FLOPs; got 0"):
+        choose_batch(boot, done, cand, 1e20, 0)
+    assert choose_batch(boot, done, cand, 1e20, 0.5 * cand["flops"].min()) == ([], [])  # nothing affordable
+
+
+@pytest.mark.slow  # five batches, each refitted, bootstrapped and recalibrated: ~10 s
+def test_choose_batch_scores_batches_by_their_recalibrated_width(calibrated):
+    from scaling.analysis.design import choose_batch
+
+    boot, done, cand = calibrated
+    allow = 4 * cand["flops"].min()
+    idx, scores = choose_batch(boot, done, cand, 1e20, allow, n_boot=10)
+    assert 1 <= len(idx) <= 3 and cand["flops"].iloc[idx].sum() <= allow
+    assert {"greedy (predictive)", "greedy (law)"} <= set(scores["batch"])
+    best = scores.loc[scores["gain_per_flop"].idxmax()]
+    assert list(best["index"]) == idx and np.all(scores["flops"] <= allow)
+    assert np.isfinite(scores["expected_width"]).all() and (scores["expected_width"] > 0).all()
