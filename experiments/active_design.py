@@ -1,6 +1,9 @@
 """Active sweep design validated by simulation: active vs uniform IsoFLOP grid vs random at equal FLOPs.
 
     python experiments/active_design.py [--out results/active_design] [--seeds 5] [--n-boot 100]
+        [--strategies uniform,random,active,active_law,active_lookahead] [--skip-porian]
+    python experiments/active_design.py --fixed      # the fixed-design study: fixed_designs.csv
+    python experiments/active_design.py --summarize  # summary.json, checkpoints.csv, tables.md from runs.csv
 
 Two pools, each starting from the runs of its three smallest budgets:
 
@@ -18,13 +21,14 @@ of the uniform grid (the next budget's whole IsoFLOP curve at a time), so each c
 fits the checkpoint's FLOPs (3 orders per pool). active: ``propose_runs`` (calibrated
 predictive criterion), PER_ROUND runs per round with max_flops = what is left to the next
 checkpoint, refitted after each round; active_law: the same with interval="law" (the
-Fisher criterion on the bootstrap band alone: the ablation). After each step: the
-chinchilla fit, a bootstrap (its calibration included), the 95% calibrated predictive
-interval of the loss at the target (what ``predict_loss`` reports), the law-only band, the
-error against the truth and whether each interval covers it.
+Fisher criterion on the bootstrap band alone: the ablation); active_lookahead:
+``choose_batch`` (a few batches refitted and recalibrated on imputed outcomes). After each
+step: the chinchilla fit, a bootstrap (its calibration included), the 95% calibrated
+predictive interval of the loss at the target (what ``predict_loss`` reports), the
+law-only band, the error against the truth and whether each interval covers it.
 
-Writes runs.csv (every step), checkpoints.csv (the strategies at each checkpoint),
-summary.json and README numbers (the README is written by hand from summary.json).
+Writes runs.csv (every step), checkpoints.csv (every strategy at each checkpoint),
+summary.json and tables.md (generated from them; the README quotes them).
 """
 
 from __future__ import annotations
@@ -312,11 +316,16 @@ def main(argv=None) -> int:
     ap.add_argument("--n-boot", type=int, default=N_BOOT)
     ap.add_argument("--skip-porian", action="store_true")
     ap.add_argument("--summarize", action="store_true", help="recompute summary.json from OUT/runs.csv only")
+    ap.add_argument(
+        "--merge", metavar="DIR", help="add DIR/runs.csv's non-uniform strategies to OUT's, then --summarize"
+    )
     ap.add_argument("--fixed", action="store_true", help="only the fixed-design study: OUT/fixed_designs.csv")
     ap.add_argument(
         "--strategies", default=",".join(STRATEGIES), help="comma-separated subset of " + ",".join(STRATEGIES)
     )
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge_runs(Path(args.out), Path(args.merge))
     if args.summarize:
         return resummarize(Path(args.out))
     if args.fixed:
@@ -388,6 +397,24 @@ def run_fixed(args) -> int:
     return 0
 
 
+def merge_runs(out: Path, other: Path) -> int:
+    """Another run's strategies (e.g. --strategies uniform,active_lookahead on fewer seeds)
+    into OUT/runs.csv: their rows replace OUT's rows of the same strategies; the uniform
+    grid, the checkpoints' reference, must agree between the two on the pools they share."""
+    from scaling.atomic import write_text
+
+    mine, new = pd.read_csv(out / "runs.csv"), pd.read_csv(other / "runs.csv")
+    key = ["pool", "noise_seed", "checkpoint"]
+    u = mine[mine["strategy"] == "uniform"].merge(new[new["strategy"] == "uniform"], on=key, suffixes=("", "_new"))
+    if not len(u) or not np.allclose(u["width"], u["width_new"], rtol=1e-6, equal_nan=True):
+        raise SystemExit(f"{other}: its uniform grid differs from {out}'s (another pool, seed or code): not merged")
+    added = set(new["strategy"]) - {"uniform"}
+    merged = pd.concat([mine[~mine["strategy"].isin(added)], new[new["strategy"].isin(added)]], ignore_index=True)
+    write_text(out / "runs.csv", merged.to_csv(index=False))
+    print(f"merged {sorted(added)} ({int(new['strategy'].isin(added).sum())} rows) from {other}")
+    return resummarize(out)
+
+
 def resummarize(out: Path) -> int:
     """summary.json and checkpoints.csv again from runs.csv (no fit is repeated)."""
     from scaling.atomic import write_text
@@ -431,7 +458,7 @@ def markdown(summary: dict, fixed: pd.DataFrame | None) -> str:
     for n in names:
         d = o[n]
         lines.append(
-            f"| {n} | {mr(d['width_at_half'])} | {mr(d['width_ratio_at_half'])} | {mr(d['law_width_at_half'])} | "
+            f"| {n} ({d['n_seeds']} seeds) | {mr(d['width_at_half'])} | {mr(d['width_ratio_at_half'])} | {mr(d['law_width_at_half'])} | "
             f"{mr(d['abs_rel_error_at_half'], 1)} | {mr(d['flops_fraction_to_uniform_width'], 0)} | "
             f"{mr(d['coverage_checkpoints'], 0)} (law band {mr(d['law_coverage_checkpoints'], 0)}) |"
         )
@@ -490,6 +517,7 @@ def over_seeds(summary: dict, seeds: int) -> dict:
             v = np.array([p[strategy][key] for p in per if strategy in p], dtype=float)
             out[strategy][key] = {"median": float(np.nanmedian(v)), "min": float(np.nanmin(v)),
                                   "max": float(np.nanmax(v)), "values": v.tolist()}  # fmt: skip
+        out[strategy]["n_seeds"] = sum(strategy in p for p in per)
     for key in ("width", "law_width"):
         uw = np.array([p["uniform_final"][key] for p in per])
         out[f"uniform_final_{key}"] = {"median": float(np.median(uw)), "min": float(uw.min()), "max": float(uw.max())}
