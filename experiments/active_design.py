@@ -263,7 +263,7 @@ def at_checkpoints(steps: pd.DataFrame) -> pd.DataFrame:
 def flops_fraction_to(width: float, g: pd.DataFrame, total: float, column: str = "width") -> float:
     """The share of the uniform grid's FLOPs at which a strategy's interval first got as narrow as width."""
     ok = g[g[column] <= width * (1 + 1e-9)]
-    return float(ok["flops_added"].min() / total) if len(ok) else float("nan")
+    return float(ok["flops_added"].min() / total) if len(ok) else float("inf")  # inf: never, not even at 100%
 
 
 def summarize(steps: pd.DataFrame, total: float) -> dict:
@@ -441,8 +441,15 @@ def markdown(summary: dict, fixed: pd.DataFrame | None) -> str:
     names = [s for s in STRATEGIES if s in o]
 
     def mr(d, pct=False):  # pct: decimals of a percentage
-        f = (lambda x: f"{100 * x:.{pct}f}%") if pct is not False else (lambda x: f"{x:.3g}")
+        f = (
+            (lambda x: f"{100 * x:.{pct}f}%" if np.isfinite(x) else "never")
+            if pct is not False
+            else (lambda x: f"{x:.3g}")
+        )
         return f"{f(d['median'])} [{f(d['min'])}, {f(d['max'])}]"
+
+    def mr1(x):
+        return f"{100 * x:.0f}%" if np.isfinite(x) else "never"
 
     uw, ul = o["uniform_final_width"], o["uniform_final_law_width"]
     lines = [
@@ -481,7 +488,7 @@ def markdown(summary: dict, fixed: pd.DataFrame | None) -> str:
             d = p[n]
             lines.append(
                 f"| {n} | {d['width_at_half']:.3g} | {d['width_ratio_at_half']:.2f} | {d['law_width_at_half']:.3g} | "
-                f"{100 * d['abs_rel_error_at_half']:.1f}% | {100 * d['flops_fraction_to_uniform_width']:.0f}% | "
+                f"{100 * d['abs_rel_error_at_half']:.1f}% | {mr1(d['flops_fraction_to_uniform_width'])} | "
                 f"{100 * d['coverage_checkpoints']:.0f}% / {100 * d['law_coverage_checkpoints']:.0f}% |"
             )
     if fixed is not None and len(fixed):
