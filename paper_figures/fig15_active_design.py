@@ -7,7 +7,8 @@ refit and recalibration), against the share of the uniform grid's FLOPs spent; t
 line is the uniform grid's final width, the dotted one 50% of its FLOPs (the issue's
 target: that width at or left of that line). Bottom: the error of the prediction against
 the truth; open markers: the interval misses the truth. (a, c) synthetic Chinchilla
-surface, median and range over noise seeds (random: over seeds and orders); (b, d)
+surface, median and range over noise seeds (random: over seeds and orders; a strategy run on
+fewer seeds says so in the legend, and its median is not comparable with the dashed line); (b, d)
 Porian et al.'s IsoFLOP points, the top budget held out (random: median and range over
 orders).
 
@@ -48,16 +49,18 @@ def design_dir(results_dir: Path) -> Path:
 
 
 def _panel(ax, cp: pd.DataFrame, column: str, scale: float = 1.0):
+    seeds = cp.groupby("strategy")["noise_seed"].nunique()
     for strategy, st in STYLE.items():
         g = cp[(cp["strategy"] == strategy) & (cp["checkpoint"] >= 1)]
         if not len(g):
             continue
+        label = st["label"] + (f" ({seeds[strategy]} seeds)" if seeds[strategy] < seeds.max() else "")
         by = g.groupby("checkpoint_fraction")
         x = np.array(sorted(by.groups))
         med = by[column].median().reindex(x).to_numpy() * scale
         ax.fill_between(x, by[column].min().reindex(x) * scale, by[column].max().reindex(x) * scale,
                         color=st["color"], alpha=0.15, linewidth=0)  # fmt: skip
-        ax.plot(x, med, color=st["color"], linewidth=1.2, label=st["label"])
+        ax.plot(x, med, color=st["color"], linewidth=1.2, label=label)
         cov = by["covered"].mean().reindex(x).to_numpy() >= 0.5
         ax.plot(x[cov], med[cov], linestyle="none", marker=st["marker"], color=st["color"], markersize=4)
         ax.plot(x[~cov], med[~cov], linestyle="none", marker=st["marker"], markerfacecolor="white",
