@@ -368,6 +368,7 @@ def main(argv=None) -> int:
     allrows = pd.concat(frames, ignore_index=True)
     summary["synthetic_over_seeds"] = over_seeds(summary, args.seeds)
     meta["seconds"] = round(time.time() - t0)
+    meta.update(provenance(Path(args.data)))
     write_text(out / "runs.csv", allrows.to_csv(index=False))
     cp = at_checkpoints_all(allrows)
     write_text(out / "checkpoints.csv", cp.to_csv(index=False))
@@ -395,6 +396,19 @@ def run_fixed(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "fixed_designs.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
     return 0
+
+
+def provenance(data: Path = Path("../shared/reference_data/porian2024_isoflop")) -> dict:
+    """Versions and the Porian table's hash, recorded with every summary."""
+    import hashlib
+    from importlib.metadata import version
+
+    csv = data / "porian_isoflop_points.csv"
+    return {
+        "versions": {p: version(p) for p in ("jax", "numpy", "scipy", "pandas", "optax")},
+        "porian_sha256": hashlib.sha256(csv.read_bytes()).hexdigest() if csv.exists() else None,
+        "lookahead": {"draws": LOOKAHEAD_DRAWS, "n_boot": LOOKAHEAD_BOOT},
+    }
 
 
 def merge_runs(out: Path, other: Path) -> int:
@@ -428,6 +442,7 @@ def resummarize(out: Path) -> int:
             key = f"synthetic_seed{seed}" if pool == "synthetic" else "porian"
             summary[key] = summarize(gs.drop(columns="noise_seed"), total)
     summary["synthetic_over_seeds"] = over_seeds(summary, len(seeds))
+    summary["meta"].update(provenance())
     write_text(out / "checkpoints.csv", at_checkpoints_all(allrows).to_csv(index=False))
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
     fixed = pd.read_csv(out / "fixed_designs.csv") if (out / "fixed_designs.csv").exists() else None
