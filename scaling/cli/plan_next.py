@@ -1,9 +1,13 @@
 """`scaling plan FILE --next K --target-flops C [--results DIR]` and the IsoFLOP grid-bias report.
 
 --next: fit the chinchilla law to the finished runs in DIR (default results/<sweep name>),
-bootstrap it, and propose the K planned-but-not-done runs that most shrink the interval of
-the loss (or, with --quantity params, of N_opt) at the compute-optimal point of C per FLOP
-(``scaling.analysis.design.propose_runs``), printing the expected interval after each.
+bootstrap it (with the calibration of the predictive interval, ``predictive.py``) and
+propose the K planned-but-not-done runs that most shrink the calibrated predictive interval
+of the loss (or, with --quantity params, the bootstrap interval of N_opt) at the
+compute-optimal point of C per FLOP (``scaling.analysis.design.propose_runs``), printing
+the expected interval and the extrapolation distance left after each. Every input error
+(K < 1, a target not above the runs done, no candidate left, a results directory without a
+fit-able table) is raised before any fit.
 
 The grid-bias report (an isoflop plan): Approach 2 run on a surface with no noise at the
 plan's own (N, D) points, against the surface's true exponents: the bias the grid's spacing
@@ -38,11 +42,19 @@ def results_dir(plan, results) -> Path:
 
 
 def done_table(path: Path):
+    """The finished runs in ``path`` as a canonical table, None when it holds no runs file;
+    a file that cannot be read as one is an error naming the directory."""
     from scaling.analysis.table import load_table
 
     if not (path / "runs.csv").exists() and not (path / "runs.parquet").exists():
         return None
-    return load_table(path)
+    try:
+        return load_table(path)
+    except ValueError as err:
+        raise ValueError(f"{path} holds no fit-able table of finished runs: {err}") from err
+
+
+MIN_RUNS = 5  # the chinchilla law's parameters
 
 
 def next_runs(plan, k: int, target_flops: float, results=None, quantity: str = "loss") -> str:
@@ -50,14 +62,16 @@ def next_runs(plan, k: int, target_flops: float, results=None, quantity: str = "
     from scaling.analysis.fit import fit_law
     from scaling.analysis.uncertainty import bootstrap
 
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"--next={k} must be a positive number of runs")
     if not target_flops > 0:
         raise ValueError(f"--target-flops={target_flops} must be a positive number of FLOPs")
     path = results_dir(plan, results)
     done = done_table(path)
-    if done is None or len(done) < 5:
+    if done is None or len(done) < MIN_RUNS:
         have = 0 if done is None else len(done)
         raise ValueError(
-            f"--next needs finished runs to fit: {path} has {have} (the chinchilla law has 5 parameters); "
+            f"--next needs finished runs to fit: {path} has {have} (the chinchilla law has {MIN_RUNS} parameters); "
             "train some first (`scaling sweep`) or pass --results DIR"
         )
     if not target_flops > done["flops"].max():
@@ -67,9 +81,11 @@ def next_runs(plan, k: int, target_flops: float, results=None, quantity: str = "
         )
     planned = planned_table(plan)
     ids = set(done["run_id"]) if "run_id" in done.columns else set()
-    cand = planned[~planned["run_id"].isin(ids)]
+    cand = planned[~planned["run_id"].isin(ids)] if len(planned) else planned
     if not len(cand):
-        raise ValueError(f"every planned run is already done in {path}: add budgets or sizes to the plan")
+        raise ValueError(
+            f"no candidate runs: every planned run is already done in {path}; add budgets or sizes to the plan"
+        )
     fit = fit_law(done, "chinchilla")
     boot = bootstrap(done, fit=fit, n_boot=N_BOOT, seed=0)
     res = propose_runs(boot, done, cand, target_flops, k, quantity=quantity)

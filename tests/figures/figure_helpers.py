@@ -21,6 +21,7 @@ FIGURES = (
     "fig10_finetune",  # these three draw the committed results/{finetune,compression,lowrank}
     "fig11_compression",
     "fig12_lowrank",
+    "fig15_active_design",  # draws the committed results/active_design
 )
 
 
