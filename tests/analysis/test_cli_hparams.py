@@ -1,0 +1,79 @@
+"""`scaling fit-hparams`: optima and power laws from a grid CSV, the law file a sweep reads,
+and the errors/warnings the issue asks for (single-valued axis, optimum on the grid's edge)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.analysis.hparams import HparamLaws
+from scaling.cli.main import main
+
+TRUE = {"a": 30.0, "alpha": -0.75, "beta": 0.25, "c": 0.5, "gamma": 0.6}
+CELLS = [(N, N * r) for N in (1e7, 3e7, 1e8) for r in (10.0, 40.0, 160.0)]
+
+
+def grid(cells=CELLS, lr_steps=range(-3, 4), b_steps=range(-2, 3), seed=0):
+    """Step-Law-like columns (N, D, lr, bs, loss): a quadratic bowl around the true optimum."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for N, D in cells:
+        lo, bo = TRUE["a"] * N ** TRUE["alpha"] * D ** TRUE["beta"], TRUE["c"] * D ** TRUE["gamma"]
+        for i, j in itertools.product(lr_steps, b_steps):
+            lr, b = lo * 2.0 ** (i + 0.3), bo * 2.0 ** (j - 0.2)
+            u, v = np.log(lr / lo), np.log(b / bo)
+            loss = 2.5 + 0.02 * u * u + 0.01 * v * v + 1e-5 * rng.normal()
+            rows.append({"N": N, "D": D, "lr": lr, "bs": b, "loss": loss})
+    return pd.DataFrame(rows)
+
+
+def test_fit_hparams_csv_writes_a_law_file(tmp_path, capsys):
+    csv, out = tmp_path / "grid.csv", tmp_path / "laws.json"
+    grid().to_csv(csv, index=False)
+    rc = main(["fit-hparams", str(csv), "--batch-unit", "tokens", "--n-boot", "64", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "per-cell optima (9 cells; batch in tokens)" in text and "95% CI" in text
+    assert "not positive" not in text  # a hyperparameter law's exponents may be negative
+    laws = HparamLaws.from_json(out)
+    assert laws.batch_unit == "tokens" and len(laws.optima) == 9
+    assert laws.lr["alpha"] == pytest.approx(TRUE["alpha"], abs=0.02)
+    assert laws.lr["beta"] == pytest.approx(TRUE["beta"], abs=0.02)
+    assert laws.batch["gamma"] == pytest.approx(TRUE["gamma"], abs=0.02)
+    lo, hi = laws.lr.intervals["alpha"]
+    assert lo < TRUE["alpha"] < hi
+    lr, b = laws.predict(3e8, 3e10)
+    assert lr == pytest.approx(TRUE["a"] * 3e8 ** TRUE["alpha"] * 3e10 ** TRUE["beta"], rel=0.1)
+    assert json.loads(out.read_text())["kind"] == "hparam_laws"
+
+
+def test_single_valued_axis_is_an_error_naming_the_column(tmp_path, capsys):
+    csv = tmp_path / "grid.csv"
+    grid(b_steps=[0]).to_csv(csv, index=False)
+    assert main(["fit-hparams", str(csv), "--n-boot", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "column 'bs' has a single value" in err and "2 batch values per cell" in err
+
+
+def test_optimum_on_the_edge_warns_naming_the_cell(tmp_path, capsys):
+    csv = tmp_path / "grid.csv"
+    # lr steps only at and above the optimum: every cell's best lr is the smallest one
+    grid(lr_steps=range(0, 5)).to_csv(csv, index=False)
+    assert main(["fit-hparams", str(csv), "--n-boot", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: cell (params=1e+07, tokens=1e+08): the best point" in out
+    assert "smallest lr of the grid" in out
+
+
+def test_missing_and_unknown_columns_are_clear(tmp_path, capsys):
+    csv = tmp_path / "grid.csv"
+    grid().drop(columns="bs").to_csv(csv, index=False)
+    assert main(["fit-hparams", str(csv)]) == 2
+    assert "no batch column (looked for ['batch_size', 'batch', 'bs']" in capsys.readouterr().err
+    grid().to_csv(csv, index=False)
+    assert main(["fit-hparams", str(csv), "--lr-col", "eta"]) == 2
+    assert "--lr-col 'eta': no such column" in capsys.readouterr().err
