@@ -467,7 +467,7 @@ def _plan_hparam_grid(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[Planned
                         runs.append(b.run(size, plan_kind="hparam_grid", budget=budget, tokens=tokens, steps=steps,
                                           batch=batch, seed=seed, lr=float(lr)))  # fmt: skip
     notes.append(f"{len(h.lr_grid)} learning rates x {len(h.batch_grid)} batch sizes per cell; fit the law with "
-                 "scaling.analysis.hparams.fit_hparam_laws(cell_optima(load_table(DIR)))")  # fmt: skip
+                 "`scaling fit-hparams DIR --out laws.json` (hparams.law_file of a later sweep)")  # fmt: skip
     return runs, notes
 
 
