@@ -62,11 +62,12 @@ def _cell_levels(v: np.ndarray, name: str) -> np.ndarray:
     lv = np.log(v)
     order = np.argsort(lv)
     group = np.concatenate([[0], np.cumsum(np.diff(lv[order]) > np.log1p(CELL_RTOL))])
-    out = np.empty_like(lv)
+    out = v.astype(float).copy()
     for g in np.unique(group):
         at = order[group == g]
-        out[at] = lv[at].mean()
-    return np.exp(out)
+        if np.ptp(v[at]) > 0:  # a single value is kept exactly
+            out[at] = np.exp(lv[at].mean())
+    return out
 
 
 def _snap(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
