@@ -87,7 +87,7 @@ def shapes_plan(cfg: SweepConfig) -> Plan:
 class LrChoice:
     rule: str
     tuned: dict[int, float]  # width -> its optimum from the grid
-    losses: dict[int, dict[float, float]]  # width -> {lr: final eval loss}
+    losses: dict[int, dict[float, float]]  # width -> {lr: final eval loss, the mean over seeds}
     by_width: dict[int, float]  # every family width -> the LR its law runs use
     fit: tuple[float, float] | None  # (a, b): ln LR* = a + b ln width
 
@@ -133,10 +133,12 @@ def choose_lrs(cfg: SweepConfig, rows: list[dict[str, Any]]) -> LrChoice:
     from scaling.sweep.plan import family_sizes
 
     _check(cfg)
-    losses: dict[int, dict[float, float]] = {}
+    seen: dict[int, dict[float, list[float]]] = {}
     for r in rows:
         if r.get("plan_kind") == TUNE_KIND and r.get("status") == "done" and r.get("eval_loss") is not None:
-            losses.setdefault(int(r["width"]), {})[float(r["lr"])] = float(r["eval_loss"])
+            seen.setdefault(int(r["width"]), {}).setdefault(float(r["lr"]), []).append(float(r["eval_loss"]))
+    # the mean over seeds: each seed's loss is one noisy look at the same (width, LR)
+    losses = {w: {lr: sum(v) / len(v) for lr, v in sorted(d.items())} for w, d in seen.items()}
     if not losses:
         raise ValueError("no finished learning-rate tuning runs: train the tuning plan first")
     tuned = {w: _grid_optimum(d) for w, d in sorted(losses.items())}

@@ -383,10 +383,16 @@ def _plan_isoflop(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun]
             batch = b.batch_size(budget, size)
             tokens = budget / size.flops_per_token
             steps = b.steps(size, tokens, batch, budget)
-            for seed in cfg.sweep.seeds:
-                runs.append(b.run(size, plan_kind="isoflop", budget=budget, tokens=tokens, steps=steps,
-                                  batch=batch, seed=seed))  # fmt: skip
+            runs += one_group([b.run(size, plan_kind="isoflop", budget=budget, tokens=tokens, steps=steps,
+                                     batch=batch, seed=seed) for seed in cfg.sweep.seeds])  # fmt: skip
     return runs, notes
+
+
+def one_group(cell: list[PlannedRun]) -> list[PlannedRun]:
+    """The runs of one cell (one size and budget: its seeds, its LR grid) as one plan
+    group, named after the first: they go to one worker, and they differ only in seed and
+    learning rate, so they train packed (`scaling.sweep.packing`). Run ids are unchanged."""
+    return [dataclasses.replace(r, group=cell[0].run_id) for r in cell]
 
 
 def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun], list[str]]:
@@ -405,9 +411,8 @@ def _plan_horizons(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[PlannedRun
             batch = b.batch_size(budget, size)
             tokens = budget / size.flops_per_token
             steps = b.steps(size, tokens, batch, budget)
-            for seed in cfg.sweep.seeds:
-                runs.append(b.run(size, plan_kind="horizon", budget=budget, tokens=tokens, steps=steps,
-                                  batch=batch, seed=seed))  # fmt: skip
+            runs += one_group([b.run(size, plan_kind="horizon", budget=budget, tokens=tokens, steps=steps,
+                                     batch=batch, seed=seed) for seed in cfg.sweep.seeds])  # fmt: skip
     if not runs:
         raise ValueError(f"no family member has a budget giving {lo:g}-{hi:g} tokens per parameter")
     if left_out:
@@ -462,10 +467,9 @@ def _plan_hparam_grid(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[Planned
             tokens = budget / size.flops_per_token
             for batch in h.batch_grid:
                 steps = b.steps(size, tokens, batch, budget)
-                for lr in h.lr_grid:
-                    for seed in cfg.sweep.seeds:
-                        runs.append(b.run(size, plan_kind="hparam_grid", budget=budget, tokens=tokens, steps=steps,
-                                          batch=batch, seed=seed, lr=float(lr)))  # fmt: skip
+                runs += one_group([b.run(size, plan_kind="hparam_grid", budget=budget, tokens=tokens, steps=steps,
+                                         batch=batch, seed=seed, lr=float(lr))
+                                   for lr in h.lr_grid for seed in cfg.sweep.seeds])  # fmt: skip
     notes.append(f"{len(h.lr_grid)} learning rates x {len(h.batch_grid)} batch sizes per cell; fit the law with "
                  "`scaling fit-hparams DIR --out laws.json` (hparams.law_file of a later sweep)")  # fmt: skip
     return runs, notes

@@ -59,6 +59,22 @@ def test_choice_fits_a_power_law_and_the_final_plan_uses_it(tmp_path):
     assert len({r.run_id for r in plan.runs}) == len(plan.runs)
 
 
+def test_choice_averages_the_seeds_of_one_width_and_lr(tmp_path):
+    cfg = _cfg(tmp_path)
+    tune = tuning_plan(cfg)
+    widths = sorted({r.width for r in tune.runs})
+    rows = _rows(tune, {w: 0.01 for w in widths})
+    one = choose_lrs(cfg, rows)
+    # a second seed: much worse at the lowest LR, better at the highest; the mean decides
+    noisy = [dict(r, eval_loss=r["eval_loss"] + (0.5 if r["lr"] == min(x["lr"] for x in rows) else -0.1))
+             for r in rows]  # fmt: skip
+    two = choose_lrs(cfg, rows + noisy)
+    for w in widths:
+        for lr, loss in one.losses[w].items():
+            bump = 0.5 if lr == min(one.losses[w]) else -0.1
+            assert two.losses[w][lr] == pytest.approx(loss + bump / 2)
+
+
 def test_nearest_rule_and_a_winning_grid_point_is_trained_once(tmp_path):
     cfg = _cfg(tmp_path, TUNED + 'lr_rule = "nearest"\n')
     tune = tuning_plan(cfg)
@@ -91,6 +107,12 @@ def test_pack_units_group_same_shape_runs_of_one_group(tmp_path):
     (tmp_path / "l").mkdir()
     law = plan_sweep(load_sweep_config(write_config(tmp_path / "l")))
     assert all(len(u) == 1 for u in pack_units(law.runs, 8))  # every IsoFLOP run has its own shape
+    (tmp_path / "s").mkdir()
+    seeded = plan_sweep(load_sweep_config(write_config(tmp_path / "s"), ["sweep.seeds=[0, 1, 2]"]))
+    units = pack_units(seeded.runs, 8)  # the seeds of one (size, budget) share a program
+    assert [len(u) for u in units] == [3] * len(law.runs)
+    assert all(len({(r.width, r.budget) for r in u}) == 1 and [r.seed for r in u] == [0, 1, 2] for u in units)
+    assert {r.run_id for r in seeded.runs} >= {r.run_id for r in law.runs}  # ids unchanged by the grouping
 
 
 def test_tuning_runs_are_recorded_with_their_role(tmp_path):
