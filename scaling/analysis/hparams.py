@@ -227,6 +227,8 @@ class HparamLaws:
     lr, batch: FitResults of laws such as ``lr_nd`` and ``batch_d`` (with ``.intervals`` and
     ``.bootstrap`` when bootstrapped); the value they "predict" is the optimum.
     batch_unit: "tokens" or "sequences" (with seq_len, to convert); optima: the cells.
+    provenance: where the grid came from (``scaling fit-hparams`` records the source, the
+    hash of the runs it read, seed, bootstrap size and package versions).
     """
 
     lr: FitResult
@@ -234,6 +236,7 @@ class HparamLaws:
     batch_unit: str = "sequences"
     seq_len: int | None = None
     optima: pd.DataFrame | None = field(default=None, repr=False)
+    provenance: dict | None = field(default=None, repr=False)
 
     def predict(self, params, tokens) -> tuple[np.ndarray, np.ndarray]:
         """(optimal lr, optimal batch size in ``batch_unit``) at N = params, D = tokens."""
@@ -281,6 +284,8 @@ class HparamLaws:
         }
         if self.optima is not None:
             d["optima"] = json.loads(self.optima.to_json(orient="records"))
+        if self.provenance is not None:
+            d["provenance"] = dict(self.provenance)
         return d
 
     def to_frame(self) -> pd.DataFrame:
@@ -297,6 +302,7 @@ class HparamLaws:
             batch_unit=d.get("batch_unit", "sequences"),
             seq_len=d.get("seq_len"),
             optima=optima,
+            provenance=d.get("provenance"),
         )
 
     def to_json(self, path=None) -> str:

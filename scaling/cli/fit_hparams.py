@@ -128,6 +128,27 @@ def read_grid(args):
     return table, lr, batch, args.batch_unit or "sequences", seq_len, note
 
 
+def provenance(args, table, lr: str, batch: str) -> dict:
+    """What the law file records about its inputs: enough to tell whether a rerun saw the same runs."""
+    import hashlib
+    from importlib.metadata import version
+
+    import scaling
+
+    cols = ["params", "tokens", lr, batch, "loss"]
+    rows = table[cols].sort_values(cols).to_csv(index=False, float_format="%.10g")
+    return {
+        "source": str(args.data),
+        "columns": dict(zip(("params", "tokens", "lr", "batch", "loss"), cols)),
+        "n_runs": int(len(table)),
+        "runs_sha256": hashlib.sha256(rows.encode()).hexdigest(),
+        "seed": int(args.seed),
+        "n_boot": int(args.n_boot),
+        "level": float(args.level),
+        "versions": {"scaling": scaling.__version__, **{m: version(m) for m in ("jax", "numpy", "pandas")}},
+    }
+
+
 def run(args) -> int:
     import warnings
 
@@ -151,6 +172,7 @@ def run(args) -> int:
         optima = cell_optima(table, lr=lr, batch=batch)
         laws = fit_hparam_laws(optima, lr_law=args.lr_law, batch_law=args.batch_law, n_boot=args.n_boot,
                                level=args.level, seed=args.seed, batch_unit=unit, seq_len=seq_len)  # fmt: skip
+    laws.provenance = provenance(args, table, lr, batch)
     edge = [w for w in caught if issubclass(w.category, EdgeOptimumWarning)]
     other = list(dict.fromkeys(str(w.message) for w in caught if w not in edge))
     print(f"per-cell optima ({len(optima)} cells; batch in {unit}):")

@@ -48,7 +48,15 @@ def test_fit_hparams_csv_writes_a_law_file(tmp_path, capsys):
     assert lo < TRUE["alpha"] < hi
     lr, b = laws.predict(3e8, 3e10)
     assert lr == pytest.approx(TRUE["a"] * 3e8 ** TRUE["alpha"] * 3e10 ** TRUE["beta"], rel=0.1)
-    assert json.loads(out.read_text())["kind"] == "hparam_laws"
+    d = json.loads(out.read_text())
+    assert d["kind"] == "hparam_laws"
+    prov = laws.provenance
+    assert prov["n_runs"] == 9 * 35 and prov["n_boot"] == 64 and prov["columns"]["batch"] == "bs"
+    assert len(prov["runs_sha256"]) == 64 and "jax" in prov["versions"]
+    # the same runs in another order hash the same
+    grid().sample(frac=1.0, random_state=1).to_csv(csv, index=False)
+    assert main(["fit-hparams", str(csv), "--batch-unit", "tokens", "--n-boot", "0", "--out", str(out)]) == 0
+    assert HparamLaws.from_json(out).provenance["runs_sha256"] == prov["runs_sha256"]
 
 
 def test_single_valued_axis_is_an_error_naming_the_column(tmp_path, capsys):
@@ -92,3 +100,23 @@ def test_a_stores_cells_merge_despite_step_rounding():
     exact = cell_optima(grid().rename(columns={"N": "params", "D": "tokens", "bs": "batch_size"}))
     np.testing.assert_allclose(opt["tokens"], exact["tokens"], rtol=0.01)
     assert set(exact["tokens"]) == {D for _, D in CELLS}  # single values are kept exactly
+
+
+def test_the_committed_law_plans_the_committed_sweep(monkeypatch):
+    """The loop closed on the committed files: experiments/hparam_law_cpu.toml takes each run's
+    lr and batch from results/hparam_grid/laws.json (written by `scaling fit-hparams`)."""
+    from pathlib import Path
+
+    from scaling.sweep import load_sweep_config, plan_sweep
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repo)  # the sweep names its law file relative to the repository root
+    laws = HparamLaws.from_json(repo / "results" / "hparam_grid" / "laws.json")
+    assert laws.provenance is None or laws.provenance["source"] == "results/hparam_grid"
+    plan = plan_sweep(load_sweep_config(repo / "experiments" / "hparam_law_cpu.toml"))
+    assert len(plan.runs) == 15
+    for r in plan.runs:
+        lr, b = laws.predict(r.params_nonembedding, r.tokens)
+        assert r.lr == pytest.approx(float(lr), rel=1e-9)
+        assert r.batch_size == max(1, round(float(b)))
+    assert len({round(r.lr, 6) for r in plan.runs}) == 15
