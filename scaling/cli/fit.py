@@ -2,9 +2,10 @@
 fit a scaling law (Huber on log loss, L-BFGS from a grid of starts) and print it.
 
 DATA is a CSV (or Parquet) table with columns params, tokens and/or flops, loss (names
-set by --params-col etc.; the data_constrained law also needs unique_tokens, or epochs), or a results directory of the sweep runner (its runs.csv:
+set by --params-col etc.), or a results directory of the sweep runner (its runs.csv:
 params_nonembedding, eval_loss, status == "done"). Missing tokens come from
-D = C/(k·N), missing flops from C = k·N·D, with k from --convention.
+D = C/(k·N), missing flops from C = k·N·D, with k from --convention. The
+data_constrained law also needs unique_tokens (or epochs, from which it is derived).
 
 The JSON has: law, params (for chinchilla E, A, B, alpha, beta), objective, n_points,
 converged, warnings, intervals (parameter -> [low, high], when bootstrapped), plus the fit's

@@ -44,7 +44,8 @@ def register(subparsers) -> None:
         "--batch-unit",
         default=None,
         choices=["sequences", "tokens"],
-        help="unit of the batch column (default: sequences); the batch law is fitted in it",
+        help="unit of a CSV's batch column, in which the batch law is fitted (default: sequences); "
+        "for a results directory (batches in sequences), tokens fits the law in tokens",
     )
     p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: a seq_len column)")
     p.add_argument("--lr-law", default="lr_nd", help="law of the optimal lr (default: lr_nd)")
@@ -124,8 +125,13 @@ def read_grid(args):
                 f"column {name!r} has a single value ({values[0]:.4g}) across the table: the {axis} axis of the "
                 "grid needs 2+ values (3+ to locate an optimum between them)"
             )
-    table = df[list(dict.fromkeys(["params", "tokens", "loss", lr, batch]))]
-    return table, lr, batch, args.batch_unit or "sequences", seq_len, note
+    table = df[list(dict.fromkeys(["params", "tokens", "loss", lr, batch]))].copy()
+    unit = args.batch_unit or "sequences"
+    if is_store and unit == "tokens":  # a store's batch sizes are sequences: fit the law in tokens
+        if seq_len is None:
+            raise ValueError("--batch-unit tokens needs the runs' seq_len (give --seq-len)")
+        table[batch] = table[batch] * seq_len
+    return table, lr, batch, unit, seq_len, note
 
 
 def provenance(args, table, lr: str, batch: str) -> dict:

@@ -120,3 +120,27 @@ def test_the_committed_law_plans_the_committed_sweep(monkeypatch):
         assert r.lr == pytest.approx(float(lr), rel=1e-9)
         assert r.batch_size == max(1, round(float(b)))
     assert len({round(r.lr, 6) for r in plan.runs}) == 15
+
+
+def test_a_results_directory_uses_its_hparam_grid_runs(tmp_path, capsys):
+    """A store: params_nonembedding / eval_loss / status columns, batches in sequences of seq_len;
+    finished hparam_grid runs only; --batch-unit tokens fits the batch law in tokens."""
+    t = grid()
+    t = t.assign(batch_size=t["bs"] / 128, seq_len=128, plan_kind="hparam_grid", status="done")
+    extra = t.iloc[:3].assign(plan_kind="isoflop")  # not part of the grid
+    failed = t.iloc[3:4].assign(status="failed", loss=float("nan"))
+    runs = pd.concat([t, extra, failed], ignore_index=True)
+    runs = runs.rename(columns={"N": "params_nonembedding", "D": "tokens", "loss": "eval_loss"}).drop(columns="bs")
+    runs["flops"] = 6 * runs["params_nonembedding"] * runs["tokens"]
+    store = tmp_path / "store"
+    store.mkdir()
+    runs.to_csv(store / "runs.csv", index=False)
+    out = tmp_path / "laws.json"
+    assert main(["fit-hparams", str(store), "--batch-unit", "tokens", "--n-boot", "0", "--out", str(out)]) == 0
+    assert f"using the {len(t)} hparam_grid runs of {len(t) + 3} finished runs" in capsys.readouterr().out
+    laws = HparamLaws.from_json(out)
+    assert laws.batch_unit == "tokens" and laws.seq_len == 128
+    assert laws.batch["gamma"] == pytest.approx(TRUE["gamma"], abs=0.02)
+    assert float(laws.batch_sequences(1e8, 1e10, 128)) == pytest.approx(
+        TRUE["c"] * 1e10 ** TRUE["gamma"] / 128, rel=0.1
+    )
