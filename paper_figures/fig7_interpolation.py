@@ -19,6 +19,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from scaling.analysis.loss_curves import MIN_POINTS
 from scaling.plotting import LABELS, BudgetScale, load_results, paper_style, save
 from scaling.plotting.figure import figure, run_script
 from scaling.plotting.style import log_axis, loss_axis, sci
@@ -61,7 +62,7 @@ def make(results_dir, out_dir):
     from scaling.analysis.loss_curves import interpolate_curve
 
     res = load_results(results_dir)
-    curves = res.curves_with(5)  # the smoothing spline needs 5 points
+    curves = res.curves_with(4)  # 4 evaluations: one interval each side of the middle at least
     run_id = pick_run(curves)
     run = curves[curves["run_id"] == run_id].sort_values("tokens")
     x, y = run["tokens"].to_numpy(float), run["loss"].to_numpy(float)
@@ -78,6 +79,8 @@ def make(results_dir, out_dir):
         grid = np.geomspace(x.min(), x.max(), 400)
         ref = interpolate_curve(x, y, method="linear")(grid)
         for method, opts, style in INTERPOLANTS:
+            if len(x) < (MIN_POINTS[method] or 0):  # the smoothing spline needs 5 evaluations
+                continue
             f = interpolate_curve(x, y, method=method, **opts)
             g = f(grid)
             ax.plot(grid, g, linewidth=1.0, **style)

@@ -72,11 +72,13 @@ def format_plan(plan: Plan, flops_per_second: float | None = None, throughput_so
                 duration(est),
             ]
         )
-    budgets = ", ".join(f"{c:.3g}" for c in cfg.sweep.budgets)
+    # the budgets the runs train at (an LR-tuning phase trains the smallest one only)
+    used = sorted({r.budget for r in plan.runs if r.budget is not None}) or list(cfg.sweep.budgets)
+    budgets = ", ".join(f"{c:.3g}" for c in used)
     out = [
         (
-            f"sweep {cfg.sweep.name!r}: {cfg.sweep.kind} plan, {len(plan.runs)} runs over {len(cfg.sweep.budgets)} "
-            f"budgets ({budgets} FLOPs, {cfg.sweep.flop_convention} convention; N = {cfg.sweep.param_count} parameters)"
+            f"sweep {cfg.sweep.name!r}: {cfg.sweep.kind} plan, {len(plan.runs)} runs over {len(used)} "
+            f"budget{'s' if len(used) != 1 else ''} ({budgets} FLOPs, {cfg.sweep.flop_convention} convention; N = {cfg.sweep.param_count} parameters)"
         ),
         "",
         table(header, rows, align="llrrrrrrrrrr"),

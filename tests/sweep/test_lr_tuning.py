@@ -10,7 +10,7 @@ from sweep_helpers import fake_train, write_config
 from scaling.sweep import load_sweep_config, plan_sweep, run_sweep
 from scaling.sweep.lr_tuning import choose_lrs, final_plan, tuning_plan
 from scaling.sweep.packing import pack_units
-from scaling.sweep.report import run_line
+from scaling.sweep.report import format_plan, run_line
 
 TUNED = '\n[hparams]\nlr = "tuned"\nlr_tune_grid = [0.5, 1, 2]\n'
 
@@ -57,6 +57,11 @@ def test_choice_fits_a_power_law_and_the_final_plan_uses_it(tmp_path):
         assert r.lr == choice.by_width[r.width]
         assert 0.005 <= r.lr <= 0.02  # clipped to the grid's range
     assert len({r.run_id for r in plan.runs}) == len(plan.runs)
+
+
+def test_tuning_plan_header_names_the_one_budget_it_trains(tmp_path):
+    head = format_plan(tuning_plan(_cfg(tmp_path))).splitlines()[0]
+    assert "runs over 1 budget (1e+11 FLOPs" in head
 
 
 def test_choice_averages_the_seeds_of_one_width_and_lr(tmp_path):
