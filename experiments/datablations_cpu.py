@@ -8,7 +8,8 @@ The Chinchilla part (E, A, B, alpha, beta) is the fit of the quickstart's 12 fre
 fitted to the repeated runs (R*_N off: these models are far smaller than what their unique
 data could feed). Per repeated run, the fresh tokens it was worth, D'_obs, solve
 L(N, D'_obs) = observed loss; the value of one repeated token is (D'_obs - U) / (D - U),
-against the law's R*_D·(1 - exp(-R_D/R*_D)) / R_D. Writes cpu/fit.json and cpu/value.png.
+against the law's R*_D·(1 - exp(-R_D/R*_D)) / R_D. Writes cpu/fit.json, which
+paper_figures/fig14_data_constrained.py draws.
 """
 
 from __future__ import annotations
@@ -72,40 +73,11 @@ def main(argv=None) -> int:
         ].to_dict(orient="records"),
     }
     write_text(res / "fit.json", json.dumps(out, indent=2, default=float) + "\n")
-    plot(rep, gaps, rd, res / "value.png")
     print(json.dumps({k: out[k] for k in ("RD_star", "RD_star_interval95", "RD_star_with_E_free", "n_repeated")}))
     for g in gaps:
         print(f"N={g['params']:.0f} D={g['tokens']:.3g} U={g['unique_tokens']:.0f} epochs={g['epochs']:.1f} "
               f"loss {g['loss']:.4f} vs fresh {g['fresh_loss']:.4f} (+{g['gap']:.4f})")  # fmt: skip
     return 0
-
-
-def plot(rep, gaps, rd, path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from scaling.plotting.style import save
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    ax = axes[0]
-    for N in sorted({g["params"] for g in gaps}):
-        gg = sorted((g for g in gaps if g["params"] == N), key=lambda g: g["epochs"])
-        ax.plot([g["epochs"] for g in gg], [g["gap"] for g in gg], "o-", label=f"N={N:,.0f}")
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set(xscale="log", xlabel="epochs over the unique tokens", ylabel="loss above the same run on fresh data",
-           title="repeating a fixed subset, same N and D")  # fmt: skip
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    R = np.geomspace(0.5, max(60.0, rep["repetitions"].max() * 1.2), 100)
-    ax.scatter(rep["repetitions"], rep["value_obs"], c="k", s=20, label="observed (via the fresh-data law)")
-    for r_star, ls, lab in ((rd, "-", f"fitted R*_D = {rd:.3g}"), (15.387756, "--", "published R*_D = 15.4")):
-        ax.plot(R, r_star * (1 - np.exp(-R / r_star)) / R, ls, label=lab)
-    ax.set(xscale="log", xlabel="repetitions R_D = D/U - 1", ylabel="value of a repeated token (fresh = 1)",
-           title="what a repeated token is worth")  # fmt: skip
-    ax.legend(fontsize=8)
-    save(fig, path.parent, path.stem, formats=("png",))
 
 
 if __name__ == "__main__":

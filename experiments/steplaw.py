@@ -13,7 +13,9 @@ arXiv:2503.04715) and writes to --out:
   (cell_optima + fit_hparam_laws, 1,000 cell bootstraps), the bootstrap spread of each,
   and the loss each law's (lr, batch) would cost in every cell (regret);
 * optima.csv, laws.json (HparamLaws of our refit; `[hparams] lr = "law"` reads such a file);
-* landscapes.png: loss over lr x batch at four cells with the optima and both laws.
+* landscape_cells.csv: every run of four cells (LANDSCAPE_CELLS) that
+  paper_figures/fig13_steplaw.py draws as loss landscapes over lr x batch, with the
+  optima (optima.csv) and the laws (summary.json).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ PUBLISHED = {
 }
 N_BOOT = 1000
 SEED = 0
+# the cells drawn by paper_figures/fig13_steplaw.py: smallest N at smallest and largest D, mid, largest N
+LANDSCAPE_CELLS = [(2.146637e08, 4e09), (2.683044e08, 8e10), (4.292608e08, 2.27e10), (1.073742e09, 2e10)]
 
 
 def load(data_dir: Path) -> pd.DataFrame:
@@ -117,39 +121,6 @@ def regret(t: pd.DataFrame, laws: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot(t, optima, laws, path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from scaling.plotting.style import save
-
-    cells = [(2.146637e08, 4e09), (2.683044e08, 8e10), (4.292608e08, 2.27e10), (1.073742e09, 2e10)]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 5.0), constrained_layout=True)
-    styles = {"published": ("s", "tab:red"), "steplaw_rerun": ("^", "tab:orange"), "smooth_refit": ("o", "tab:blue")}
-    for ax, (N, D) in zip(axes, cells):
-        g = t[np.isclose(t["params"], N, rtol=1e-5) & np.isclose(t["tokens"], D)]
-        best = g["loss"].min()
-        rel = np.clip(g["loss"] / best - 1, 0, 0.05) * 100
-        sc = ax.scatter(g["lr"], g["batch_size"] / SEQ_LEN, c=rel, cmap="viridis_r", s=60, marker="s", vmin=0, vmax=5)
-        o = optima[np.isclose(optima["params"], N, rtol=1e-5) & np.isclose(optima["tokens"], D)].iloc[0]
-        ax.scatter([o["argmin_lr"]], [o["argmin_batch"] / SEQ_LEN], marker="x", c="k", s=90, label="grid argmin")
-        ax.scatter([o["lr"]], [o["batch_size"] / SEQ_LEN], marker="*", c="w", edgecolors="k", s=220,
-                   label="smooth optimum")  # fmt: skip
-        for name, (pl, pb) in laws.items():
-            m, col = styles[name]
-            ax.scatter([law_lr(pl, N, D)], [law_bs(pb, D) / SEQ_LEN], marker=m, facecolors="none", edgecolors=col,
-                       s=150, linewidths=2, label=f"{name} law")  # fmt: skip
-        ax.set(xscale="log", yscale="log", xlabel="peak learning rate", title=f"N={N:.3g}, D={D:.3g}")
-        ax.set_ylabel("batch size (sequences of 2,048)")
-    fig.colorbar(sc, ax=axes, label="loss above the cell's best (%, clipped at 5)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=9)
-    save(fig, path.parent, path.stem, formats=("png",))
-    plt.close(fig)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/reference_data/steplaw2025")
@@ -225,7 +196,10 @@ def main(argv=None) -> int:
     write_text(out / "optima.csv", optima.to_csv(index=False))
     write_text(out / "regret.csv", reg.to_csv(index=False))
     laws.to_json(out / "laws.json")
-    plot(t, optima, all_laws, out / "landscapes.png")
+    drawn = np.zeros(len(t), bool)
+    for N, D in LANDSCAPE_CELLS:
+        drawn |= np.isclose(t["params"], N, rtol=1e-5) & np.isclose(t["tokens"], D)
+    write_text(out / "landscape_cells.csv", t[drawn].to_csv(index=False))
     print(json.dumps({k: summary[k] for k in ("steplaw_rerun_on_released_data", "smooth_refit", "regret_percent")},
                      indent=1))  # fmt: skip
     return 0

@@ -13,7 +13,8 @@ G = (alpha·A/(beta·B))^(1/(alpha+beta)). R*_D is the number of repetitions aft
 repeated token has lost 1 - 1/e of its value; the published C4 fit gives R*_D = 15.4,
 R*_N = 5.3 (``PUBLISHED_C4``, from the datablations README).
 
-The law is registered as ``data_constrained`` (inputs params, tokens, unique_tokens).
+The law is built into the registry (``laws.py``) as ``data_constrained`` (inputs params,
+tokens, unique_tokens); this module adds the effective-data helpers and the staged fit.
 Muennighoff et al. fit its Chinchilla part on single-epoch runs first and then R*_D and
 R*_N on repeated runs with that part held fixed: ``data_constrained_law(fixed={...})``
 builds (and registers) the law with some parameters held at given values, so
@@ -28,7 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .laws import Law, get_law, list_laws, register_law
+from .laws import Law, held_law
 
 __all__ = [
     "PARAMS",
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 PARAMS = ("E", "A", "B", "alpha", "beta", "RD_star", "RN_star")
-_LOG = ("E", "A", "B", "RD_star", "RN_star")
 # datablations README (huggingface/datablations): a, b, e = log A, log B, log E.
 PUBLISHED_C4 = {
     "E": float(np.exp(0.6254804)),
@@ -51,91 +51,21 @@ PUBLISHED_C4 = {
     "RD_star": 15.387756,
     "RN_star": 5.309743,
 }
-_GRID = {
-    "log_E": [0.0, 0.5, 1.0],
-    "log_A": [4.0, 6.0, 8.0],
-    "log_B": [4.0, 7.0, 10.0],
-    "alpha": [0.2, 0.35, 0.5],
-    "beta": [0.2, 0.35, 0.5],
-    "log_RD_star": np.log([3.0, 10.0, 30.0, 100.0]).tolist(),
-    "log_RN_star": np.log([2.0, 5.0, 20.0]).tolist(),
-}
-
-
-def _fit_name(p: str) -> str:
-    return f"log_{p}" if p in _LOG else p
-
-
-def _log_loss(q, x):
-    import jax.numpy as jnp
-
-    alpha, beta = q["alpha"], q["beta"]
-    rd, rn = jnp.exp(q["log_RD_star"]), jnp.exp(q["log_RN_star"])
-    lnN, lnD, lnU = x["params"], x["tokens"], x["unique_tokens"]
-    RD = jnp.maximum(jnp.exp(lnD - lnU) - 1.0, 0.0)
-    lnDp = lnU + jnp.log1p(-rd * jnp.expm1(-RD / rd))
-    lnG = (jnp.log(alpha) + q["log_A"] - jnp.log(beta) - q["log_B"]) / (alpha + beta)
-    lnUN = jnp.minimum(lnN, lnG + (beta / alpha) * (lnU + lnG))
-    RN = jnp.exp(lnN - lnUN) - 1.0
-    lnNp = lnUN + jnp.log1p(-rn * jnp.expm1(-RN / rn))
-    terms = (q["log_E"], q["log_A"] - alpha * lnNp, q["log_B"] - beta * lnDp)
-    return jnp.log(sum(jnp.exp(t) for t in terms))
 
 
 def data_constrained_law(fixed: Mapping[str, float] | None = None) -> Law:
     """The data-constrained law with the parameters in ``fixed`` (natural values) held.
 
-    ``fixed=None`` is the registered 7-parameter ``data_constrained``. Otherwise a law named
-    ``data_constrained[name=value,...]`` (lower case) with the remaining parameters is registered (once)
-    and returned; its FitResult JSON reloads after the same call.
+    ``fixed=None`` is the registered 7-parameter ``data_constrained``. Otherwise the law
+    ``data_constrained[name=value,...]`` (``laws.held_law``: lower case, registered once, and
+    rebuilt from that name by ``get_law``, so its FitResult JSON reloads in any process).
     Use RN_star = inf to switch excess parameters off (N' = N).
     """
-    fixed = {k: float(v) for k, v in (fixed or {}).items()}
+    fixed = dict(fixed or {})
     unknown = [k for k in fixed if k not in PARAMS]
     if unknown:
         raise ValueError(f"fixed parameters {unknown} are not among the data-constrained law's {list(PARAMS)}")
-    if not fixed:
-        return get_law("data_constrained")
-    for k, v in fixed.items():
-        if k in _LOG and not v > 0:
-            raise ValueError(f"fixed {k}={v} must be positive")
-    # lower case: the registry's keys are (get_law lower-cases what it is asked for)
-    name = ("data_constrained[" + ",".join(f"{k}={fixed[k]:.8g}" for k in PARAMS if k in fixed) + "]").lower()
-    if name in list_laws():
-        return get_law(name)
-    held = {_fit_name(k): (np.log(min(v, 1e300)) if k in _LOG else v) for k, v in fixed.items()}
-    free = tuple(p for p in PARAMS if p not in fixed)
-    if not free:
-        raise ValueError("every parameter is fixed: nothing to fit")
-
-    def log_loss(q, x):
-        return _log_loss({**held, **q}, x)
-
-    return register_law(
-        Law(
-            name=name,
-            params=free,
-            log_params=tuple(p for p in free if p in _LOG),
-            inputs=("params", "tokens", "unique_tokens"),
-            log_loss=log_loss,
-            grid={_fit_name(p): _GRID[_fit_name(p)] for p in free},
-            description=f"data-constrained law (Muennighoff et al. 2023) with {fixed} held",
-        )
-    )
-
-
-register_law(
-    Law(
-        name="data_constrained",
-        params=PARAMS,
-        log_params=_LOG,
-        inputs=("params", "tokens", "unique_tokens"),
-        log_loss=_log_loss,
-        grid=_GRID,
-        description="L = E + A/N'^alpha + B/D'^beta with repeated-data D' and excess-parameter N' "
-        "(Muennighoff et al. 2023)",
-    )
-)
+    return held_law("data_constrained", fixed)
 
 
 def effective_tokens(tokens, unique_tokens, RD_star: float = PUBLISHED_C4["RD_star"]) -> np.ndarray:

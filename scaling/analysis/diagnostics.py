@@ -32,10 +32,10 @@ BOUND_ATOL = 1e-6  # an exponent this close to exponent_min sits on the bound
 
 
 def exponent_params(law) -> list[str]:
-    """The natural parameters that are exponents: fitted as they are (not as logs),
-    except gamma (chinchilla_dexp's drift of the data exponent, of either sign)."""
+    """The natural parameters that are decay exponents: fitted as they are (not as logs),
+    except the law's ``signed`` ones (chinchilla_dexp's drift gamma, hyperparameter laws)."""
     law = get_law(law)
-    return [p for p in law.params if p not in law.log_params and p != "gamma"]
+    return [p for p in law.params if p not in law.log_params and p not in law.signed]
 
 
 def fit_diagnostics(table, law, params: dict, *, weights=None, exponent_min: float | None = None) -> list[str]:

@@ -109,6 +109,17 @@ def as_points(data, law: Law, *, min_points: bool = True) -> Points:
         pts = data
     else:
         df = as_table(data)
+        missing = [c for c in law.inputs if c not in df.columns]
+        if missing:
+            hint = (
+                " (unique_tokens: the distinct tokens each run saw; "
+                "scaling.analysis.data_constrained.with_unique_tokens derives it from an 'epochs' column)"
+                if "unique_tokens" in missing
+                else ""
+            )
+            raise ValueError(
+                f"law {law.name!r} needs the column(s) {missing}{hint}; the table has columns {list(df.columns)}"
+            )
         groups = df["run_id"].to_numpy() if "run_id" in df.columns else None
         logx = np.stack([np.log(df[c].to_numpy(float)) for c in law.inputs], axis=-1)
         pts = Points(logx=logx, logy=np.log(df["loss"].to_numpy(float)), groups=groups)

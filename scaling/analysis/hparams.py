@@ -37,6 +37,7 @@ __all__ = ["cell_optima", "fit_hparam_laws", "HparamLaws", "HPARAM_DELTA", "Edge
 HPARAM_DELTA = 0.3  # Huber threshold on log(lr) / log(batch) residuals: ~one sqrt(2) grid step
 WINDOW_STEPS = 2.0  # the quadratic is fitted to grid points within this many steps of the best
 MIN_WINDOW_POINTS = 8  # fewer than this in the window: widen it by one step (up to the whole grid)
+CELL_RTOL = 0.02  # cell values (N, D) this close are one cell: runs at different batches round steps apart
 
 
 class EdgeOptimumWarning(UserWarning):
@@ -51,6 +52,22 @@ def _grid_values(x: np.ndarray, rtol: float = 0.01) -> np.ndarray:
         if v - out[-1] > np.log1p(rtol):
             out.append(v)
     return np.array(out)
+
+
+def _cell_levels(v: np.ndarray, name: str) -> np.ndarray:
+    """Values within CELL_RTOL of each other (chained, sorted) -> their geometric mean."""
+    if np.any(~(v > 0)):
+        i = int(np.nonzero(~(v > 0))[0][0])
+        raise ValueError(f"column {name!r} must be positive; row {i} is {v[i]!r}")
+    lv = np.log(v)
+    order = np.argsort(lv)
+    group = np.concatenate([[0], np.cumsum(np.diff(lv[order]) > np.log1p(CELL_RTOL))])
+    out = v.astype(float).copy()
+    for g in np.unique(group):
+        at = order[group == g]
+        if np.ptp(v[at]) > 0:  # a single value is kept exactly
+            out[at] = np.exp(lv[at].mean())
+    return out
 
 
 def _snap(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -98,7 +115,8 @@ def cell_optima(
 
     data: a DataFrame (or anything ``load_table`` reads) with the cell columns (default
     params, tokens), ``lr``, ``batch`` and ``loss``. Non-finite losses (diverged runs)
-    are dropped.
+    are dropped. Cell values within 2% (``CELL_RTOL``) are one cell, reported at their
+    geometric mean: a sweep's runs at different batch sizes train slightly different D.
     Returns one row per cell: the cell columns, ``lr``, ``batch_size``, ``loss`` (the
     fitted minimum), ``argmin_lr``, ``argmin_batch``, ``argmin_loss`` (the best grid
     point), ``n_points``, ``n_window``, ``method`` ("quadratic", "axes" when the 2-D
@@ -115,7 +133,9 @@ def cell_optima(
         if bad.any():
             i = df.index[bad.to_numpy()][0]
             raise ValueError(f"column {c!r} must be positive; row {i} is {df.loc[i, c]!r}")
-    df = df[np.isfinite(pd.to_numeric(df[loss], errors="coerce"))]
+    df = df[np.isfinite(pd.to_numeric(df[loss], errors="coerce"))].copy()
+    for c in cell:  # a sweep's batch sizes round steps differently: D varies ~0.5% within a cell
+        df[c] = _cell_levels(pd.to_numeric(df[c], errors="coerce").to_numpy(float), c)
     rows = []
     for key, g in df.groupby(list(cell), sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -207,6 +227,8 @@ class HparamLaws:
     lr, batch: FitResults of laws such as ``lr_nd`` and ``batch_d`` (with ``.intervals`` and
     ``.bootstrap`` when bootstrapped); the value they "predict" is the optimum.
     batch_unit: "tokens" or "sequences" (with seq_len, to convert); optima: the cells.
+    provenance: where the grid came from (``scaling fit-hparams`` records the source, the
+    hash of the runs it read, seed, bootstrap size and package versions).
     """
 
     lr: FitResult
@@ -214,6 +236,7 @@ class HparamLaws:
     batch_unit: str = "sequences"
     seq_len: int | None = None
     optima: pd.DataFrame | None = field(default=None, repr=False)
+    provenance: dict | None = field(default=None, repr=False)
 
     def predict(self, params, tokens) -> tuple[np.ndarray, np.ndarray]:
         """(optimal lr, optimal batch size in ``batch_unit``) at N = params, D = tokens."""
@@ -242,7 +265,8 @@ class HparamLaws:
             self.batch.summary(),
         ]
         if self.optima is not None:
-            lines.append(f"cells: {len(self.optima)}; methods: {dict(self.optima['method'].value_counts())}")
+            methods = {str(k): int(v) for k, v in self.optima["method"].value_counts().items()}
+            lines.append(f"cells: {len(self.optima)}; methods: {methods}")
             edge = self.optima[self.optima["edge"] != ""]
             if len(edge):
                 lines.append(f"cells with the best point on the grid's edge: {len(edge)}")
@@ -260,6 +284,8 @@ class HparamLaws:
         }
         if self.optima is not None:
             d["optima"] = json.loads(self.optima.to_json(orient="records"))
+        if self.provenance is not None:
+            d["provenance"] = dict(self.provenance)
         return d
 
     def to_frame(self) -> pd.DataFrame:
@@ -276,6 +302,7 @@ class HparamLaws:
             batch_unit=d.get("batch_unit", "sequences"),
             seq_len=d.get("seq_len"),
             optima=optima,
+            provenance=d.get("provenance"),
         )
 
     def to_json(self, path=None) -> str:

@@ -14,7 +14,14 @@ Built in:
 - ``chinchilla_dexp``: L = E + A/N^alpha + B/D^(beta + gamma·ln(N/1e9)), a size-dependent
   data exponent (Farseer-like, Li et al. 2025);
 - ``power_params`` / ``power_tokens`` / ``power_flops``: L = E + A·x^(-alpha) in one
-  variable x = N, D or C.
+  variable x = N, D or C;
+- ``lr_nd``, ``batch_d``, ``batch_nd``: optimal-hyperparameter power laws (hparams.py);
+- ``data_constrained``: Muennighoff et al. 2023's repeated-data law (inputs params,
+  tokens, unique_tokens).
+
+Every built-in form lives here, so every one is registered in any process that looks a
+law up (``scaling fit --law data_constrained`` in a fresh one). ``held_law`` holds some of
+a law's parameters fixed; ``get_law`` rebuilds such a law from its name.
 
 Adding a form takes a few lines::
 
@@ -35,7 +42,7 @@ from functools import cache
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["Law", "register_law", "get_law", "list_laws", "paired_log_loss", "INPUTS"]
+__all__ = ["Law", "register_law", "get_law", "held_law", "list_laws", "paired_log_loss", "INPUTS"]
 
 # The canonical input columns a law may use (see table.py); unique_tokens (the distinct
 # tokens a run saw, repeated tokens/unique_tokens epochs) is for data-constrained laws.
@@ -58,6 +65,9 @@ class Law:
         the remaining (nonlinear) fit parameters, so that loss = sum(coef * term).
     optimum(p, k): for laws of (params, tokens), the compute-optimal allocation under
         C = k·N·D as (G, a, b) with N_opt = G·(C/k)^a, D_opt = (C/k)^b / G.
+    signed: parameters fitted as they are that are *not* decay exponents (of either sign:
+        chinchilla_dexp's drift gamma, a hyperparameter law's exponents); the diagnostics'
+        "exponent not positive" check and ``exponent_min`` skip them.
     """
 
     name: str
@@ -70,6 +80,7 @@ class Law:
     basis: Callable | None = None
     optimum: Callable | None = None
     description: str = ""
+    signed: tuple[str, ...] = ()
     fit_names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):
@@ -88,6 +99,9 @@ class Law:
                 f"law {self.name!r}: grid keys must be the fit names {list(fit_names)}"
                 f" (missing {missing}, unexpected {extra})"
             )
+        bad_signed = [p for p in self.signed if p not in self.params or p in self.log_params]
+        if bad_signed:
+            raise ValueError(f"law {self.name!r}: signed {bad_signed} must be params fitted as they are (not logs)")
         if self.linear and self.basis is None:
             raise ValueError(f"law {self.name!r}: linear={self.linear} needs a basis function")
 
@@ -192,10 +206,19 @@ def register_law(law: Law, *, overwrite: bool = False) -> Law:
 
 
 def get_law(law: str | Law) -> Law:
-    """The registered law of that name (a Law passes through)."""
+    """The registered law of that name (a Law passes through).
+
+    Every built-in law is registered when this module loads, so a fresh process finds
+    them all. A name ``base[p=v,...]`` is ``held_law(base, {p: v, ...})``, built on first
+    lookup: a fit of a law with held parameters reloads from its JSON in any process.
+    """
     if isinstance(law, Law):
         return law
     key = str(law).lower()
+    if key not in _REGISTRY and key.endswith("]") and "[" in key:
+        base, _, spec = key[:-1].partition("[")
+        if base in _REGISTRY:
+            return held_law(base, _parse_held(_REGISTRY[base], spec, law))
     if key not in _REGISTRY:
         raise ValueError(f"unknown law {law!r}; known laws: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[key]
@@ -203,6 +226,69 @@ def get_law(law: str | Law) -> Law:
 
 def list_laws() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def _parse_held(base: Law, spec: str, name) -> dict[str, float]:
+    by_lower = {p.lower(): p for p in base.params}
+    held = {}
+    for item in spec.split(","):
+        k, eq, v = item.partition("=")
+        if not eq or k.strip() not in by_lower:
+            raise ValueError(
+                f"law name {name!r}: {item!r} is not 'parameter=value' with a parameter of {base.name!r} "
+                f"{list(base.params)}"
+            )
+        try:
+            held[by_lower[k.strip()]] = float(v)
+        except ValueError:
+            raise ValueError(f"law name {name!r}: the value of {k.strip()!r} is not a number ({v!r})") from None
+    return held
+
+
+def held_law(law: str | Law, fixed: Mapping[str, float]) -> Law:
+    """``law`` with the parameters in ``fixed`` held at those natural values; the others are fitted.
+
+    Registered (once) as ``name[p=v,...]`` (lower case, parameters in the law's order, values
+    to 8 significant digits), the name its FitResults carry; ``get_law`` rebuilds it from that
+    name in a fresh process. A held log parameter must be positive (inf is allowed: a term
+    switched off, e.g. a data-constrained law's R*_N = inf, N' = N).
+    """
+    base = get_law(law)
+    fixed = {k: float(v) for k, v in fixed.items()}
+    unknown = [k for k in fixed if k not in base.params]
+    if unknown:
+        raise ValueError(f"fixed parameters {unknown} are not among law {base.name!r}'s parameters {list(base.params)}")
+    if not fixed:
+        return base
+    for k, v in fixed.items():
+        if k in base.log_params and not v > 0:
+            raise ValueError(f"fixed {k}={v} must be positive (law {base.name!r} fits it as a logarithm)")
+        if not (np.isfinite(v) or k in base.log_params):
+            raise ValueError(f"fixed {k}={v} must be finite")
+    free = tuple(p for p in base.params if p not in fixed)
+    if not free:
+        raise ValueError(f"every parameter of law {base.name!r} is fixed: nothing to fit")
+    name = (base.name + "[" + ",".join(f"{k}={fixed[k]:.8g}" for k in base.params if k in fixed) + "]").lower()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    fit_name = dict(zip(base.params, base.fit_names))
+    held = {fit_name[k]: (float(np.log(min(v, 1e300))) if k in base.log_params else v) for k, v in fixed.items()}
+
+    def log_loss(q, x):
+        return base.log_loss({**held, **q}, x)
+
+    return register_law(
+        Law(
+            name=name,
+            params=free,
+            log_params=tuple(p for p in free if p in base.log_params),
+            inputs=base.inputs,
+            log_loss=log_loss,
+            grid={fit_name[p]: base.grid[fit_name[p]] for p in free},
+            description=f"{base.name} with {fixed} held",
+            signed=tuple(p for p in base.signed if p in free),
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -308,6 +394,7 @@ register_law(
             "gamma": [-0.02, 0.0, 0.02],
         },
         description="L = E + A/N^alpha + B/D^(beta + gamma ln(N/1e9)) (size-dependent data exponent)",
+        signed=("gamma",),
     )
 )
 
@@ -343,6 +430,11 @@ for _var, _sym in (("params", "N"), ("tokens", "D"), ("flops", "C")):
 # learning rate or batch size of an (N, D) cell, fitted in log space like a loss law.
 
 
+# log-linear in the parameters (any start converges); the coefficient's grid spans what
+# batches in sequences or tokens, lrs of 1e-5..1 and N, D of 1e5..1e13 need
+_LOG_COEF = [-30.0, -15.0, 0.0, 15.0, 30.0]
+
+
 def _lr_nd_log(q, x):
     return q["log_a"] + q["alpha"] * x["params"] + q["beta"] * x["tokens"]
 
@@ -362,8 +454,9 @@ register_law(
         log_params=("a",),
         inputs=("params", "tokens"),
         log_loss=_lr_nd_log,
-        grid={"log_a": [-10.0, 0.0, 10.0], "alpha": [-1.0, 0.0], "beta": [0.0, 0.5]},
+        grid={"log_a": _LOG_COEF, "alpha": [-1.0, 0.0], "beta": [0.0, 0.5]},
         description="optimal learning rate eta*(N, D) = a * N^alpha * D^beta (Li et al. 2025, Step Law)",
+        signed=("alpha", "beta"),
     )
 )
 register_law(
@@ -373,8 +466,9 @@ register_law(
         log_params=("c",),
         inputs=("tokens",),
         log_loss=_batch_d_log,
-        grid={"log_c": [-10.0, 0.0, 10.0], "gamma": [0.0, 0.5, 1.0]},
+        grid={"log_c": _LOG_COEF, "gamma": [0.0, 0.5, 1.0]},
         description="optimal batch size B*(D) = c * D^gamma (Li et al. 2025, Step Law)",
+        signed=("gamma",),
     )
 )
 register_law(
@@ -384,7 +478,55 @@ register_law(
         log_params=("c",),
         inputs=("params", "tokens"),
         log_loss=_batch_nd_log,
-        grid={"log_c": [-10.0, 0.0, 10.0], "alpha": [-0.5, 0.0, 0.5], "gamma": [0.0, 0.5, 1.0]},
+        grid={"log_c": _LOG_COEF, "alpha": [-0.5, 0.0, 0.5], "gamma": [0.0, 0.5, 1.0]},
         description="optimal batch size B*(N, D) = c * N^alpha * D^gamma",
+        signed=("alpha", "gamma"),
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Data-constrained law (Muennighoff et al. 2023; scaling.analysis.data_constrained has the
+# effective-data helpers and the staged fit). With U unique tokens seen for D tokens in all:
+#   D' = U + U·R*_D·(1 - exp(-R_D/R*_D)),  R_D = max(D/U - 1, 0)
+#   U_N = min(N, N_opt(U)), R_N = N/U_N - 1, N' = U_N + U_N·R*_N·(1 - exp(-R_N/R*_N))
+#   L = E + A/N'^alpha + B/D'^beta
+# N_opt(U) = G·(U·G)^(beta/alpha), G = (alpha·A/(beta·B))^(1/(alpha+beta)): the
+# Chinchilla-optimal size for U tokens.
+
+
+def _data_constrained_log_loss(q, x):
+    import jax.numpy as jnp
+
+    alpha, beta = q["alpha"], q["beta"]
+    rd, rn = jnp.exp(q["log_RD_star"]), jnp.exp(q["log_RN_star"])
+    lnN, lnD, lnU = x["params"], x["tokens"], x["unique_tokens"]
+    RD = jnp.maximum(jnp.exp(lnD - lnU) - 1.0, 0.0)
+    lnDp = lnU + jnp.log1p(-rd * jnp.expm1(-RD / rd))
+    lnG = (jnp.log(alpha) + q["log_A"] - jnp.log(beta) - q["log_B"]) / (alpha + beta)
+    lnUN = jnp.minimum(lnN, lnG + (beta / alpha) * (lnU + lnG))
+    RN = jnp.exp(lnN - lnUN) - 1.0
+    lnNp = lnUN + jnp.log1p(-rn * jnp.expm1(-RN / rn))
+    return _lse(q["log_E"], q["log_A"] - alpha * lnNp, q["log_B"] - beta * lnDp)
+
+
+register_law(
+    Law(
+        name="data_constrained",
+        params=("E", "A", "B", "alpha", "beta", "RD_star", "RN_star"),
+        log_params=("E", "A", "B", "RD_star", "RN_star"),
+        inputs=("params", "tokens", "unique_tokens"),
+        log_loss=_data_constrained_log_loss,
+        grid={
+            "log_E": [0.0, 0.5, 1.0],
+            "log_A": [4.0, 6.0, 8.0],
+            "log_B": [4.0, 7.0, 10.0],
+            "alpha": [0.2, 0.35, 0.5],
+            "beta": [0.2, 0.35, 0.5],
+            "log_RD_star": np.log([3.0, 10.0, 30.0, 100.0]).tolist(),
+            "log_RN_star": np.log([2.0, 5.0, 20.0]).tolist(),
+        },
+        description="L = E + A/N'^alpha + B/D'^beta with repeated-data D' and excess-parameter N' "
+        "(Muennighoff et al. 2023)",
     )
 )

@@ -4,7 +4,8 @@ fit a scaling law (Huber on log loss, L-BFGS from a grid of starts) and print it
 DATA is a CSV (or Parquet) table with columns params, tokens and/or flops, loss (names
 set by --params-col etc.), or a results directory of the sweep runner (its runs.csv:
 params_nonembedding, eval_loss, status == "done"). Missing tokens come from
-D = C/(k·N), missing flops from C = k·N·D, with k from --convention.
+D = C/(k·N), missing flops from C = k·N·D, with k from --convention. The
+data_constrained law also needs unique_tokens (or epochs, from which it is derived).
 
 The JSON has: law, params (for chinchilla E, A, B, alpha, beta), objective, n_points,
 converged, warnings, intervals (parameter -> [low, high], when bootstrapped), plus the fit's
@@ -78,6 +79,10 @@ def run(args) -> int:
     df = load_table(args.data, params_col=args.params_col, tokens_col=args.tokens_col, flops_col=args.flops_col,
                     loss_col=args.loss_col, convention=args.convention,
                     bad_lines="warn" if args.skip_bad_lines else "error")  # fmt: skip
+    if "unique_tokens" in law.inputs:
+        from scaling.analysis.data_constrained import with_unique_tokens
+
+        df = with_unique_tokens(df)  # checked counts, or derived from an 'epochs' column; else an error naming both
     fit = fit_law(df, law, delta=args.delta, method=args.method, exponent_min=args.exponent_min)
     if args.n_boot:
         from scaling.analysis.uncertainty import bootstrap

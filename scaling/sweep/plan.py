@@ -471,7 +471,7 @@ def _plan_hparam_grid(cfg: SweepConfig, sizes: list[Size]) -> tuple[list[Planned
                                          batch=batch, seed=seed, lr=float(lr))
                                    for lr in h.lr_grid for seed in cfg.sweep.seeds])  # fmt: skip
     notes.append(f"{len(h.lr_grid)} learning rates x {len(h.batch_grid)} batch sizes per cell; fit the law with "
-                 "scaling.analysis.hparams.fit_hparam_laws(cell_optima(load_table(DIR)))")  # fmt: skip
+                 "`scaling fit-hparams DIR --out laws.json` (hparams.law_file of a later sweep)")  # fmt: skip
     return runs, notes
 
 

@@ -98,3 +98,54 @@ def test_datablations_subset_gives_a_small_rd_star(reference_data):
     fit = fit_data_constrained(t[t["data"] == "c4"].drop(columns="data"), fixed=HELD)
     assert fit.params["RD_star"] == pytest.approx(2.52, abs=0.05)
     assert fit.params["RD_star"] < PUBLISHED_C4["RD_star"]
+
+
+def _fresh(*args, cwd):
+    """`scaling ...` in a fresh interpreter: only what the CLI itself imports is loaded."""
+    import subprocess
+    import sys
+
+    code = "import sys; from scaling.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_cli_fits_the_law_in_a_fresh_process(tmp_path):
+    """Every built-in law is registered on lookup (not only once data_constrained.py is
+    imported), and a held-parameter law is rebuilt from its name in a fresh process."""
+    csv = tmp_path / "runs.csv"
+    synthetic(15.4).to_csv(csv, index=False)  # epochs, not unique_tokens: the CLI derives them
+    out = tmp_path / "fit.json"
+    held = data_constrained_law(HELD).name  # the 7-parameter fit's 2,916 starts are too slow for a test
+    r = _fresh("fit", str(csv), "--law", held, "--json", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "RD_star" in r.stdout
+    back = FitResult.from_json(out.read_text())
+    assert back.law == held and back.n_points == 18
+    assert back.params["RD_star"] == pytest.approx(15.4, rel=0.05)
+
+
+def test_cli_without_unique_tokens_names_the_column(tmp_path):
+    csv = tmp_path / "runs.csv"
+    synthetic().drop(columns="epochs").to_csv(csv, index=False)
+    r = _fresh("fit", str(csv), "--law", "data_constrained", cwd=tmp_path)
+    assert r.returncode == 2  # the bare name is known in a fresh process: the error is about the table
+    assert "unknown law" not in r.stderr
+    assert "needs unique-token counts: give a 'unique_tokens' column" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fit_law_without_unique_tokens_names_the_column():
+    from scaling.analysis.fit import fit_law
+
+    with pytest.raises(ValueError, match=r"law 'data_constrained' needs the column\(s\) \['unique_tokens'\]"):
+        fit_law(synthetic().drop(columns="epochs"), "data_constrained")
+
+
+def test_held_law_names_are_parsed_with_clear_errors():
+    law = get_law("data_constrained[rd_star=15,rn_star=inf]")
+    assert law.params == ("E", "A", "B", "alpha", "beta") and law.inputs[-1] == "unique_tokens"
+    with pytest.raises(ValueError, match="'r_star=3' is not 'parameter=value'"):
+        get_law("data_constrained[r_star=3]")
+    with pytest.raises(ValueError, match="the value of 'rd_star' is not a number"):
+        get_law("data_constrained[rd_star=x]")
+    with pytest.raises(ValueError, match="unknown law 'nope\\[a=1\\]'"):
+        get_law("nope[a=1]")

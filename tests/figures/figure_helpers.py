@@ -21,6 +21,8 @@ FIGURES = (
     "fig10_finetune",  # these three draw the committed results/{finetune,compression,lowrank}
     "fig11_compression",
     "fig12_lowrank",
+    "fig13_steplaw",  # these two draw the committed results/{steplaw,data_constrained/cpu}
+    "fig14_data_constrained",
     "fig15_active_design",  # draws the committed results/active_design
 )
 
