@@ -223,7 +223,7 @@ class HparamsSection:
     lr = "tuned":        an LR grid (base_lr x lr_tune_grid) per width at the smallest budget,
                          then lr_rule's LR per width for every budget (scaling.sweep.lr_tuning).
                          lr_tune_seeds: the seeds the grid trains (default: sweep.seeds); the
-                         rule fitted across widths averages their noise, so one seed may do.
+                         grid is averaged over them (one seed can be too noisy for the rule).
     lr = "per_width":    lr_by_width[width] (what "tuned" resolves to; a table of width -> LR).
     batch_size = "fixed": train.global_batch_size for every run.
     batch_size = "budget_power": batch = base * (budget / batch_reference_flops) ** batch_exponent,
