@@ -222,6 +222,8 @@ class HparamsSection:
     lr = "constant":     the base learning rate everywhere.
     lr = "tuned":        an LR grid (base_lr x lr_tune_grid) per width at the smallest budget,
                          then lr_rule's LR per width for every budget (scaling.sweep.lr_tuning).
+                         lr_tune_seeds: the seeds the grid trains (default: sweep.seeds); the
+                         grid is averaged over them (one seed can be too noisy for the rule).
     lr = "per_width":    lr_by_width[width] (what "tuned" resolves to; a table of width -> LR).
     batch_size = "fixed": train.global_batch_size for every run.
     batch_size = "budget_power": batch = base * (budget / batch_reference_flops) ** batch_exponent,
@@ -238,6 +240,7 @@ class HparamsSection:
     lr_exponent: float = 1.0
     lr_tune_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
     lr_rule: str = "fit"
+    lr_tune_seeds: tuple[int, ...] = ()
     lr_by_width: Mapping[str, float] | None = None
     batch_size: str = "fixed"
     batch_reference_flops: float | None = None
@@ -258,6 +261,15 @@ class HparamsSection:
         for i, m in enumerate(grid):
             _positive(f"hparams.lr_tune_grid[{i}]", m)
         object.__setattr__(self, "lr_tune_grid", tuple(sorted(float(m) for m in grid)))
+        seeds = self.lr_tune_seeds
+        if not isinstance(seeds, (list, tuple)):
+            raise ValueError(f"hparams.lr_tune_seeds={seeds!r} must be a list of seeds (empty: sweep.seeds)")
+        for i, sd in enumerate(seeds):
+            if isinstance(sd, bool) or not isinstance(sd, int) or sd < 0:
+                raise ValueError(f"hparams.lr_tune_seeds[{i}]={sd!r} is not a non-negative integer")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"hparams.lr_tune_seeds={list(seeds)} repeats a seed: the runs would be duplicates")
+        object.__setattr__(self, "lr_tune_seeds", tuple(seeds))
         if self.lr == "per_width":
             table = self.lr_by_width
             if not isinstance(table, Mapping) or not table:

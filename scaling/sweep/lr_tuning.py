@@ -3,7 +3,8 @@
 Porian et al. (2024) show that untuned hyperparameters bend the IsoFLOP exponent. So:
 
 1. `tuning_plan(cfg)`: at the smallest budget, each width the IsoFLOP plan picks there is
-   trained at every learning rate of `[optimizer].lr x hparams.lr_tune_grid` (plan_kind
+   trained at every learning rate of `[optimizer].lr x hparams.lr_tune_grid` and every seed
+   of `hparams.lr_tune_seeds` (default: the sweep's; losses are averaged over seeds) (plan_kind
    "lr_tune"; the runs of one width form one plan group, so they train packed).
 2. `choose_lrs(cfg, rows)`: each tuned width's best LR (a parabola in ln LR through the
    grid minimum and its neighbours, the grid point when the minimum is at an edge), then
@@ -36,8 +37,11 @@ TUNE_KIND = LR_TUNE
 CHOICE_FILE = "lr_tuning.json"
 
 
-def _with(cfg: SweepConfig, *, budgets=None, lr: float | None = None, hparams: dict | None = None) -> SweepConfig:
+def _with(cfg: SweepConfig, *, budgets=None, lr: float | None = None, hparams: dict | None = None,
+          seeds=None) -> SweepConfig:  # fmt: skip
     sweep = cfg.sweep if budgets is None else dataclasses.replace(cfg.sweep, budgets=tuple(budgets))
+    if seeds:
+        sweep = dataclasses.replace(sweep, seeds=tuple(seeds))
     h = dataclasses.replace(cfg.hparams, **(hparams or {}))
     base = cfg.base
     if lr is not None:
@@ -65,7 +69,7 @@ def tuning_plan(cfg: SweepConfig) -> Plan:
     smallest = cfg.sweep.budgets[0]
     runs = []
     for m in cfg.hparams.lr_tune_grid:
-        one = _with(cfg, budgets=[smallest], lr=base * m, hparams={"lr": "constant"})
+        one = _with(cfg, budgets=[smallest], lr=base * m, hparams={"lr": "constant"}, seeds=cfg.hparams.lr_tune_seeds)
         runs += plan_sweep(one).runs
     runs.sort(key=lambda r: (r.width, r.depth, r.seed, r.lr))
     runs = [dataclasses.replace(r, plan_kind=TUNE_KIND, group=f"{TUNE_KIND}:{r.width}x{r.depth}", order=i + 1)

@@ -59,6 +59,17 @@ def test_choice_fits_a_power_law_and_the_final_plan_uses_it(tmp_path):
     assert len({r.run_id for r in plan.runs}) == len(plan.runs)
 
 
+def test_lr_tune_seeds_choose_the_seeds_of_the_grid(tmp_path):
+    cfg = load_sweep_config(write_config(tmp_path, extra=TUNED), ["sweep.seeds=[0, 1, 2]"])
+    assert {r.seed for r in tuning_plan(cfg).runs} == {0, 1, 2}
+    one = load_sweep_config(write_config(tmp_path, extra=TUNED + "lr_tune_seeds = [1]\n"), ["sweep.seeds=[0, 1, 2]"])
+    tune = tuning_plan(one)
+    assert {r.seed for r in tune.runs} == {1} and len(tune.runs) == len(tuning_plan(cfg).runs) // 3
+    for bad, why in (("[-1]", "lr_tune_seeds\\[0\\]=-1"), ("[2, 2]", "repeats a seed"), ("3", "must be a list")):
+        with pytest.raises(ValueError, match=why):
+            load_sweep_config(write_config(tmp_path, extra=TUNED + f"lr_tune_seeds = {bad}\n"))
+
+
 def test_tuning_plan_header_names_the_one_budget_it_trains(tmp_path):
     head = format_plan(tuning_plan(_cfg(tmp_path))).splitlines()[0]
     assert "runs over 1 budget (1e+11 FLOPs" in head
