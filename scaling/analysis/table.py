@@ -37,14 +37,14 @@ import pandas as pd
 from scaling.core.columns import (
     CANONICAL,
     FLOP_CONVENTION,
-    LR_TUNE,
+    NOT_LAW_CURVES,
+    NOT_LAW_RUNS,
     PER_EVALUATION,
     PLAN_KIND,
     RUN_ID,
     STATUS,
     STORE_LOSS,
     STORE_PARAMS,
-    TRUNK,
 )
 from scaling.core.status import DONE
 
@@ -234,7 +234,7 @@ def load_table(
             # WSD trunks run at constant LR: their final losses are not annealed, so they
             # are not points of the scaling law (their cooldown branches are). LR tuning
             # runs train at deliberately wrong learning rates (their curves too).
-            drop = (LR_TUNE,) if curves else (TRUNK, LR_TUNE)
+            drop = NOT_LAW_CURVES if curves else NOT_LAW_RUNS
             df = df[~df[PLAN_KIND].astype(str).isin(drop)]
     if convention is None:
         convention = "6N"

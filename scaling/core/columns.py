@@ -27,6 +27,8 @@ __all__ = [
     "TOKENS",
     "TRUNK",
     "LR_TUNE",
+    "NOT_LAW_RUNS",
+    "NOT_LAW_CURVES",
 ]
 
 # The analysis's canonical columns: a law's inputs and its target.
@@ -49,3 +51,7 @@ STORE_TO_CANONICAL = {STORE_PARAMS: PARAMS, STORE_LOSS: LOSS}
 PER_EVALUATION = (TOKENS, FLOPS, STEP, "train_loss", STORE_LOSS, "lr")
 TRUNK = "trunk"  # plan_kind of a WSD trunk: constant LR, never annealed, not a law point
 LR_TUNE = "lr_tune"  # plan_kind of a learning-rate tuning run: off-optimum by design, not a law point
+# plan kinds left out of a law's table (final losses) and of its curves: a trunk's curve is
+# the shared start of its branches, but its final loss is not annealed
+NOT_LAW_RUNS = (TRUNK, LR_TUNE)
+NOT_LAW_CURVES = (LR_TUNE,)

@@ -23,7 +23,10 @@ from scaling.core.columns import (
     BUDGET,
     FLOPS,
     LOSS,
+    NOT_LAW_CURVES,
+    NOT_LAW_RUNS,
     PARAMS,
+    PLAN_KIND,
     RUN_ID,
     STATUS,
     STEP,
@@ -93,16 +96,21 @@ def load_results(results_dir: str | Path) -> Results:
     raw = pd.read_csv(runs_csv)
     if STATUS in raw.columns:
         raw = raw[raw[STATUS].astype(str) == DONE]
+    # the law's runs and curves, as scaling.analysis.load_table reads them (no LR-tuning
+    # runs; a WSD trunk's curve but not its final loss)
+    kind = raw[PLAN_KIND].astype(str) if PLAN_KIND in raw.columns else pd.Series("", index=raw.index)
+    raw = raw[~kind.isin(NOT_LAW_CURVES)]
+    law = ~kind[raw.index].isin(NOT_LAW_RUNS)
     need = [RUN_ID, STORE_PARAMS, TOKENS, FLOPS, STORE_LOSS]
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise MissingInput(f"{runs_csv} lacks column(s) {missing}")
-    runs = raw.rename(columns=STORE_TO_CANONICAL)
-    runs = runs[np.isfinite(runs[LOSS].astype(float)) & (runs[LOSS].astype(float) > 0)]
-    if runs.empty:
+    every = raw.rename(columns=STORE_TO_CANONICAL)
+    every = every[np.isfinite(every[LOSS].astype(float)) & (every[LOSS].astype(float) > 0)]
+    if not law[every.index].any():
         raise MissingInput(f"{runs_csv} has no finished run with a finite eval loss")
-    runs = runs.assign(budget=_budget_column(runs)).sort_values([BUDGET, PARAMS, RUN_ID])
-    runs = runs.reset_index(drop=True)
+    every = every.assign(budget=_budget_column(every))
+    runs = every[law[every.index]].sort_values([BUDGET, PARAMS, RUN_ID]).reset_index(drop=True)
 
     curves = None
     curves_csv = root / "curves.csv"
@@ -111,7 +119,7 @@ def load_results(results_dir: str | Path) -> Results:
         if not c.empty and STORE_LOSS in c.columns:
             c = c[np.isfinite(c[STORE_LOSS].astype(float)) & (c[STORE_LOSS].astype(float) > 0)]
             c = c.rename(columns={STORE_LOSS: LOSS})
-            keep = [k for k in (RUN_ID, PARAMS, BUDGET, "width", "depth") if k in runs.columns]
-            c = c.merge(runs[keep], on=RUN_ID, how="inner")
+            keep = [k for k in (RUN_ID, PARAMS, BUDGET, "width", "depth") if k in every.columns]
+            c = c.merge(every[keep], on=RUN_ID, how="inner")
             curves = c.sort_values([BUDGET, PARAMS, RUN_ID, STEP]).reset_index(drop=True)
     return Results(root=root, runs=runs, curves=curves)

@@ -112,3 +112,16 @@ def test_figure_script_runs_alone(synthetic_store, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "fig6_mup.png").stat().st_size > 0
     assert (tmp_path / "fig6_mup.pdf").stat().st_size > 0
+
+
+def test_figures_read_the_law_runs_as_the_analysis_does():
+    """LR-tuning runs (off-optimum by design) stay out of the figures' fits, as out of load_table's."""
+    from scaling.analysis.table import load_table
+    from scaling.plotting import load_results
+
+    store = REPO / "results" / "quickstart"
+    res = load_results(store)
+    table = load_table(store)
+    assert sorted(res.runs["run_id"]) == sorted(table["run_id"])
+    assert "lr_tune" not in set(res.runs["plan_kind"]) and len(res.runs) == 102
+    assert set(res.curves["run_id"]) <= set(res.runs["run_id"])
