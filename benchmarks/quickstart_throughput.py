@@ -1,17 +1,16 @@
 """Quickstart sweep throughput: today's path (one process, one run at a time) against many
-small runs at once (--jobs: one worker process per core, 1 XLA thread each; --pack: an LR
-grid's same-shape runs as one program), on the same plan, alternately A B A B.
+small runs at once (--jobs: one worker process per core, 1 XLA thread each; --pack: the
+same-shape runs of one cell, its seeds or its LR grid, as one program), on the same plan.
 
-    python benchmarks/quickstart_throughput.py            # writes benchmarks/results/quickstart_throughput.json
+    python benchmarks/quickstart_throughput.py [--rounds 2]   # writes benchmarks/results/quickstart_throughput.json
 
-The plan is the quickstart's own first phase and first budget (experiments/quickstart.toml:
-the LR-tuning grid at the smallest budget, 20 runs of 5 widths x 4 LRs, and that budget's
-5 law runs at the base LR): the mix of packable and unpackable runs the quickstart trains,
-small enough to repeat. Every repetition trains from scratch into a fresh directory; the
-compilation cache is shared (as on a user's machine after the first run), so the first
-round also shows compile costs. FLOPs are the plan's (exact convention); wall time is the
-sweep call's, CPU time is user+system of the process tree (os.wait4/getrusage of children).
-The machine may be shared: compare rounds, and CPU time, not one number.
+The plan is a slice of experiments/quickstart.toml that keeps its mix and is small enough
+to repeat: the LR-tuning grid of its middle tuned width (5 LRs x 3 seeds, packable) and,
+at every budget, the middle size's 3 seeds (packable), at the base LR. Round 1 gives each
+mode an empty compilation cache (what a fresh clone pays); round 2 reuses that mode's own
+cache (a rerun). Every repetition trains from scratch into a fresh directory. FLOPs are
+the plan's (exact convention); wall time is the sweep call's, CPU time is user+system of
+the process tree. The machine may be shared: compare modes within a round.
 """
 
 from __future__ import annotations
@@ -36,10 +35,14 @@ def bench_plan():
 
     cfg = load_sweep_config(REPO / "experiments" / "quickstart.toml")
     tune = tuning_plan(cfg)
-    first = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, budgets=cfg.sweep.budgets[:1]),
-                                hparams=dataclasses.replace(cfg.hparams, lr="constant"))  # fmt: skip
-    runs = list(tune.runs) + list(plan_sweep(first).runs)
-    return Plan(tune.config, tuple(runs))
+    widths = sorted({r.width for r in tune.runs})
+    runs = [r for r in tune.runs if r.width == widths[len(widths) // 2]]
+    law = plan_sweep(dataclasses.replace(cfg, hparams=dataclasses.replace(cfg.hparams, lr="constant")))
+    for budget in sorted({r.budget for r in law.runs}):
+        sizes = sorted({r.width for r in law.runs if r.budget == budget})
+        runs += [r for r in law.runs if r.budget == budget and r.width == sizes[len(sizes) // 2]]
+    unique = list({r.run_id: r for r in runs}.values())  # the tuning grid's base-LR point is a law run
+    return Plan(tune.config, tuple(dataclasses.replace(r, order=i + 1) for i, r in enumerate(unique)))
 
 
 def one(mode: str, out: str) -> None:
@@ -57,38 +60,43 @@ def one(mode: str, out: str) -> None:
     print(json.dumps({"wall_s": wall, "flops": plan.total_flops, "runs": len(plan.runs)}))
 
 
-def main() -> None:
-    rounds = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, mode in enumerate("ABAB"):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            p = subprocess.run([sys.executable, __file__, "--one", mode, f"{tmp}/{i}{mode}"], capture_output=True,
-                               text=True, check=True)  # fmt: skip
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            got = json.loads(p.stdout.strip().splitlines()[-1])
-            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-            got.update(mode=mode, round=i // 2 + 1, cpu_s=cpu, flops_per_wall_s=got["flops"] / got["wall_s"],
-                       flops_per_cpu_s=got["flops"] / cpu)  # fmt: skip
-            rounds.append(got)
-            print(json.dumps(got), flush=True)
-    ratios = [rounds[i + 1]["flops_per_wall_s"] / rounds[i]["flops_per_wall_s"] for i in (0, 2)]
+def main(rounds: int) -> None:
     import os
 
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(rounds):
+            for mode in "AB":
+                env = {**os.environ, "SCALING_JAX_CACHE": f"{tmp}/cache-{mode}"}  # round 1: empty
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                p = subprocess.run([sys.executable, __file__, "--one", mode, f"{tmp}/{i}{mode}"], capture_output=True,
+                                   text=True, check=True, env=env)  # fmt: skip
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                got = json.loads(p.stdout.strip().splitlines()[-1])
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                got.update(mode=mode, round=i + 1, cpu_s=cpu, flops_per_wall_s=got["flops"] / got["wall_s"],
+                           flops_per_cpu_s=got["flops"] / cpu, load_average=os.getloadavg())  # fmt: skip
+                out.append(got)
+                print(json.dumps(got), flush=True)
+    ratios = [out[i + 1]["flops_per_wall_s"] / out[i]["flops_per_wall_s"] for i in range(0, len(out), 2)]
     result = {
-        "command": "python benchmarks/quickstart_throughput.py",
+        "command": "python benchmarks/quickstart_throughput.py" + (f" --rounds {rounds}" if rounds != 2 else ""),
         "A": "today's path: scaling sweep, one process, runs one at a time (--jobs 1 --pack 1)",
         "B": "--jobs auto (one process per core, 1 XLA thread each) --pack 8",
         "cores": len(os.sched_getaffinity(0)),
-        "load_average_at_end": os.getloadavg(),
-        "rounds": rounds,
+        "rounds": out,
         "ratio_flops_per_wall_s_B_over_A": ratios,
     }
     (REPO / "benchmarks" / "results" / "quickstart_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"B/A FLOPs per wall-second: round 1 {ratios[0]:.2f}x, round 2 {ratios[1]:.2f}x")
+    print("B/A FLOPs per wall-second: " + ", ".join(f"round {i + 1} {r:.2f}x" for i, r in enumerate(ratios)))
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--one":
         one(sys.argv[2], sys.argv[3])
     else:
-        main()
+        import argparse
+
+        ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        ap.add_argument("--rounds", type=int, default=2, help="rounds of A then B (default 2: cold, then warm)")
+        main(ap.parse_args().rounds)
