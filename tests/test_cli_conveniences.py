@@ -24,5 +24,11 @@ def test_sweep_dry_run_is_plan(capsys, tmp_path):
     planned = capsys.readouterr().out
     out = tmp_path / "results"
     assert main(["sweep", str(SWEEP), "--dry-run", "--throughput", "1e9", "--out", str(out)]) == 0
-    assert capsys.readouterr().out == planned and "33 runs" in planned and "learning-rate tuning" in planned
+    from scaling.sweep import load_sweep_config
+    from scaling.sweep.lr_tuning import shapes_plan, tuning_plan
+
+    cfg = load_sweep_config(SWEEP)
+    assert capsys.readouterr().out == planned and "learning-rate tuning" in planned
+    assert f"{len(tuning_plan(cfg).runs)} runs over 1 budget" in planned
+    assert f"{len(shapes_plan(cfg).runs)} runs over {len(cfg.sweep.budgets)} budgets" in planned
     assert not out.exists()  # nothing trained, nothing written

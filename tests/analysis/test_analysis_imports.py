@@ -44,7 +44,7 @@ LAYERS = {
     # beyond Chinchilla: hyperparameter and data-constrained laws, active design
     "hparams": 6,
     "data_constrained": 6,
-    "design": 7,
+    "design": 8,  # reads extrapolate (the calibrated predictive interval)
 }
 # Packages the analysis must never import (the training stack and its libraries).
 FORBIDDEN = ("scaling.train", "scaling.model", "scaling.sweep", "scaling.data", "scaling.interpolate",
