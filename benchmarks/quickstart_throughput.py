@@ -4,6 +4,9 @@ same-shape runs of one cell, its seeds or its LR grid, as one program), on the s
 
     python benchmarks/quickstart_throughput.py [--rounds 2]   # writes benchmarks/results/quickstart_throughput.json
 
+Modes: A = one process, one run at a time (today's path); B = --jobs auto --pack 8 (the
+quickstart's default); C = --jobs auto --pack 1 (processes without packing).
+
 The plan is a slice of experiments/quickstart.toml that keeps its mix and is small enough
 to repeat: the LR-tuning grid of its middle tuned width (5 LRs x 3 seeds, packable) and,
 at every budget, the middle size's 3 seeds (packable), at the base LR. Round 1 gives each
@@ -25,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MODES = {"A": {"jobs": 1, "pack": 1}, "B": {"jobs": None, "pack": 8}}  # B: jobs auto
+MODES = {"A": {"jobs": 1, "pack": 1}, "B": {"jobs": None, "pack": 8}, "C": {"jobs": None, "pack": 1}}  # jobs auto
 
 
 def bench_plan():
@@ -66,7 +69,7 @@ def main(rounds: int) -> None:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(rounds):
-            for mode in "AB":
+            for mode in MODES:
                 env = {**os.environ, "SCALING_JAX_CACHE": f"{tmp}/cache-{mode}"}  # round 1: empty
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 p = subprocess.run([sys.executable, __file__, "--one", mode, f"{tmp}/{i}{mode}"], capture_output=True,
@@ -78,17 +81,24 @@ def main(rounds: int) -> None:
                            flops_per_cpu_s=got["flops"] / cpu, load_average=os.getloadavg())  # fmt: skip
                 out.append(got)
                 print(json.dumps(got), flush=True)
-    ratios = [out[i + 1]["flops_per_wall_s"] / out[i]["flops_per_wall_s"] for i in range(0, len(out), 2)]
+
+    def ratios(mode: str) -> list[float]:
+        a = [r["flops_per_wall_s"] for r in out if r["mode"] == "A"]
+        return [x["flops_per_wall_s"] / y for x, y in zip([r for r in out if r["mode"] == mode], a)]
+
     result = {
         "command": "python benchmarks/quickstart_throughput.py" + (f" --rounds {rounds}" if rounds != 2 else ""),
         "A": "today's path: scaling sweep, one process, runs one at a time (--jobs 1 --pack 1)",
         "B": "--jobs auto (one process per core, 1 XLA thread each) --pack 8",
+        "C": "--jobs auto --pack 1 (worker processes, no packing)",
         "cores": len(os.sched_getaffinity(0)),
         "rounds": out,
-        "ratio_flops_per_wall_s_B_over_A": ratios,
+        "ratio_flops_per_wall_s_B_over_A": ratios("B"),
+        "ratio_flops_per_wall_s_C_over_A": ratios("C"),
     }
     (REPO / "benchmarks" / "results" / "quickstart_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
-    print("B/A FLOPs per wall-second: " + ", ".join(f"round {i + 1} {r:.2f}x" for i, r in enumerate(ratios)))
+    for m in "BC":
+        print(f"{m}/A FLOPs per wall-second: " + ", ".join(f"round {i + 1} {r:.2f}x" for i, r in enumerate(ratios(m))))
 
 
 if __name__ == "__main__":
@@ -98,5 +108,5 @@ if __name__ == "__main__":
         import argparse
 
         ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-        ap.add_argument("--rounds", type=int, default=2, help="rounds of A then B (default 2: cold, then warm)")
+        ap.add_argument("--rounds", type=int, default=2, help="rounds of A, B, C (default 2: cold, then warm)")
         main(ap.parse_args().rounds)

@@ -32,3 +32,15 @@ def test_sweep_dry_run_is_plan(capsys, tmp_path):
     assert f"{len(tuning_plan(cfg).runs)} runs over 1 budget" in planned
     assert f"{len(shapes_plan(cfg).runs)} runs over {len(cfg.sweep.budgets)} budgets" in planned
     assert not out.exists()  # nothing trained, nothing written
+
+
+def test_pack_auto_is_one_on_a_cpu_and_bad_values_name_the_flag():
+    import jax
+
+    from scaling.sweep.pool import default_pack, parse_pack
+
+    assert parse_pack("auto") is None and parse_pack("3") == 3
+    assert default_pack() == (1 if jax.default_backend() == "cpu" else 8)
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(ValueError, match=f"--pack='{bad}' must be a positive integer or 'auto'"):
+            parse_pack(bad)

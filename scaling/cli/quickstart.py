@@ -1,6 +1,6 @@
 """`scaling quickstart [--out DIR]`: the whole loop on a laptop CPU in under ten minutes.
 
-tune the learning rate per width at the smallest budget (an LR grid, trained packed) →
+tune the learning rate per width at the smallest budget (an LR grid x the seeds) →
 train the IsoFLOP sweep of experiments/quickstart.toml at those LRs (tiny byte-level
 Transformers on the embedded corpus, no download; one worker process per core) → fit
 IsoFLOP parabolas (Approach 2) and the Chinchilla law L(N, D) = E + A/N^α + B/D^β
@@ -48,7 +48,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--jobs", default="auto", help="worker processes: a number or 'auto' (one per core on a CPU)")
-    p.add_argument("--pack", type=int, default=8, help="train up to K same-shape runs as one program (default 8)")
+    p.add_argument("--pack", default="auto",
+                   help="train up to K same-shape runs as one program: a number or 'auto' (1 on a CPU, else 8)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -58,7 +59,9 @@ def run(args) -> int:
 
     cfg = load_sweep_config(args.config, args.overrides)
     out = Path(args.out)
-    kwargs = dict(progress=not args.no_progress, jobs=parse_jobs(args.jobs), pack=args.pack)
+    from scaling.sweep.pool import parse_pack
+
+    kwargs = dict(progress=not args.no_progress, jobs=parse_jobs(args.jobs), pack=parse_pack(args.pack))
     if cfg.hparams.lr == "tuned":
         from scaling.sweep.lr_tuning import tune_and_sweep
 

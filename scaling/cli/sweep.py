@@ -18,7 +18,8 @@ the hosts train one run at a time, sharded; only process 0 writes the tables.
 name; tracker run id: the run id) and logs one summary row per finished run.
 Many small runs at once: --jobs J trains with J worker processes sharing this machine's
 cores (XLA threads split between them; default 1, `auto` = one per core on a CPU), and
---pack K trains up to K same-shape runs of one group (an LR grid, seeds) as one program.
+--pack K trains up to K same-shape runs of one group (an LR grid, seeds) as one program
+(default auto: 1 on a CPU, where packing saves nothing, else 8).
 A sweep with `[hparams] lr = "tuned"` first trains its LR grid at the smallest budget,
 then every budget at the LRs chosen per width (scaling.sweep.lr_tuning).
 
@@ -51,7 +52,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--worker-index", type=int, help="this worker, 0..K-1 (default: SLURM_ARRAY_TASK_ID, else 0)")
     p.add_argument("--jobs", default="1", help="worker processes on this machine: a number or 'auto' (default 1)")
-    p.add_argument("--pack", type=int, default=8, help="train up to K same-shape runs as one program (default 8)")
+    p.add_argument("--pack", default="auto",
+                   help="train up to K same-shape runs as one program: a number or 'auto' (1 on a CPU, else 8)")  # fmt: skip
     p.add_argument("--no-retry-failed", action="store_true", help="leave failed runs failed instead of retrying them")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-compilation-cache", action="store_true", help="do not use JAX's persistent compilation cache")
@@ -90,6 +92,9 @@ def run(args) -> int:
 
     cfg = load_sweep_config(args.config, args.overrides)
     jobs = parse_jobs(args.jobs)
+    from scaling.sweep.pool import parse_pack
+
+    pack = parse_pack(args.pack)
     tuned = cfg.hparams.lr == "tuned"
     plan = None if tuned else plan_sweep(cfg)  # bad input fails before JAX starts
     num_workers, worker_index = worker_from_env(args.num_workers, args.worker_index)
@@ -101,7 +106,7 @@ def run(args) -> int:
     kwargs = dict(num_workers=num_workers, worker_index=worker_index, retry_failed=not args.no_retry_failed,
                   progress=not args.no_progress, compilation_cache=not args.no_compilation_cache,
                   coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
-                  jobs=jobs, pack=args.pack)  # fmt: skip
+                  jobs=jobs, pack=pack)  # fmt: skip
     try:
         if tuned:
             from scaling.sweep.lr_tuning import tune_and_sweep
@@ -127,10 +132,11 @@ def run(args) -> int:
 def sweep(plan, out: Path, *, num_workers: int = 1, worker_index: int = 0, retry_failed: bool = True,
           progress: bool = True, compilation_cache: bool = True, coordinator: str | None = None,
           num_processes: int | None = None, process_id: int | None = None, jobs: int | None = 1,
-          pack: int = 1):  # fmt: skip
+          pack: int | None = 1):  # fmt: skip
     """Plan printed → runs trained → summary printed (process 0 prints). Shared with quickstart.
 
-    jobs: worker processes on this machine (None: `scaling.sweep.pool.default_jobs`)."""
+    jobs: worker processes on this machine (None: `scaling.sweep.pool.default_jobs`).
+    pack: runs per packed program (None: `scaling.sweep.pool.default_pack`)."""
     from scaling.train.distributed import initialize
 
     initialize(coordinator, num_processes, process_id)
@@ -153,6 +159,10 @@ def sweep(plan, out: Path, *, num_workers: int = 1, worker_index: int = 0, retry
         from scaling.sweep.pool import default_jobs
 
         jobs = default_jobs()
+    if pack is None:
+        from scaling.sweep.pool import default_pack
+
+        pack = default_pack()
     if jobs > 1 and hosts.count == 1 and num_workers == 1:
         from scaling.sweep.pool import run_jobs
 

@@ -6,11 +6,15 @@
   the plan split between them as for independent workers (`runner.partition`), each with
   its share of the machine's cores for XLA's threads. Small CPU models use about one core
   per process; each job pays its own JAX start-up and compilations, so the gain needs a plan
-  long enough to amortize them (benchmarks/results/quickstart_throughput.md: 1.78x with a
-  cold cache on a loaded 2-core machine, 0.93x on a 35-second plan with a warm one).
+  long enough to amortize them.
 
-On an accelerator host, jobs (one per device) would need one device each; this module
-only splits CPU cores, so `default_jobs` is 1 unless the backend is the CPU.
+Defaults, from benchmarks/results/quickstart_throughput.md (an idle 2-core CPU, a slice of
+the quickstart): jobs, one per core, gain about 1.2x over one process; packing on top of
+them gains nothing from a cold cache (a vmapped step of K runs costs at least K steps on a
+CPU, and every pack compiles its own program), so `default_pack` is 1 on a CPU and 8
+elsewhere: on an accelerator one small model leaves the chip idle, which packs fill. On an
+accelerator host, jobs (one per device) would need one device each; this module only
+splits CPU cores, so `default_jobs` is 1 unless the backend is the CPU.
 """
 
 from __future__ import annotations
@@ -34,6 +38,26 @@ def default_jobs() -> int:
     import jax
 
     return usable_cores() if jax.default_backend() == "cpu" else 1
+
+
+def default_pack() -> int:
+    """Runs per packed program: 1 on a CPU backend, 8 elsewhere (the module docstring says why)."""
+    import jax
+
+    return 1 if jax.default_backend() == "cpu" else 8
+
+
+def parse_pack(value: str) -> int | None:
+    """--pack: a positive integer, or 'auto' (None: `default_pack` once JAX knows the backend)."""
+    if value == "auto":
+        return None
+    try:
+        pack = int(value)
+    except ValueError:
+        pack = 0
+    if pack < 1:
+        raise ValueError(f"--pack={value!r} must be a positive integer or 'auto'")
+    return pack
 
 
 def thread_flags(threads: int) -> str:
