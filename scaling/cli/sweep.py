@@ -70,15 +70,9 @@ def register(subparsers) -> None:
 
 def parse_jobs(value: str) -> int | None:
     """--jobs: a positive integer, or 'auto' (None: decided once JAX knows the backend)."""
-    if value == "auto":
-        return None
-    try:
-        jobs = int(value)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
-        raise ValueError(f"--jobs={value!r} must be a positive integer or 'auto'")
-    return jobs
+    from scaling.sweep.pool import parse_count
+
+    return parse_count("--jobs", value)
 
 
 def run(args) -> int:

@@ -47,17 +47,22 @@ def default_pack() -> int:
     return 1 if jax.default_backend() == "cpu" else 8
 
 
-def parse_pack(value: str) -> int | None:
-    """--pack: a positive integer, or 'auto' (None: `default_pack` once JAX knows the backend)."""
+def parse_count(flag: str, value: str) -> int | None:
+    """--jobs / --pack: a positive integer, or 'auto' (None: the default, decided once JAX
+    knows the backend: `default_jobs` / `default_pack`)."""
     if value == "auto":
         return None
     try:
-        pack = int(value)
+        count = int(value)
     except ValueError:
-        pack = 0
-    if pack < 1:
-        raise ValueError(f"--pack={value!r} must be a positive integer or 'auto'")
-    return pack
+        count = 0
+    if count < 1:
+        raise ValueError(f"{flag}={value!r} must be a positive integer or 'auto'")
+    return count
+
+
+def parse_pack(value: str) -> int | None:
+    return parse_count("--pack", value)
 
 
 def thread_flags(threads: int) -> str:
