@@ -154,9 +154,10 @@ class _SaveErrors(logging.Filter):
     consumed by Orbax's own finalizer, so this is the one reliable signal), and drops the
     repeated disk-full records: the trainer reports that once, in one line."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path) -> None:
         super().__init__()
         self.first: str | None = None
+        self.directory = str(directory)
 
     LOGGERS = ("absl", "asyncio")  # Orbax's own, and the never-retrieved write tasks of its event loop
 
@@ -170,11 +171,16 @@ class _SaveErrors(logging.Filter):
             text += "\n" + str(record.exc_info[1])
         if record.name == "asyncio" and "orbax" not in text:
             return True
-        if self.first is None:
-            self.first = text
-        # Once the disk is known full, the save's follow-on write errors (tensorstore reading
-        # back a block it could not finish: NOT_FOUND ... Error writing) are the same fault.
-        follow_on = "Error writing" in text and _DISK_FULL.search(self.first) is not None
+        # another manager's save (an earlier one in this process, collected late): not ours
+        saves = re.findall(r"(/[^\s\"']+)/\d+\.orbax-checkpoint-tmp", text)
+        if saves and not any(p.startswith(self.directory) for p in saves):
+            return True
+        if self.first is None or (_DISK_FULL.search(text) and not _DISK_FULL.search(self.first)):
+            self.first = text  # the first error, or the disk-full that caused the ones before it
+        # A save's follow-on write errors (tensorstore reading back a block an earlier failed
+        # write left unfinished: NOT_FOUND ... Error writing) are that failure again, and may be
+        # logged before it by another thread: dropped, the trainer reports self.first once.
+        follow_on = "Error writing" in text and "NOT_FOUND" in text
         return not (_DISK_FULL.search(text) or follow_on)
 
 
@@ -196,7 +202,7 @@ class Checkpoints:
         self.manager = ocp.CheckpointManager(self.directory, options=options)
         self.read_only = read_only
         self.last_save: int | None = None
-        self._errors = _SaveErrors()
+        self._errors = _SaveErrors(self.directory)
         _install_quiet_hook()
         for name in _SaveErrors.LOGGERS:
             logging.getLogger(name).addFilter(self._errors)
