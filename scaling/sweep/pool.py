@@ -3,18 +3,20 @@
 * Packs (`scaling.sweep.packing.pack_units`): consecutive same-shape runs of one plan
   group train as one program (`scaling.train.packed`), each its own run in the store.
 * Jobs: `scaling sweep --jobs J` starts J worker processes over one results directory,
-  the plan split between them as for independent workers (`runner.partition`), each with
-  its share of the machine's cores for XLA's threads. Small CPU models use about one core
-  per process; each job pays its own JAX start-up and compilations, so the gain needs a plan
-  long enough to amortize them.
+  the plan split between them as for independent workers (`runner.partition`: each shape
+  on one worker, so each program compiles once), each pinned to its own block of the
+  machine's cores with XLA's threads limited to them. Each job pays its own JAX start-up,
+  so the gain needs a plan long enough to amortize it.
 
 Defaults, from benchmarks/results/quickstart_throughput.md (an idle 2-core CPU, a slice of
-the quickstart): jobs, one per core, gain about 1.2x over one process; packing on top of
-them gains nothing from a cold cache (a vmapped step of K runs costs at least K steps on a
-CPU, and every pack compiles its own program), so `default_pack` is 1 on a CPU and 8
-elsewhere: on an accelerator one small model leaves the chip idle, which packs fill. On an
-accelerator host, jobs (one per device) would need one device each; this module only
-splits CPU cores, so `default_jobs` is 1 unless the backend is the CPU.
+the quickstart): pinned jobs, one per core, run the slice at about 2x the FLOPs per
+wall-second of one process (unpinned they gained about 1.2x: both processes' thread pools
+ran over both cores); packing on top of them gains nothing on a CPU (a vmapped step of K
+runs costs at least K steps there, and every pack compiles its own program), so
+`default_pack` is 1 on a CPU and 8 elsewhere: on an accelerator one small model leaves the
+chip idle, which packs fill. On an accelerator host, jobs (one per device) would need one
+device each; this module only splits CPU cores, so `default_jobs` is 1 unless the backend
+is the CPU.
 """
 
 from __future__ import annotations
@@ -72,8 +74,34 @@ def thread_flags(threads: int) -> str:
     return f"intra_op_parallelism_threads={threads}"
 
 
-def _start_worker(flags: str) -> None:
+def core_sets(jobs: int, threads: int) -> list[list[int]]:
+    """The cores each of `jobs` workers is pinned to: consecutive blocks of `threads` of
+    this process's usable cores, wrapping round when the jobs ask for more than there are."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux: no pinning
+        return [[] for _ in range(jobs)]
+    return [[cores[(j * threads + t) % len(cores)] for t in range(threads)] for j in range(jobs)]
+
+
+def _start_worker(flags: str, cores: list[list[int]], counter) -> None:
+    """Runs once in each fresh worker, before JAX starts: its XLA flags and its own cores.
+
+    Pinning matters as much as the flags: XLA:CPU's thread pools follow the process's
+    affinity, and two unpinned processes on two cores each run their pools over both,
+    at 6-7 ms a step where one pinned process takes 3.7-4.4 ms (width 12 of the
+    quickstart, benchmarks/results/quickstart_throughput.md)."""
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+    with counter.get_lock():
+        slot = counter.value
+        counter.value += 1
+    mine = cores[slot % len(cores)]
+    if mine and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, mine)
+        _PINNED[:] = mine
+
+
+_PINNED: list[int] = []  # this worker's cores, once `_start_worker` has pinned it
 
 
 def _worker(plan: Plan, out: str, jobs: int, index: int, kwargs: dict):
@@ -82,6 +110,8 @@ def _worker(plan: Plan, out: str, jobs: int, index: int, kwargs: dict):
 
     enable_compilation_cache()
     tag = f"[job {index}/{jobs}]"
+    if _PINNED:
+        print(f"{tag} pinned to core{'s' if len(_PINNED) > 1 else ''} {','.join(map(str, _PINNED))}", flush=True)
     return run_sweep(plan, out, num_workers=jobs, worker_index=index, progress=False,
                      log=lambda msg: print(f"{tag} {msg}", flush=True), **kwargs)  # fmt: skip
 
@@ -96,7 +126,8 @@ def run_jobs(plan: Plan, out, *, jobs: int, threads_per_job: int | None = None, 
     threads = threads_per_job or max(1, usable_cores() // jobs)
     ctx = get_context("spawn")  # fresh interpreters: XLA reads its flags at start-up
     report = None
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=(thread_flags(threads),)) as ex:
+    init = (thread_flags(threads), core_sets(jobs, threads), ctx.Value("i", 0))
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=init) as ex:
         futures = [ex.submit(_worker, plan, str(out), jobs, i, kwargs) for i in range(jobs)]
         for f in futures:
             r = f.result()

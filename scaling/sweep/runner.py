@@ -39,6 +39,7 @@ complete checkpoint. `scaling sweep` then exits with `scaling.runtime.PREEMPTED_
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -109,19 +110,42 @@ def worker_from_env(num_workers: int | None, worker_index: int | None) -> tuple[
 
 def partition(runs: Iterable[PlannedRun], num_workers: int, worker_index: int) -> list[PlannedRun]:
     """This worker's runs, in plan order. Groups (a run, or a trunk and its branches) go
-    whole to one worker; the heaviest groups are placed first, each on the least-loaded
-    worker (ties: lowest index), which is deterministic and balances FLOPs."""
+    whole to one worker, and so do all groups of one shape (`program_key`: the runs one
+    compiled program serves) unless that shape alone is more than a worker's share: each
+    program then compiles on one worker only, where two workers compiling it at once
+    would both pay for it. Units are placed heaviest first on the least-loaded worker
+    (ties: lowest index), which is deterministic and balances FLOPs."""
     runs = list(runs)
     groups: dict[str, list[PlannedRun]] = {}
     for r in runs:
         groups.setdefault(r.group, []).append(r)
+    flops = {g: sum(r.own_flops for r in rs) for g, rs in groups.items()}
+    shapes: dict[str, list[str]] = {}
+    for g, rs in groups.items():
+        shapes.setdefault(program_key(rs[0]), []).append(g)
+    share = sum(flops.values()) / num_workers
+    units = []
+    for gs in shapes.values():
+        load = sum(flops[g] for g in gs)
+        units += [[g] for g in gs] if load > share and len(gs) > 1 else [gs]
     load = [0.0] * num_workers
     owner: dict[str, int] = {}
-    for g in sorted(groups, key=lambda g: (-sum(r.own_flops for r in groups[g]), g)):
+    for unit in sorted(units, key=lambda u: (-sum(flops[g] for g in u), min(u))):
         w = min(range(num_workers), key=lambda i: (load[i], i))
-        owner[g] = w
-        load[w] += sum(r.own_flops for r in groups[g])
+        for g in unit:
+            owner[g] = w
+        load[w] += sum(flops[g] for g in unit)
     return [r for r in runs if owner[r.group] == worker_index]
+
+
+def program_key(run: PlannedRun) -> str:
+    """Equal for runs that one compiled train step serves: the config without the values
+    passed to the step at run time (learning rate, seed, schedule, length, data)."""
+    d = run.train_config
+    return json.dumps({k: d.get(k) for k in ("model", "mesh")} | {
+        "optimizer": {k: v for k, v in d.get("optimizer", {}).items() if k != "lr"},
+        "batch": [d.get("train", {}).get(k) for k in ("global_batch_size", "microbatches")],
+    }, sort_keys=True, default=str)  # fmt: skip
 
 
 # ---- results -------------------------------------------------------------------------

@@ -176,3 +176,12 @@ if __name__ == "__main__":  # pragma: no cover - used by subprocesses
         worker_main(a[0], a[1], int(a[2]), int(a[3]), a[4], float(a[5]))
     sys.stdout.flush()
     os._exit(0)
+
+
+def affinity_train(config: dict, run_dir: Path) -> dict:
+    """`fake_train`, recording the cores and XLA flags of the process that ran it (the
+    `--jobs` test: each worker process must run on its own cores)."""
+    result = fake_train(config, run_dir)
+    seen = {"cores": sorted(os.sched_getaffinity(0)), "pid": os.getpid(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    (Path(run_dir) / "affinity.json").write_text(json.dumps(seen))
+    return result
