@@ -129,10 +129,18 @@ def run_jobs(plan: Plan, out, *, jobs: int, threads_per_job: int | None = None, 
     init = (thread_flags(threads), core_sets(jobs, threads), ctx.Value("i", 0))
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_start_worker, initargs=init) as ex:
         futures = [ex.submit(_worker, plan, str(out), jobs, i, kwargs) for i in range(jobs)]
+        rows: dict[str, dict] = {}
         for f in futures:
             r = f.result()
             if report is None:
                 report = SweepReport(r.out_dir)
-            report.rows += r.rows
+            for row in r.rows:  # a run taken over from its owner has a row from each of them
+                held = rows.get(row["run_id"])
+                if held is None or _ACTION_RANK[row["action"]] < _ACTION_RANK[held["action"]]:
+                    rows[row["run_id"]] = row
             report.terminated |= r.terminated
+    report.rows = [rows[r.run_id] for r in plan.runs if r.run_id in rows]
     return report
+
+
+_ACTION_RANK = {"trained": 0, "blocked": 1, "skipped": 2, "busy": 3}  # the row that says what happened

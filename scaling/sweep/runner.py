@@ -266,7 +266,6 @@ def run_sweep(
     program (`scaling.sweep.packing.pack_units`); only with the default train function on
     a single process, on a local results directory. lease_s: how long a killed worker's
     claim on another host holds its run (default `scaling.sweep.store.CLAIM_LEASE_S`)."""
-    from scaling.sweep.packing import pack_units
     from scaling.sweep.store import CLAIM_LEASE_S
 
     store = ResultsStore(out_dir, lease_s=CLAIM_LEASE_S if lease_s is None else lease_s)
@@ -304,7 +303,7 @@ def run_sweep(
     try:
         with _sigterm_unwinds(hosts):
             try:
-                for unit in pack_units(mine, pack):
+                for unit in _units(plan, mine, store, pack, bar, hosts, num_workers):
                     if len(unit) == 1:
                         run = unit[0]
                         rows = [
@@ -345,6 +344,30 @@ def run_sweep(
 
 # decisions broadcast from process 0
 _TRAIN, _SKIP, _BUSY, _BLOCKED = 0, 1, 2, 3
+
+
+def _units(plan: Plan, mine: list[PlannedRun], store: ResultsStore, pack: int, bar: _SweepBar, hosts: Hosts,
+           num_workers: int):  # fmt: skip
+    """This worker's units (`pack_units`), then, when its share is done and other workers
+    share the plan, the groups of theirs that nobody has started, last first: a worker
+    that finishes early takes over work instead of idling (FLOPs are not wall time: the
+    smallest models run far below a core's FLOP rate). The claims keep two workers off one
+    run; the owner skips a run it finds finished or held. Not in a multi-process job,
+    whose processes must agree on every unit."""
+    from scaling.sweep.packing import pack_units  # imports the trainer's packing: JAX
+
+    yield from pack_units(mine, pack)
+    if num_workers == 1 or hosts.count > 1:
+        return
+    taken = {r.run_id for r in mine}
+    groups: dict[str, list[PlannedRun]] = {}
+    for r in plan.runs:
+        if r.run_id not in taken:
+            groups.setdefault(r.group, []).append(r)
+    for group in reversed(list(groups.values())):
+        if all(store.effective_status(r.run_id)["status"] == PENDING for r in group):
+            bar.extend(group)
+            yield from pack_units(group, pack)
 
 
 def _summary_tracker(plan: Plan, store: ResultsStore, num_workers: int, worker_index: int):
@@ -580,6 +603,13 @@ class _SweepBar:
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3g}/{total:.3g} FLOPs "
                                        "[{elapsed}<{remaining}] {postfix}")  # fmt: skip
             self.bar.set_postfix_str(f"runs 0/{self.total_runs}")
+
+    def extend(self, runs: list[PlannedRun]) -> None:
+        """Runs taken over from another worker (`_units`)."""
+        self.total_runs += len(runs)
+        self.flops_left += sum(r.own_flops for r in runs)
+        if self.bar is not None:
+            self.bar.total += sum(r.own_flops for r in runs)
 
     def advance(self, run: PlannedRun, row: dict) -> None:
         self.done_runs += 1

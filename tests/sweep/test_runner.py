@@ -181,6 +181,37 @@ def test_partition_covers_every_run_once(tmp_path):
                 assert [x.run_id for x in p].index(r.parent_run_id) < [x.run_id for x in p].index(r.run_id)
 
 
+def test_a_worker_done_with_its_share_takes_over_runs_nobody_started(tmp_path):
+    plan = _plan(tmp_path)
+    mine = [r.run_id for r in partition(plan.runs, 2, 0)]
+    theirs = [r for r in plan.runs if r.run_id not in mine]
+    groups: dict[str, list[str]] = {}
+    for r in theirs:
+        groups.setdefault(r.group, []).append(r.run_id)
+    taken_over = [rid for g in reversed(list(groups.values())) for rid in g]  # their last groups first
+    assert mine and taken_over
+
+    out = tmp_path / "out"
+    train = CountingTrain()
+    report = _sweep(plan, out, train, num_workers=2, worker_index=0)  # worker 1 never comes
+    assert train.calls == mine + taken_over
+    assert {r["run_id"] for r in report.rows if r["action"] == "trained"} == {r.run_id for r in plan.runs}
+
+    # a run another worker holds is left to it, and one it finished is not trained again
+    out2 = tmp_path / "out2"
+    store = ResultsStore(out2)
+    store.create()
+    held, finished = taken_over[0], taken_over[-1]
+    store.write_status(finished, "done", eval_loss=3.0)
+    train2 = CountingTrain()
+    with store.claim(held) as lease:
+        assert lease is not None
+        report = _sweep(plan, out2, train2, num_workers=2, worker_index=0)
+    assert held not in train2.calls and finished not in train2.calls
+    assert train2.calls == mine + [r for r in taken_over if r not in (held, finished)]
+    assert {r["run_id"]: r["action"] for r in report.rows}[held] == "busy"
+
+
 def test_worker_defaults_from_slurm(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
