@@ -1,11 +1,16 @@
-"""Quickstart sweep throughput: today's path (one process, one run at a time) against many
-small runs at once (--jobs: one worker process per core, 1 XLA thread each; --pack: the
-same-shape runs of one cell, its seeds or its LR grid, as one program), on the same plan.
+"""Quickstart sweep throughput: today's path (the code of BASELINE, one process, one run at
+a time) against this checkout's ways of running many small runs at once, on the same plan.
 
     python benchmarks/quickstart_throughput.py [--rounds 2]   # writes benchmarks/results/quickstart_throughput.json
 
-Modes: A = one process, one run at a time (today's path); B = --jobs auto --pack 8 (the
-quickstart's default); C = --jobs auto --pack 1 (processes without packing).
+Modes, each in its own subprocess:
+  base = BASELINE's code (extracted with `git archive` into a temporary directory, so it
+         is measured in the same run on the same machine), `--jobs 1 --pack 1`: the path
+         the issue measured;
+  A    = this checkout, one process, one run at a time (what the code changes alone give);
+  B    = `--jobs auto --pack 8` (a size's seeds and an LR grid as one vmapped program);
+  C    = `--jobs auto --pack 1`: worker processes pinned to their own cores, each shape
+         on one worker; the CPU default of `scaling sweep` and `scaling quickstart`.
 
 The plan is a slice of experiments/quickstart.toml that keeps its mix and is small enough
 to repeat: the LR-tuning grid of its middle tuned width (5 LRs x 3 seeds, packable) and,
@@ -13,7 +18,8 @@ at every budget, the middle size's 3 seeds (packable), at the base LR. Round 1 g
 mode an empty compilation cache (what a fresh clone pays); round 2 reuses that mode's own
 cache (a rerun). Every repetition trains from scratch into a fresh directory. FLOPs are
 the plan's (exact convention); wall time is the sweep call's, CPU time is user+system of
-the process tree. The machine may be shared: compare modes within a round.
+the process tree. The final eval losses of every mode are compared with base's: the
+speed-ups must not change a number. The machine may be shared: compare modes within a round.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+BASELINE = "feb93ab"  # main before the pinned workers and the merged attention axes (2026-12-01)
 MODES = {"A": {"jobs": 1, "pack": 1}, "B": {"jobs": None, "pack": 8}, "C": {"jobs": None, "pack": 1}}  # jobs auto
 
 
@@ -63,42 +70,68 @@ def one(mode: str, out: str) -> None:
     print(json.dumps({"wall_s": wall, "flops": plan.total_flops, "runs": len(plan.runs)}))
 
 
+def losses(out: str) -> dict[str, str]:
+    import csv
+
+    with open(Path(out) / "runs.csv") as f:
+        return {r["run_id"]: r["eval_loss"] for r in csv.DictReader(f)}
+
+
+def baseline_checkout(tmp: str) -> Path:
+    """BASELINE's tree in `tmp`/base (its own copy of this script and of the package)."""
+    where = Path(tmp) / "base"
+    where.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", BASELINE], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    return where
+
+
 def main(rounds: int) -> None:
     import os
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
+        base = baseline_checkout(tmp)
         for i in range(rounds):
-            for mode in MODES:
+            for mode in ("base", *MODES):
                 env = {**os.environ, "SCALING_JAX_CACHE": f"{tmp}/cache-{mode}"}  # round 1: empty
+                script, run_as = (
+                    (base / "benchmarks" / Path(__file__).name, "A") if mode == "base" else (__file__, mode)
+                )
+                if mode == "base":
+                    env["PYTHONPATH"] = str(base)  # its `scaling`, not this checkout's
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                p = subprocess.run([sys.executable, __file__, "--one", mode, f"{tmp}/{i}{mode}"], capture_output=True,
-                                   text=True, check=True, env=env)  # fmt: skip
+                p = subprocess.run([sys.executable, str(script), "--one", run_as, f"{tmp}/{i}{mode}"],
+                                   capture_output=True, text=True, check=True, env=env, cwd=script.parents[1] if mode == "base" else REPO)  # fmt: skip
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 got = json.loads(p.stdout.strip().splitlines()[-1])
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                same = losses(f"{tmp}/{i}{mode}") == losses(f"{tmp}/{i}base")
                 got.update(mode=mode, round=i + 1, cpu_s=cpu, flops_per_wall_s=got["flops"] / got["wall_s"],
-                           flops_per_cpu_s=got["flops"] / cpu, load_average=os.getloadavg())  # fmt: skip
+                           flops_per_cpu_s=got["flops"] / cpu, load_average=os.getloadavg(),
+                           losses_equal_to_base=same)  # fmt: skip
                 out.append(got)
                 print(json.dumps(got), flush=True)
 
     def ratios(mode: str) -> list[float]:
-        a = [r["flops_per_wall_s"] for r in out if r["mode"] == "A"]
+        a = [r["flops_per_wall_s"] for r in out if r["mode"] == "base"]
         return [x["flops_per_wall_s"] / y for x, y in zip([r for r in out if r["mode"] == mode], a)]
 
     result = {
         "command": "python benchmarks/quickstart_throughput.py" + (f" --rounds {rounds}" if rounds != 2 else ""),
-        "A": "today's path: scaling sweep, one process, runs one at a time (--jobs 1 --pack 1)",
-        "B": "--jobs auto (one process per core, 1 XLA thread each) --pack 8",
-        "C": "--jobs auto --pack 1 (worker processes, no packing)",
+        "base": f"today's path: the code of {BASELINE}, scaling sweep, one process, runs one at a time",
+        "A": "this checkout, one process, runs one at a time (--jobs 1 --pack 1)",
+        "B": "--jobs auto (one pinned process per core, 1 XLA thread each) --pack 8",
+        "C": "--jobs auto --pack 1 (pinned worker processes, no packing): the CPU default",
         "cores": len(os.sched_getaffinity(0)),
         "rounds": out,
-        "ratio_flops_per_wall_s_B_over_A": ratios("B"),
-        "ratio_flops_per_wall_s_C_over_A": ratios("C"),
+        **{f"ratio_flops_per_wall_s_{m}_over_base": ratios(m) for m in MODES},
     }
     (REPO / "benchmarks" / "results" / "quickstart_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
-    for m in "BC":
-        print(f"{m}/A FLOPs per wall-second: " + ", ".join(f"round {i + 1} {r:.2f}x" for i, r in enumerate(ratios(m))))
+    for m in MODES:
+        print(
+            f"{m}/base FLOPs per wall-second: " + ", ".join(f"round {i + 1} {r:.2f}x" for i, r in enumerate(ratios(m)))
+        )
 
 
 if __name__ == "__main__":
@@ -108,5 +141,5 @@ if __name__ == "__main__":
         import argparse
 
         ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-        ap.add_argument("--rounds", type=int, default=2, help="rounds of A, B, C (default 2: cold, then warm)")
+        ap.add_argument("--rounds", type=int, default=2, help="rounds of base, A, B, C (default 2: cold, then warm)")
         main(ap.parse_args().rounds)
