@@ -67,5 +67,10 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(axes or None, None))
 
 
+def stacked_sharding(mesh: Mesh) -> NamedSharding:
+    """Stacked token batches [K, B, T+1]: each batch split as `batch_sharding` splits one."""
+    return NamedSharding(mesh, PartitionSpec(None, *batch_sharding(mesh).spec))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())

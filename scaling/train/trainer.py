@@ -32,6 +32,7 @@ as "diverged"). SIGTERM saves a checkpoint at the current step and ends the run 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import errno
@@ -54,7 +55,7 @@ from scaling.runtime import PREEMPTED_EXIT_CODE
 from scaling.train import metrics as M
 from scaling.train.checkpoint import CheckpointCorrupt, Checkpoints, CheckpointSaveFailed, checkpoint_dir
 from scaling.train.config import RunConfig, diff_configs, load_config
-from scaling.train.evaluate import eval_arrays, eval_loss, eval_metrics, put_batch
+from scaling.train.evaluate import eval_arrays, eval_loss, eval_metrics
 from scaling.train.mesh import check_batch, make_mesh
 from scaling.train.schedules import check_schedule, schedule_fn
 from scaling.train.step import program
@@ -495,10 +496,10 @@ class _Run:
                 loss = eval_loss(prog, params, evals)
                 log.write(self._row(0, train_loss=None, loss=loss, lr=self.lr(0), elapsed=elapsed()))
 
-            batches = Prefetcher(
-                lambda i: put_batch(prog, self.ds.train_batch(i, B, pi, pc), B),
+            batches = Prefetcher(  # host batches; the loop stacks a call's worth and puts them at once
+                lambda i: self.ds.train_batch(i, B, pi, pc),
                 start_step=start,
-                depth=2,
+                depth=prog.steps_per_call + 1,
                 stop_step=plan.total_steps,
             )
             result = self._loop(batches, ckpts, log, start, params, opt_state, evals, elapsed)
@@ -536,7 +537,9 @@ class _Run:
 
     def _loop(self, batches, ckpts, log, start, params, opt_state, evals, elapsed) -> TrainResult:
         """Step; at log, eval and checkpoint steps sync with the device, check the loss,
-        evaluate, save; stop on divergence or SIGTERM. The device runs ahead between syncs."""
+        evaluate, save; stop on divergence or SIGTERM. The device runs ahead between syncs,
+        and the steps up to the next sync point go to the device in one call of up to
+        `steps_per_call` (`Program.train_steps`)."""
         from tqdm.auto import tqdm
 
         plan, prog, t = self.plan, self.prog, self.cfg.train
@@ -544,7 +547,7 @@ class _Run:
         single = jax.process_count() == 1
         bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
                    disable=not (t.progress and self.primary), desc=plan.out_dir.name)  # fmt: skip
-        pending: list[tuple[int, Any]] = []  # (step, device metrics) not yet pulled to the host
+        pending: list[tuple[int, int, Any]] = []  # (first step, steps, device metrics) not yet pulled
         last_loss = last_eval = None
         window = _Window(plan.tokens_per_step)
         step = start
@@ -552,6 +555,8 @@ class _Run:
         from scaling.train.profile import StepProfiler
 
         profiler = StepProfiler(t.profile_steps, plan.out_dir, enabled=self.primary)
+        syncs = sorted(plan.eval_steps | plan.checkpoint_steps | {start + 1} | set(profiler.window))
+        K, rows = prog.steps_per_call, plan.batch // jax.process_count()
 
         def save(step: int) -> None:
             nonlocal saved
@@ -560,21 +565,35 @@ class _Run:
                 saved = step
 
         with _Preemption() as preempt, bar, profiler:
-            for i, batch in batches:
-                profiler.before(i)
-                params, opt_state, metrics_dev = prog.train_step(params, opt_state, batch, np.float32(self.lr(i)))
-                profiler.after(i, metrics_dev)
-                step = i + 1
-                pending.append((step, metrics_dev))
-                window.steps += 1
-                bar.update(1)
+            while step < total:
+                # the steps up to the next sync point (a log, eval or checkpoint step, the
+                # first step, a profile window's edge), at most K of them
+                stop = min(total, (step // t.log_every + 1) * t.log_every, syncs[bisect.bisect_right(syncs, step)]
+                           if syncs[-1] > step else total)  # fmt: skip
+                n = min(K, stop - step)
+                chunk = np.zeros((K, rows, self.cfg.model.seq_len + 1), np.int32)
+                lrs = np.zeros(K, np.float32)
+                for j in range(n):
+                    i, chunk[j] = next(batches)
+                    lrs[j] = np.float32(self.lr(i))
+                profiler.before(step)
+                stacked = jax.make_array_from_process_local_data(
+                    prog.batches_sharding(), chunk, (K, plan.batch, chunk.shape[2])
+                )
+                params, opt_state, metrics_dev = prog.train_steps(params, opt_state, stacked, lrs, np.int32(n))
+                profiler.after(step + n - 1, metrics_dev)
+                first = step == start
+                step += n
+                pending.append((step - n + 1, n, metrics_dev))
+                window.steps += n
+                bar.update(n)
                 is_eval, is_ckpt = step in plan.eval_steps, step in plan.checkpoint_steps
-                first = step == start + 1
                 if not (is_eval or is_ckpt or step % t.log_every == 0 or first or (single and preempt.flag)):
                     continue
 
                 # ---- a host sync point: the only place the loop waits for the device ----
-                fetched = jax.device_get([m for _, m in pending])
+                fetched = jax.device_get([m for _, _, m in pending])
+                n_last = pending[-1][1] - 1  # the last call's last step
                 bad = _first_nonfinite(pending, fetched)
                 if bad is not None:
                     self._say(f"{plan.out_dir}: loss {bad[1]} at step {bad[0]}: diverged")
@@ -584,7 +603,7 @@ class _Run:
                 ckpts.check_saves()  # stop at the first failed asynchronous save
                 if self.mirror is not None:
                     self.mirror.sync()  # a checkpoint completed since the last sync: push it
-                last_loss, grad_norm = float(fetched[-1]["loss"]), float(fetched[-1]["grad_norm"])
+                last_loss, grad_norm = float(fetched[-1]["loss"][n_last]), float(fetched[-1]["grad_norm"][n_last])
                 tok_s = window.tokens_per_s(first)  # the first step includes compilation: not throughput
                 bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tok_s:.0f}" if tok_s else "-", refresh=False)
 
@@ -637,10 +656,12 @@ class _Window:
         return self.steps * self.tokens_per_step / (now - self.start) if self.steps else None
 
 
-def _first_nonfinite(pending: list[tuple[int, Any]], fetched: list[dict]) -> tuple[int, float] | None:
-    """(step, loss) of the first non-finite training loss among the steps just pulled."""
-    for (step, _), m in zip(pending, fetched):
-        loss = float(m["loss"])
-        if not math.isfinite(loss):
-            return step, loss
+def _first_nonfinite(pending: list[tuple[int, int, Any]], fetched: list[dict]) -> tuple[int, float] | None:
+    """(step, loss) of the first non-finite training loss among the steps just pulled
+    (`pending`: (first step, steps, metrics) per call of `train_steps`)."""
+    for (first, n, _), m in zip(pending, fetched):
+        for j in range(n):
+            loss = float(m["loss"][j])
+            if not math.isfinite(loss):
+                return first + j, loss
     return None

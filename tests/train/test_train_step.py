@@ -131,3 +131,23 @@ def test_bad_mesh_or_batch_is_named(mesh, batch, micro, message):
     with pytest.raises(ValueError, match=message):
         check_batch(make_mesh(mesh), batch, micro)
     assert mesh_shape(MeshConfig(data=-1, model=2), 8) == (4, 1, 2)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 2, 2)])
+def test_train_steps_equals_one_step_at_a_time_bit_for_bit(shape, batches, initial):
+    """The trainer's path: the first n of K stacked batches in one call, for n < K and n = K."""
+    losses, params, _ = run_steps(shape, ADAMW, batches + batches[:2], initial, lr=3e-2)
+    prog = program(CFG, ADAMW, 1, mesh_of(*shape), RULES, steps_per_call=4)
+    p = jax.device_put(initial[0], prog.param_shardings)
+    o = jax.device_put(initial[1], prog.opt_shardings)
+    got = []
+    for chunk in (batches, batches[:2]):  # n = K = 4, then n = 2 of 4
+        stacked = np.zeros((4, *chunk[0].shape), np.int32)
+        stacked[: len(chunk)] = chunk
+        lrs = np.full(4, 3e-2, np.float32)
+        p, o, m = prog.train_steps(p, o, jax.device_put(stacked, prog.batches_sharding()), lrs, np.int32(len(chunk)))
+        got += list(jax.device_get(m["loss"])[: len(chunk)])
+    np.testing.assert_array_equal(np.array(got), losses)
+    p = jax.device_get(p)
+    for name in params:
+        np.testing.assert_array_equal(p[name], params[name], err_msg=name)

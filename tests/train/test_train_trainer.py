@@ -125,6 +125,17 @@ def test_divergence_stops_the_run(tmp_path):
     assert read_result(tmp_path / "run").status == "diverged"
 
 
+def test_divergence_inside_a_call_of_several_steps_names_its_step(tmp_path):
+    """Step 1 runs alone (the first sync), steps 2-10 in one call of `train_steps`; at an
+    LR of 1e30 from the start the first non-finite training loss is step 3's (as when
+    every step was its own call), and the run names step 3, not the call's last step."""
+    cfg = run_config(optimizer={"lr": 1e30}, schedule={"kind": "constant", "warmup": 0.0},
+                     train={"steps": 20, "log_every": 10})  # fmt: skip
+    result = train(cfg, tmp_path / "run")
+    assert result.status == "diverged" and result.diverged_step == 3, result
+    assert result.error == "diverged at step 3: train loss nan"
+
+
 @pytest.mark.parametrize(
     "sections, error, message",
     [
