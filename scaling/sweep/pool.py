@@ -10,8 +10,8 @@
 
 Defaults, from benchmarks/results/quickstart_throughput.md (an idle 2-core CPU, a slice of
 the quickstart): pinned jobs, one per core, with the trainer's one-call stretches of steps,
-run the slice at 1.7x (cold compilation cache) and 2.0x (warm) the FLOPs per wall-second of
-the previous one-process path (unpinned, jobs gained 1.2-1.3x: both processes' thread pools
+run the slice at 1.7-1.9x (cold compilation cache) and 1.9-2.0x (warm) the FLOPs per
+wall-second of the previous one-process path (unpinned, jobs gained 1.2-1.3x: both processes' thread pools
 ran over both cores); packing on top of them gains nothing on a CPU (a vmapped step of K
 runs costs at least K steps there, and every pack compiles its own program), so
 `default_pack` is 1 on a CPU and 8 elsewhere: on an accelerator one small model leaves the
