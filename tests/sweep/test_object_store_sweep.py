@@ -8,6 +8,7 @@ tables."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -104,6 +105,9 @@ def test_two_workers_on_s3_one_killed_then_a_rerun(s3_endpoint, tmp_path):
             time.sleep(0.05)
         workers[owner].send_signal(signal.SIGKILL)
         assert workers[owner].wait(timeout=30) == -signal.SIGKILL
+        # what the killed worker left, read before the other worker can take the run over
+        pushed = {k for k in remote.remote_files() if k.startswith("checkpoints/")}
+        metrics_before = storage.read_text(f"runs/{victim.run_id}/metrics.jsonl").splitlines()
         assert workers[1 - owner].wait(timeout=240) == 0, logs[1 - owner].read_text()[-3000:]
     finally:
         for w in workers:
@@ -111,12 +115,14 @@ def test_two_workers_on_s3_one_killed_then_a_rerun(s3_endpoint, tmp_path):
                 w.kill()
                 w.wait()
     store = ResultsStore(url)
-    assert store.read_status(victim.run_id)["status"] == "running"  # as the killed worker left it
-    assert store.effective_status(victim.run_id)["status"] == "pending"  # its claim died with its process
-    pushed = {k for k in remote.remote_files() if k.startswith("checkpoints/")}
+    # the other worker, done with its share, may have taken the killed run over (its claim died
+    # with its process: `runner._units`), resuming it; else the run is as the killed worker left it
+    status = store.read_status(victim.run_id)["status"]
+    assert status in ("running", "done")
+    if status == "running":
+        assert store.effective_status(victim.run_id)["status"] == "pending"
     pushed_step = max(int(k.split("/")[1]) for k in pushed)
     assert 0 < pushed_step < victim.steps
-    metrics_before = storage.read_text(f"runs/{victim.run_id}/metrics.jsonl").splitlines()
     first_trained = _trained(logs[0]) + _trained(logs[1])
 
     rerun_log = tmp_path / "rerun.log"
@@ -124,10 +130,12 @@ def test_two_workers_on_s3_one_killed_then_a_rerun(s3_endpoint, tmp_path):
     assert rerun.wait(timeout=300) == 0, rerun_log.read_text()[-3000:]
     retrained = _trained(rerun_log)
 
-    # nothing trained twice: the rerun trains the killed run and what its worker never reached
-    assert victim.run_id in retrained and not set(retrained) & (set(first_trained) - {victim.run_id})
-    assert sorted(set(first_trained) | set(retrained)) == sorted(r.run_id for r in plan.runs)
-    assert len(first_trained) == len(set(first_trained)) and len(retrained) == len(set(retrained))
+    # nothing trained twice but the killed run, started once more (by the other worker or the
+    # rerun); the rerun trains only what the first workers left
+    starts_of = collections.Counter(first_trained + retrained)
+    assert sorted(starts_of) == sorted(r.run_id for r in plan.runs)
+    assert starts_of[victim.run_id] == 2 and all(n == 1 for rid, n in starts_of.items() if rid != victim.run_id)
+    assert not set(retrained) & (set(first_trained) - {victim.run_id})
     # nothing lost: every run done, listed once, each evaluation once
     rows = store.rows()
     assert [r["run_id"] for r in rows] == [r.run_id for r in plan.runs] and {r["status"] for r in rows} == {"done"}
@@ -153,7 +161,7 @@ def test_two_workers_on_s3_one_killed_then_a_rerun(s3_endpoint, tmp_path):
         files = Mirror(storage, f"runs/{run.run_id}", tmp_path / "unused").remote_files()
         assert any(k.startswith("tensorboard/events.out.tfevents") for k in files), (run.run_id, sorted(files))
     summaries = {k.split("/")[1] for k in storage.versions("tensorboard/*/*") if "tfevents" in k}
-    assert {f"sweep-w{1 - owner}", "sweep"} <= summaries, summaries
+    assert {f"sweep-w{1 - owner}", *(["sweep"] if retrained else [])} <= summaries, summaries
 
     curves = load_table(url, curves=True)
     assert sorted(curves["run_id"].unique()) == sorted(r.run_id for r in plan.runs)
