@@ -171,9 +171,10 @@ class _SaveErrors(logging.Filter):
             text += "\n" + str(record.exc_info[1])
         if record.name == "asyncio" and "orbax" not in text:
             return True
-        # another manager's save (an earlier one in this process, collected late): not ours
-        saves = re.findall(r"(/[^\s\"']+)/\d+\.orbax-checkpoint-tmp", text)
-        if saves and not any(p.startswith(self.directory) for p in saves):
+        # another manager's save or restore (an earlier one in this process, its failed task
+        # collected late: "Task exception was never retrieved"): not ours
+        paths = [p for p in re.findall(r"(/[^\s\"'\\]+)", text) if "checkpoint" in p]
+        if paths and not any(p.startswith(self.directory) for p in paths):
             return True
         if self.first is None or (_DISK_FULL.search(text) and not _DISK_FULL.search(self.first)):
             self.first = text  # the first error, or the disk-full that caused the ones before it

@@ -129,3 +129,24 @@ def test_a_full_disk_stops_at_the_first_failed_save_in_one_line(tmp_path):
     assert any("disk full" in ln for ln in lines)
     assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
     assert np.isfinite(failed_step)
+
+
+def test_another_managers_late_task_error_is_not_this_managers_save_error(tmp_path):
+    """CI saw a restore task of an earlier test's manager (a truncated checkpoint, its
+    exception never retrieved) logged while the next test saved: it named that test's
+    directory, and must not fail this manager's run; the same error naming ours does."""
+    import logging
+
+    from scaling.train.checkpoint import Checkpoints, CheckpointSaveFailed
+
+    def late_task_error(directory: Path) -> None:
+        err = ValueError(f'OUT_OF_RANGE: Error reading "x/.zarray" in OCDBT database at local file "{directory}/12/'
+                         'params/": orbax async_deserialize')  # fmt: skip
+        logging.getLogger("asyncio").error("Task exception was never retrieved", exc_info=(ValueError, err, None))
+
+    with Checkpoints(tmp_path / "mine" / "checkpoints") as ckpts:
+        late_task_error(tmp_path / "other" / "checkpoints")
+        ckpts.check_saves()  # not ours: no error
+        late_task_error(tmp_path / "mine" / "checkpoints")
+        with pytest.raises(CheckpointSaveFailed):
+            ckpts.check_saves()
