@@ -173,8 +173,10 @@ class _SaveErrors(logging.Filter):
             return True
         # another manager's save or restore (an earlier one in this process, its failed task
         # collected late: "Task exception was never retrieved"): not ours
+        # and a record naming only finished steps (no save's temporary directory) is a restore's,
+        # e.g. of a damaged step that `restore_latest` set aside
         paths = [p for p in re.findall(r"(/[^\s\"'\\]+)", text) if "checkpoint" in p]
-        if paths and not any(p.startswith(self.directory) for p in paths):
+        if paths and not any(p.startswith(self.directory) and ".orbax-checkpoint-tmp" in p for p in paths):
             return True
         if self.first is None or (_DISK_FULL.search(text) and not _DISK_FULL.search(self.first)):
             self.first = text  # the first error, or the disk-full that caused the ones before it
