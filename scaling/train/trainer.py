@@ -555,6 +555,7 @@ class _Run:
         from scaling.train.profile import StepProfiler
 
         profiler = StepProfiler(t.profile_steps, plan.out_dir, enabled=self.primary)
+        # the last step is an eval and a checkpoint step, so a later sync point always exists
         syncs = sorted(plan.eval_steps | plan.checkpoint_steps | {start + 1} | set(profiler.window))
         K, rows = prog.steps_per_call, plan.batch // jax.process_count()
 
@@ -568,8 +569,7 @@ class _Run:
             while step < total:
                 # the steps up to the next sync point (a log, eval or checkpoint step, the
                 # first step, a profile window's edge), at most K of them
-                stop = min(total, (step // t.log_every + 1) * t.log_every, syncs[bisect.bisect_right(syncs, step)]
-                           if syncs[-1] > step else total)  # fmt: skip
+                stop = min((step // t.log_every + 1) * t.log_every, syncs[bisect.bisect_right(syncs, step)])
                 n = min(K, stop - step)
                 chunk = np.zeros((K, rows, self.cfg.model.seq_len + 1), np.int32)
                 lrs = np.zeros(K, np.float32)
