@@ -1,7 +1,8 @@
 """Quickstart sweep throughput: today's path (the code of BASELINE, one process, one run at
 a time) against this checkout's ways of running many small runs at once, on the same plan.
 
-    python benchmarks/quickstart_throughput.py [--rounds 2]   # writes benchmarks/results/quickstart_throughput.json
+    python benchmarks/quickstart_throughput.py [--rounds 2] [--modes A,B,C] [--out FILE]
+    # default FILE: benchmarks/results/quickstart_throughput.json
 
 Modes, each in its own subprocess:
   base = BASELINE's code (extracted with `git archive` into a temporary directory, so it
@@ -38,36 +39,43 @@ BASELINE = "feb93ab"  # main before the pinned workers and the merged attention 
 MODES = {"A": {"jobs": 1, "pack": 1}, "B": {"jobs": None, "pack": 8}, "C": {"jobs": None, "pack": 1}}  # jobs auto
 
 
-def bench_plan():
+def bench_plan(kind: str = "slice"):
+    """The slice (27 runs), or the whole quickstart sweep ("full": every tuning and law run,
+    the law runs at the base LR, which changes no shape, step count or FLOP)."""
     from scaling.sweep import load_sweep_config, plan_sweep
     from scaling.sweep.lr_tuning import tuning_plan
     from scaling.sweep.plan import Plan
 
     cfg = load_sweep_config(REPO / "experiments" / "quickstart.toml")
     tune = tuning_plan(cfg)
-    widths = sorted({r.width for r in tune.runs})
-    runs = [r for r in tune.runs if r.width == widths[len(widths) // 2]]
     law = plan_sweep(dataclasses.replace(cfg, hparams=dataclasses.replace(cfg.hparams, lr="constant")))
-    for budget in sorted({r.budget for r in law.runs}):
-        sizes = sorted({r.width for r in law.runs if r.budget == budget})
-        runs += [r for r in law.runs if r.budget == budget and r.width == sizes[len(sizes) // 2]]
+    if kind == "full":
+        runs = [*tune.runs, *law.runs]
+    else:
+        widths = sorted({r.width for r in tune.runs})
+        runs = [r for r in tune.runs if r.width == widths[len(widths) // 2]]
+        for budget in sorted({r.budget for r in law.runs}):
+            sizes = sorted({r.width for r in law.runs if r.budget == budget})
+            runs += [r for r in law.runs if r.budget == budget and r.width == sizes[len(sizes) // 2]]
     unique = list({r.run_id: r for r in runs}.values())  # the tuning grid's base-LR point is a law run
     return Plan(tune.config, tuple(dataclasses.replace(r, order=i + 1) for i, r in enumerate(unique)))
 
 
-def one(mode: str, out: str) -> None:
+def one(mode: str, out: str, kind: str) -> None:
     import contextlib
     import io
 
     from scaling.cli.sweep import sweep
 
-    plan = bench_plan()
+    plan = bench_plan(kind)
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         report = sweep(plan, Path(out), progress=False, **MODES[mode])
     wall = time.perf_counter() - t0
     assert all(r["status"] == "done" for r in report.rows), report.rows
-    print(json.dumps({"wall_s": wall, "flops": plan.total_flops, "runs": len(plan.runs)}))
+    import scaling
+
+    print(json.dumps({"wall_s": wall, "flops": plan.total_flops, "runs": len(plan.runs), "package": scaling.__file__}))
 
 
 def losses(out: str) -> dict[str, str]:
@@ -86,25 +94,24 @@ def baseline_checkout(tmp: str) -> Path:
     return where
 
 
-def main(rounds: int) -> None:
+def main(rounds: int, modes: list[str], out_file: Path, kind: str) -> None:
     import os
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         base = baseline_checkout(tmp)
         for i in range(rounds):
-            for mode in ("base", *MODES):
+            for mode in ("base", *modes):
                 env = {**os.environ, "SCALING_JAX_CACHE": f"{tmp}/cache-{mode}"}  # round 1: empty
-                script, run_as = (
-                    (base / "benchmarks" / Path(__file__).name, "A") if mode == "base" else (__file__, mode)
-                )
-                if mode == "base":
-                    env["PYTHONPATH"] = str(base)  # its `scaling`, not this checkout's
+                if mode == "base":  # this script and plan, BASELINE's `scaling` (first on the path)
+                    env["PYTHONPATH"] = str(base)
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                p = subprocess.run([sys.executable, str(script), "--one", run_as, f"{tmp}/{i}{mode}"],
-                                   capture_output=True, text=True, check=True, env=env, cwd=script.parents[1] if mode == "base" else REPO)  # fmt: skip
+                p = subprocess.run([sys.executable, __file__, "--one", "A" if mode == "base" else mode, f"{tmp}/{i}{mode}", kind],
+                                   capture_output=True, text=True, check=True, env=env, cwd=base if mode == "base" else REPO)  # fmt: skip
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 got = json.loads(p.stdout.strip().splitlines()[-1])
+                if (Path(got.pop("package")).parents[1] == base) != (mode == "base"):
+                    raise RuntimeError(f"mode {mode} ran the wrong checkout's scaling package")
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
                 same = losses(f"{tmp}/{i}{mode}") == losses(f"{tmp}/{i}base")
                 got.update(mode=mode, round=i + 1, cpu_s=cpu, flops_per_wall_s=got["flops"] / got["wall_s"],
@@ -118,28 +125,37 @@ def main(rounds: int) -> None:
         return [x["flops_per_wall_s"] / y for x, y in zip([r for r in out if r["mode"] == mode], a)]
 
     result = {
-        "command": "python benchmarks/quickstart_throughput.py" + (f" --rounds {rounds}" if rounds != 2 else ""),
+        "command": " ".join(["python benchmarks/quickstart_throughput.py", *sys.argv[1:]]),
         "base": f"today's path: the code of {BASELINE}, scaling sweep, one process, runs one at a time",
         "A": "this checkout, one process, runs one at a time (--jobs 1 --pack 1)",
         "B": "--jobs auto (one pinned process per core, 1 XLA thread each) --pack 8",
         "C": "--jobs auto --pack 1 (pinned worker processes, no packing): the CPU default",
         "cores": len(os.sched_getaffinity(0)),
+        "plan": kind,
         "rounds": out,
-        **{f"ratio_flops_per_wall_s_{m}_over_base": ratios(m) for m in MODES},
+        **{f"ratio_flops_per_wall_s_{m}_over_base": ratios(m) for m in modes},
     }
-    (REPO / "benchmarks" / "results" / "quickstart_throughput.json").write_text(json.dumps(result, indent=1) + "\n")
-    for m in MODES:
+    out_file.write_text(json.dumps(result, indent=1) + "\n")
+    for m in modes:
         print(
             f"{m}/base FLOPs per wall-second: " + ", ".join(f"round {i + 1} {r:.2f}x" for i, r in enumerate(ratios(m)))
         )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--one":
-        one(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "--one":
+        one(*sys.argv[2:])
     else:
         import argparse
 
         ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         ap.add_argument("--rounds", type=int, default=2, help="rounds of base, A, B, C (default 2: cold, then warm)")
-        main(ap.parse_args().rounds)
+        ap.add_argument("--modes", default=",".join(MODES), help="modes besides base, comma-separated (default A,B,C)")
+        ap.add_argument("--plan", choices=("slice", "full"), default="slice",
+                        help="the 27-run slice (default) or the whole quickstart sweep (about 15 minutes a round)")  # fmt: skip
+        ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quickstart_throughput.json")
+        args = ap.parse_args()
+        modes = args.modes.split(",")
+        if unknown := set(modes) - set(MODES):
+            ap.error(f"--modes: unknown mode(s) {sorted(unknown)}; choose from {sorted(MODES)}")
+        main(args.rounds, modes, args.out, args.plan)

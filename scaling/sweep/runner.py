@@ -349,9 +349,12 @@ _TRAIN, _SKIP, _BUSY, _BLOCKED = 0, 1, 2, 3
 def _units(plan: Plan, mine: list[PlannedRun], store: ResultsStore, pack: int, bar: _SweepBar, hosts: Hosts,
            num_workers: int):  # fmt: skip
     """This worker's units (`pack_units`), then, when its share is done and other workers
-    share the plan, the groups of theirs that nobody has started, last first: a worker
-    that finishes early takes over work instead of idling (FLOPs are not wall time: the
-    smallest models run far below a core's FLOP rate). The claims keep two workers off one
+    share the plan, the runs of theirs that nobody has started, last first: a worker that
+    finishes early takes over work instead of idling (FLOPs are not wall time: the
+    smallest models run far below a core's FLOP rate). A trunk and its branches are taken
+    whole or not at all; the independent runs of a group (a cell's seeds) one by one, so
+    the last seeds of a cell its owner has begun are not left to it alone (their program
+    is then in the shared compilation cache already). The claims keep two workers off one
     run; the owner skips a run it finds finished or held. Not in a multi-process job,
     whose processes must agree on every unit."""
     from scaling.sweep.packing import pack_units  # imports the trainer's packing: JAX
@@ -359,15 +362,25 @@ def _units(plan: Plan, mine: list[PlannedRun], store: ResultsStore, pack: int, b
     yield from pack_units(mine, pack)
     if num_workers == 1 or hosts.count > 1:
         return
+
+    def pending(run: PlannedRun) -> bool:
+        return store.effective_status(run.run_id)["status"] == PENDING
+
     taken = {r.run_id for r in mine}
     groups: dict[str, list[PlannedRun]] = {}
     for r in plan.runs:
         if r.run_id not in taken:
             groups.setdefault(r.group, []).append(r)
     for group in reversed(list(groups.values())):
-        if all(store.effective_status(r.run_id)["status"] == PENDING for r in group):
-            bar.extend(group)
-            yield from pack_units(group, pack)
+        if any(r.parent_run_id for r in group):
+            todo = group if all(pending(r) for r in group) else []
+        else:
+            todo = [r for r in reversed(group) if pending(r)]
+        for unit in pack_units(todo, pack):
+            unit = [r for r in unit if pending(r)]  # the owner may have started some meanwhile
+            if unit:
+                bar.extend(unit)
+                yield unit
 
 
 def _summary_tracker(plan: Plan, store: ResultsStore, num_workers: int, worker_index: int):

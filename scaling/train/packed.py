@@ -46,7 +46,7 @@ from scaling.train.config import RunConfig, diff_configs
 from scaling.train.evaluate import eval_arrays, eval_loss_sum, eval_metrics, put_batch
 from scaling.train.mesh import check_batch, make_mesh
 from scaling.train.schedules import check_schedule, schedule_fn
-from scaling.train.step import program
+from scaling.train.step import compiler_options_for_init, program
 from scaling.train.trainer import Preempted, TrainResult, read_result
 
 # The keys that may differ between the runs of one pack (everything else must be equal).
@@ -220,7 +220,7 @@ class _Pack:
         self.lrs = [schedule_fn(cfg.schedule, cfg.optimizer.lr, self.total) for cfg in cfgs]
         self.prog = program(c.model, c.optimizer, t.microbatches, self.mesh, c.mesh.sharding_rules())
         prog = self.prog
-        self.init = jax.jit(jax.vmap(prog.init))
+        self.init = jax.jit(jax.vmap(prog.init), compiler_options=compiler_options_for_init(self.mesh))
         self.step = jax.jit(jax.vmap(prog.train_step, in_axes=(0, 0, None, 0)), donate_argnums=(0, 1))
         # eval_loss_sum reads only .eval_step: the same summation, one [K] sum per batch
         self.evaluator = types.SimpleNamespace(eval_step=jax.jit(jax.vmap(prog.eval_step, in_axes=(0, None))))

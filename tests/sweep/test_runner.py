@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import os
@@ -210,6 +211,33 @@ def test_a_worker_done_with_its_share_takes_over_runs_nobody_started(tmp_path):
     assert held not in train2.calls and finished not in train2.calls
     assert train2.calls == mine + [r for r in taken_over if r not in (held, finished)]
     assert {r["run_id"]: r["action"] for r in report.rows}[held] == "busy"
+
+
+def test_a_worker_takes_over_the_unstarted_seeds_of_a_cell_its_owner_began(tmp_path):
+    base = _plan(tmp_path)
+    cell = [r.run_id for r in base.runs if r.budget == max(x.budget for x in base.runs)]  # a cell's "seeds"
+    assert len(cell) >= 3
+    plan = dataclasses.replace(base, runs=tuple(dataclasses.replace(r, group=cell[0]) if r.run_id in cell else r
+                                                for r in base.runs))  # fmt: skip
+    owner = 0 if cell[0] in {r.run_id for r in partition(plan.runs, 2, 0)} else 1
+    taker = 1 - owner
+    mine = [r.run_id for r in partition(plan.runs, 2, taker)]
+    groups: dict[str, list[str]] = {}
+    for r in plan.runs:
+        if r.run_id not in mine:
+            groups.setdefault(r.group, []).append(r.run_id)
+    # the owner is training the cell's first run: the taker leaves it, and takes the others last first
+    expected = [rid for g, ids in reversed(groups.items()) for rid in (ids[:0:-1] if g == cell[0] else ids)]
+    out = tmp_path / "out"
+    store = ResultsStore(out)
+    store.create()
+    store.write_status(cell[0], "running")
+    train = CountingTrain()
+    with store.claim(cell[0]) as lease:
+        assert lease is not None
+        _sweep(plan, out, train, num_workers=2, worker_index=taker)
+    assert train.calls == mine + expected
+    assert cell[0] not in train.calls and set(cell[1:]) <= set(train.calls)
 
 
 def test_worker_defaults_from_slurm(monkeypatch):

@@ -13,7 +13,7 @@ from scaling.model import ModelConfig
 from scaling.train import params as P
 from scaling.train.config import MeshConfig, OptimizerConfig
 from scaling.train.mesh import check_batch, make_mesh, mesh_shape
-from scaling.train.step import program
+from scaling.train.step import EVAL_CHUNK_TOKENS, compiler_options_for_init, cross_entropy, eval_chunks, program
 
 CFG = ModelConfig(**MODEL)
 ADAMW = OptimizerConfig(lr=1e-2)
@@ -151,3 +151,33 @@ def test_train_steps_equals_one_step_at_a_time_bit_for_bit(shape, batches, initi
     p = jax.device_get(p)
     for name in params:
         np.testing.assert_array_equal(p[name], params[name], err_msg=name)
+
+
+def test_eval_chunks_are_cache_sized_pieces_of_each_devices_rows():
+    assert eval_chunks(mesh_of(1, 1, 1), 32, 128) == 4  # 8 rows x 128 = 1024 tokens per chunk
+    assert eval_chunks(mesh_of(1, 1, 1), 8, 32) == 1  # 256 tokens: nothing to split
+    assert eval_chunks(mesh_of(2, 1, 1), 64, 128) == 4  # 32 rows on each device
+    assert eval_chunks(mesh_of(2, 2, 2), 64, 128) == 2  # batch over data x fsdp: 16 rows each
+    assert eval_chunks(mesh_of(8, 1, 1), 64, 128) == 1
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 2, 2)])
+def test_chunked_eval_step_is_the_mean_loss_of_the_whole_batch(shape, initial):
+    prog = program(CFG, ADAMW, 1, mesh_of(*shape), RULES)
+    rows = 4 * 2 * EVAL_CHUNK_TOKENS // CFG.seq_len  # 2 chunks on each of the 4 batch shards of (2, 2, 2)
+    assert eval_chunks(prog.mesh, rows, CFG.seq_len) == (8 if shape == (1, 1, 1) else 2)
+    tokens = np.random.default_rng(1).integers(0, CFG.vocab_size, (rows, CFG.seq_len + 1)).astype(np.int32)
+    params = jax.device_put(initial[0], prog.param_shardings)
+    got = float(prog.eval_step(params, jax.device_put(tokens, prog.batch_sharding())))
+    logits = prog.layout.model(jax.device_get(params))(jnp.asarray(tokens[:, :-1]))
+    want = float(cross_entropy(logits, jnp.asarray(tokens[:, 1:]))[0])
+    assert got == pytest.approx(want, rel=2e-6)
+
+
+def test_init_compiled_at_llvm_level_1_is_the_default_init_bit_for_bit():
+    prog = program(CFG, ADAMW, 1, mesh_of(1, 1, 1), RULES)
+    assert compiler_options_for_init(prog.mesh) == {"xla_backend_optimization_level": 1}  # CPU
+    default = jax.jit(lambda seed: P.init_params(CFG, prog.layout, seed))(np.int32(5))
+    fast = prog.init(np.int32(5))[0]
+    for name in default:
+        np.testing.assert_array_equal(np.asarray(fast[name]), np.asarray(default[name]), err_msg=name)
