@@ -220,7 +220,7 @@ class _Pack:
         self.lrs = [schedule_fn(cfg.schedule, cfg.optimizer.lr, self.total) for cfg in cfgs]
         self.prog = program(c.model, c.optimizer, t.microbatches, self.mesh, c.mesh.sharding_rules())
         prog = self.prog
-        self.init = jax.jit(jax.vmap(prog.init), compiler_options=compiler_options_for_init(self.mesh))
+        self.init = jax.jit(jax.vmap(prog.init_fn), compiler_options=compiler_options_for_init(self.mesh))
         self.step = jax.jit(jax.vmap(prog.train_step, in_axes=(0, 0, None, 0)), donate_argnums=(0, 1))
         # eval_loss_sum reads only .eval_step: the same summation, one [K] sum per batch
         self.evaluator = types.SimpleNamespace(eval_step=jax.jit(jax.vmap(prog.eval_step, in_axes=(0, None))))

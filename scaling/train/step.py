@@ -85,7 +85,8 @@ class Program:
     tx: optax.GradientTransformation
     param_shardings: dict[str, NamedSharding]
     opt_shardings: Any
-    init: Any  # (seed) -> (params, opt_state)
+    init: Any  # (seed) -> (params, opt_state), compiled
+    init_fn: Any  # the same without compiler options, which only a top-level jit takes: to call inside a jit
     train_step: Any  # (params, opt_state, batch, lr) -> (params, opt_state, metrics)
     train_steps: Any  # (params, opt_state, batches[K], lrs[K], n) -> (params, opt_state, metrics of [K])
     eval_step: Any  # (params, batch) -> mean loss
@@ -218,6 +219,7 @@ def _program(
         param_shardings=p_sh,
         opt_shardings=o_sh,
         init=jax.jit(init, out_shardings=(p_sh, o_sh), compiler_options=compiler_options_for_init(mesh)),
+        init_fn=jax.jit(init, out_shardings=(p_sh, o_sh)),
         train_step=jax.jit(
             train_step,
             in_shardings=(p_sh, o_sh, b_sh, rep),
