@@ -57,7 +57,7 @@ def eval_chunks(mesh: Mesh, rows: int, length: int) -> int:
 
     On CPU, the most that leave every device at least EVAL_CHUNK_TOKENS tokens per chunk:
     a chunk's activations (attention scores, logits) then stay in cache, which makes a
-    32 x 128-token evaluation 1.5-3x faster at widths 6-38 (PERF.md "Small models"). On an
+    32 x 128-token evaluation 1.2-3.2x faster at widths 4-38 (PERF.md "Small models"). On an
     accelerator a larger batch is only more parallel work, so 1 (no chunks).
     """
     if mesh.devices.flat[0].platform != "cpu":
