@@ -372,11 +372,10 @@ def _units(plan: Plan, mine: list[PlannedRun], store: ResultsStore, pack: int, b
         if r.run_id not in taken:
             groups.setdefault(r.group, []).append(r)
     for group in reversed(list(groups.values())):
-        if any(r.parent_run_id for r in group):
-            todo = group if all(pending(r) for r in group) else []
-        else:
-            todo = [r for r in reversed(group) if pending(r)]
-        for unit in pack_units(todo, pack):
+        whole = any(r.parent_run_id for r in group)  # a trunk and its branches
+        if whole and not all(pending(r) for r in group):
+            continue
+        for unit in pack_units(group if whole else group[::-1], pack):
             unit = [r for r in unit if pending(r)]  # the owner may have started some meanwhile
             if unit:
                 bar.extend(unit)

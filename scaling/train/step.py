@@ -49,6 +49,10 @@ def cross_entropy(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax
     return jnp.mean(lse - target_logit), jnp.mean(jnp.square(lse))
 
 
+def _on_cpu(mesh: Mesh) -> bool:
+    return mesh.devices.flat[0].platform == "cpu"
+
+
 EVAL_CHUNK_TOKENS = 1024  # CPU: the fewest tokens per device in one chunk of the eval step
 
 
@@ -60,7 +64,7 @@ def eval_chunks(mesh: Mesh, rows: int, length: int) -> int:
     32 x 128-token evaluation 1.2-3.2x faster at widths 4-38 (PERF.md "Small models"). On an
     accelerator a larger batch is only more parallel work, so 1 (no chunks).
     """
-    if mesh.devices.flat[0].platform != "cpu":
+    if not _on_cpu(mesh):
         return 1
     per_device = rows // batch_shards(mesh)
     fits = [
@@ -73,7 +77,7 @@ def compiler_options_for_init(mesh: Mesh) -> dict | None:
     """XLA options of the compiled init. On CPU, LLVM's optimisation level 1: the init runs
     once per run, yet its many random-number kernels took 3-5 s to compile at the default
     level and 1.5 s at level 1, with the same parameters bit for bit (PERF.md)."""
-    return {"xla_backend_optimization_level": 1} if mesh.devices.flat[0].platform == "cpu" else None
+    return {"xla_backend_optimization_level": 1} if _on_cpu(mesh) else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,12 +116,17 @@ class Program:
         return stacked_sharding(self.mesh)
 
 
+def _forward(layout: P.ParamLayout, mesh, rules, params, tokens) -> tuple[jax.Array, jax.Array]:
+    """(logits of tokens[:, :-1], targets tokens[:, 1:]), the batch constrained to the mesh."""
+    with use_rules(mesh, rules):
+        tokens = constrain(tokens, ("batch", "length"))
+        logits = layout.model(params)(tokens[:, :-1])
+    return logits, tokens[:, 1:]
+
+
 def _loss_fn(layout: P.ParamLayout, mesh, rules, z_loss: float):
     def loss(params, tokens):
-        with use_rules(mesh, rules):
-            tokens = constrain(tokens, ("batch", "length"))
-            logits = layout.model(params)(tokens[:, :-1])
-        ce, log_z2 = cross_entropy(logits, tokens[:, 1:])
+        ce, log_z2 = cross_entropy(*_forward(layout, mesh, rules, params, tokens))
         return ce + z_loss * log_z2 if z_loss else ce, ce
 
     return loss
@@ -191,17 +200,14 @@ def _program(
         return params, opt_state, {"loss": losses, "grad_norm": norms}
 
     def token_losses(params, tokens):
-        with use_rules(mesh, rules):
-            tokens = constrain(tokens, ("batch", "length"))
-            logits = layout.model(params)(tokens[:, :-1])
-        lse, target_logit = _log_z_and_target(logits, tokens[:, 1:])
+        lse, target_logit = _log_z_and_target(*_forward(layout, mesh, rules, params, tokens))
         return lse - target_logit
 
     def eval_step(params, tokens):
         b, length = tokens.shape
         n = eval_chunks(mesh, b, length - 1)
         if n == 1:
-            return loss(params, tokens)[1]
+            return jnp.mean(token_losses(params, tokens))
         # chunk c holds rows c, n + c, 2n + c, ...: every device keeps its own rows
         chunks = tokens.reshape(b // n, n, length).swapaxes(0, 1)
         with use_rules(mesh, rules):
