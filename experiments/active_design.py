@@ -4,6 +4,7 @@
         [--strategies uniform,random,active,active_law,active_lookahead] [--skip-porian]
     python experiments/active_design.py --fixed      # the fixed-design study: fixed_designs.csv
     python experiments/active_design.py --summarize  # summary.json, checkpoints.csv, tables.md from runs.csv
+    python experiments/active_design.py --bound      # what ANY design could reach: fisher_bound.csv
 
 Two pools, each starting from the runs of its three smallest budgets:
 
@@ -320,6 +321,7 @@ def main(argv=None) -> int:
         "--merge", metavar="DIR", help="add DIR/runs.csv's non-uniform strategies to OUT's, then --summarize"
     )
     ap.add_argument("--fixed", action="store_true", help="only the fixed-design study: OUT/fixed_designs.csv")
+    ap.add_argument("--bound", action="store_true", help="only the design bound: OUT/fisher_bound.csv")
     ap.add_argument(
         "--strategies", default=",".join(STRATEGIES), help="comma-separated subset of " + ",".join(STRATEGIES)
     )
@@ -330,6 +332,8 @@ def main(argv=None) -> int:
         return resummarize(Path(args.out))
     if args.fixed:
         return run_fixed(args)
+    if args.bound:
+        return run_bound(args)
     from scaling.atomic import write_text
     from scaling.runtime import enable_compilation_cache
 
@@ -395,6 +399,58 @@ def run_fixed(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "fixed_designs.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
+    return 0
+
+
+def fisher_bounds(pool: pd.DataFrame, surface, target: float, sigma: float | None, label: str) -> pd.DataFrame:
+    """At every checkpoint of the uniform grid: its Fisher sd of the target against the
+    certified lower bound (``design_bound``) for any design from the same pool at half
+    its FLOPs: the best a design could do, on the linearised law at ``surface``."""
+    from scaling.analysis.design import design_bound, jacobian
+    from scaling.analysis.laws import get_law
+    from scaling.analysis.optimal import compute_optimal
+
+    law = get_law("chinchilla")
+    budgets = sorted(pool["flops"].unique())
+    start = pool[pool["flops"].isin(budgets[:3])]
+    rest = pool[~pool["flops"].isin(budgets[:3])]
+    opt = compute_optimal(surface, target, interval="law")
+    g = jacobian(law, surface.theta, np.log([[opt["params"], opt["tokens"]]]))[0]
+    total, rows = float(rest["flops"].sum()), []
+    for k, C in enumerate(budgets[3:], 1):
+        uni = pd.concat([start, rest[rest["flops"] <= C]])
+        flops = float(uni["flops"].sum() - start["flops"].sum())
+        b = design_bound(surface, start, rest, target, flops / 2, sigma=sigma)
+        J = jacobian(law, surface.theta, np.log(uni[["params", "tokens"]].to_numpy(float))) / b["sigma"]
+        sd_u = float(np.sqrt(g @ np.linalg.pinv(J.T @ J) @ g))
+        r = b["sd_bound"] / sd_u
+        n = b["sigma"]  # the run noise the predictive interval adds (kappa = 0: the law is right)
+        rows.append({"pool": label, "checkpoint": k, "fraction": flops / total, "sd_uniform": sd_u,
+                     "sd_bound_at_half": b["sd_bound"], "sd_relaxed_at_half": b["sd_relaxed"], "ratio_bound": r,
+                     "predictive_ratio_bound": float(np.sqrt((r * sd_u) ** 2 + n**2) / np.sqrt(sd_u**2 + n**2)),
+                     "sigma": n, "solver_converged": b["converged"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def run_bound(args) -> int:
+    """fisher_bounds on the synthetic pool (the true surface, its true noise) and on
+    Porian's (the fit of the whole pool as the surface): OUT/fisher_bound.csv."""
+    from scaling.analysis.fit import fit_law
+    from scaling.analysis.results import FitResult
+    from scaling.atomic import write_text
+
+    truth = FitResult(law="chinchilla", params=dict(TRUE), objective=0.0, grad_norm=0.0, converged=True, n_points=0)
+    frames = [fisher_bounds(synthetic_pool(0), truth, 1e21, NOISE, "synthetic")]
+    if not args.skip_porian:
+        pool, top, _ = porian_pool(Path(args.data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            surface = fit_law(pool, "chinchilla")
+        frames.append(fisher_bounds(pool, surface, top, None, "porian"))
+    out = pd.concat(frames, ignore_index=True)
+    print(out.to_string(), flush=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    write_text(Path(args.out) / "fisher_bound.csv", out.to_csv(index=False))
     return 0
 
 

@@ -54,7 +54,7 @@ import pandas as pd
 from .laws import get_law
 from .results import fit_and_bootstrap
 
-__all__ = ["DesignResult", "choose_batch", "grid_bias", "jacobian", "propose_runs"]
+__all__ = ["DesignResult", "choose_batch", "design_bound", "grid_bias", "jacobian", "propose_runs"]
 
 RIDGE = 1e-9  # relative ridge on the information matrix (a sloppy direction stays finite)
 MIN_SIGMA = 1e-4  # floor on the residual scale (log loss) for noiseless or perfect fits
@@ -263,14 +263,7 @@ def propose_runs(
     level = interval_level(level, boot)
 
     theta = fit.theta
-    Jd = jacobian(law, theta, _logx(law, done))
-    if sigma is None:
-        r = np.log(law.predict(fit.params, **{c: done[c].to_numpy(float) for c in law.inputs})) - np.log(
-            done["loss"].to_numpy(float)
-        )
-        sigma = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), MIN_SIGMA)
-    info = Jd.T @ Jd / sigma**2
-    info += RIDGE * np.trace(info) / len(theta) * np.eye(len(theta))
+    sigma, info = _information(law, fit, done, sigma)
     Sigma = np.linalg.pinv(info)
     g, value, opt = _target_gradient(law, fit, target_flops, quantity)
     var0 = float(g @ Sigma @ g)
@@ -344,6 +337,89 @@ def propose_runs(
         notes=tuple(notes),
         info={"chosen_index": chosen},
     )
+
+
+def _information(law, fit, done: pd.DataFrame, sigma: float | None):
+    """(sigma, Fisher information of the runs in ``done``): J'J / sigma^2 on the
+    linearised law at the fit, with a relative ridge; sigma defaults to 1.4826·MAD of
+    the fit's log residuals there (floored at MIN_SIGMA)."""
+    Jd = jacobian(law, fit.theta, _logx(law, done))
+    if sigma is None:
+        r = np.log(law.predict(fit.params, **{c: done[c].to_numpy(float) for c in law.inputs})) - np.log(
+            done["loss"].to_numpy(float)
+        )
+        sigma = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), MIN_SIGMA)
+    info = Jd.T @ Jd / sigma**2
+    info += RIDGE * np.trace(info) / len(fit.theta) * np.eye(len(fit.theta))
+    return float(sigma), info
+
+
+def design_bound(
+    fit,
+    done,
+    candidates: pd.DataFrame,
+    target_flops: float,
+    max_flops: float,
+    *,
+    quantity: str = "loss",
+    sigma: float | None = None,
+) -> dict:
+    """How narrow the law's band at the target could get for ``max_flops`` more FLOPs,
+    for *any* choice among the candidates (each at most once): a certified lower bound.
+
+    Why: before trusting an adaptive design's savings, know what the best possible design
+    would save. The exact problem (which subset) is combinatorial; its convex relaxation
+    (each candidate a weight in [0, 1], cost·w <= max_flops, minimise the target's Fisher
+    variance g' (I_done + sum_i w_i J_i'J_i / sigma^2)^-1 g) is solved by SLSQP, and the
+    bound is certified by convexity: the variance at the relaxed solution plus the
+    minimum of its linearisation over the feasible set (a fractional knapsack), a lower
+    bound even if the solver stopped early. Every real design's variance is >= it.
+    Returns sd_done (the runs done), sd_all (every candidate added), sd_bound (the
+    certified lower bound at max_flops), sd_relaxed (the relaxed design's sd), weights
+    (the relaxed design per candidate row) and the FLOPs it spends. The sd are of the
+    log target on the linearised law (what ``propose_runs``'s Fisher update scales)."""
+    from scipy.optimize import Bounds, LinearConstraint, minimize
+
+    from .table import as_table
+
+    if quantity not in ("loss", "params"):
+        raise ValueError(f"quantity must be 'loss' or 'params'; got {quantity!r}")
+    if not max_flops > 0:
+        raise ValueError(f"max_flops must be a positive number of FLOPs; got {max_flops!r}")
+    fit, _ = fit_and_bootstrap(fit)
+    law = get_law(fit.law)
+    done = as_table(done)
+    cand = candidates.reset_index(drop=True)
+    cost = cand["flops"].to_numpy(float) if "flops" in cand.columns else fit.k * cand["params"].to_numpy(float) * \
+        cand["tokens"].to_numpy(float)  # fmt: skip
+    sigma, info0 = _information(law, fit, done, sigma)
+    g, _, _ = _target_gradient(law, fit, target_flops, quantity)
+    Jc = jacobian(law, fit.theta, _logx(law, cand)) / sigma
+
+    def var(w):
+        u = np.linalg.solve(info0 + (Jc * w[:, None]).T @ Jc, g)
+        return float(g @ u), -((Jc @ u) ** 2)  # the variance and its gradient in w
+
+    cap = float(max_flops)
+    w0 = np.clip(np.full(len(cand), cap / max(cost.sum(), 1e-300)), 0.0, 1.0)
+    res = minimize(var, w0, jac=True, method="SLSQP", bounds=Bounds(0.0, 1.0),
+                   constraints=[LinearConstraint(cost[None, :], -np.inf, cap)],
+                   options={"maxiter": 1000, "ftol": 1e-14})  # fmt: skip
+    w = np.clip(res.x, 0.0, 1.0)
+    if cost @ w > cap:
+        w *= cap / (cost @ w)
+    v, grad = var(w)
+    # min over {0 <= x <= 1, cost·x <= cap} of grad·x: the cheapest-per-gain first (grad <= 0)
+    x, left = np.zeros(len(cand)), cap
+    for i in np.argsort(grad / np.maximum(cost, 1e-300)):
+        if grad[i] >= 0 or left <= 0:
+            break
+        x[i] = min(1.0, left / cost[i])
+        left -= x[i] * cost[i]
+    lower = max(v + float(grad @ (x - w)), 0.0)
+    return {"sd_done": float(np.sqrt(var(np.zeros(len(cand)))[0])), "sd_all": float(np.sqrt(var(np.ones(len(cand)))[0])),
+            "sd_bound": float(np.sqrt(lower)), "sd_relaxed": float(np.sqrt(v)), "weights": w,
+            "flops": float(cost @ w), "sigma": sigma, "converged": bool(res.success)}  # fmt: skip
 
 
 def _target_interval(fit, boot, cal, target_flops, quantity, level, value, var0, opt) -> _Interval:

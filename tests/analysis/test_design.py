@@ -294,3 +294,34 @@ def test_choose_batch_scores_batches_by_their_recalibrated_width(calibrated):
     best = scores.loc[scores["gain_per_flop"].idxmax()]
     assert list(best["index"]) == idx and np.all(scores["flops"] <= allow)
     assert np.isfinite(scores["expected_width"]).all() and (scores["expected_width"] > 0).all()
+
+
+def test_design_bound_is_below_every_real_design_within_the_budget(setting):
+    """The certified relaxation bound: no subset of the candidates within max_flops gets
+    the target's Fisher sd below it, and with the budget for all of them it is sd_all."""
+    from scaling.analysis.design import design_bound
+    from scaling.analysis.optimal import compute_optimal
+
+    fit, done, cand = setting
+    cand = cand.assign(flops=6 * cand["params"] * cand["tokens"])
+    cap = 0.4 * float(cand["flops"].sum())
+    b = design_bound(fit, done, cand, 1e20, cap, sigma=0.01)
+    assert b["sd_all"] < b["sd_bound"] <= b["sd_relaxed"] * (1 + 1e-9) < b["sd_done"]
+    assert b["flops"] <= cap * (1 + 1e-9) and np.all((b["weights"] >= 0) & (b["weights"] <= 1))
+    law = get_law("chinchilla")
+    opt = compute_optimal(fit, 1e20)
+    g = jacobian(law, fit.theta, np.log([[opt["params"], opt["tokens"]]]))[0]
+    Jd = jacobian(law, fit.theta, np.log(done[["params", "tokens"]].to_numpy(float)))
+    Jc = jacobian(law, fit.theta, np.log(cand[["params", "tokens"]].to_numpy(float)))
+    rng = np.random.default_rng(0)
+    cost = cand["flops"].to_numpy(float)
+    for _ in range(200):  # random affordable subsets, and the greedy picks
+        idx = [i for i in rng.permutation(len(cand)) if rng.random() < 0.5]
+        idx = [i for i, c in zip(idx, np.cumsum(cost[idx])) if c <= cap]
+        J = np.vstack([Jd, Jc[idx]])
+        sd = np.sqrt(g @ np.linalg.pinv(J.T @ J / 0.01**2) @ g)
+        assert sd >= b["sd_bound"] * (1 - 1e-6)
+    full = design_bound(fit, done, cand, 1e20, 2 * float(cand["flops"].sum()), sigma=0.01)
+    assert full["sd_bound"] == pytest.approx(full["sd_all"], rel=1e-3)
+    with pytest.raises(ValueError, match="max_flops"):
+        design_bound(fit, done, cand, 1e20, 0.0)
