@@ -49,7 +49,7 @@ N_BOOT = 100
 PER_ROUND = 3
 RANDOM_ORDERS = 3
 LOOKAHEAD_DRAWS, LOOKAHEAD_BOOT = 1, 30  # choose_batch: imputation draws and resamples per scored batch
-STRATEGIES = ("uniform", "random", "active", "active_law", "active_lookahead")
+STRATEGIES = ("uniform", "random", "active", "active_relaxed", "active_law", "active_lookahead")
 COARSE = {
     "log_E": [-1.0, 0.0, 1.0],
     "log_A": [2.0, 8.0, 16.0],
@@ -131,9 +131,50 @@ class Fitter:
         return boot, p, pl
 
 
+class DesignSd:
+    """The target's Fisher sd for a table of runs on a fixed surface (the truth, or an
+    assumed fit): the noise-free measure of how good a design is, in the units of
+    fisher_bound.csv (the same sigma)."""
+
+    def __init__(self, surface, target: float, sigma: float | None):
+        from scaling.analysis.design import jacobian
+        from scaling.analysis.laws import get_law
+        from scaling.analysis.optimal import compute_optimal
+
+        self.law, self.surface = get_law("chinchilla"), surface
+        opt = compute_optimal(surface, target, interval="law")
+        self.g = jacobian(self.law, surface.theta, np.log([[opt["params"], opt["tokens"]]]))[0]
+        self.sigma = sigma
+
+    def __call__(self, table: pd.DataFrame) -> float:
+        from scaling.analysis.design import jacobian
+
+        J = jacobian(self.law, self.surface.theta, np.log(table[["params", "tokens"]].to_numpy(float))) / self.sigma
+        return float(np.sqrt(self.g @ np.linalg.pinv(J.T @ J) @ self.g))
+
+
+def surface_of(label: str, pool: pd.DataFrame):
+    """(surface, sigma) the design quality is measured on: the truth and its noise for the
+    synthetic pool; the fit of the whole pool and its residual scale for a real one."""
+    from scaling.analysis.fit import fit_law
+    from scaling.analysis.results import FitResult
+
+    if label == "synthetic":
+        return FitResult(law="chinchilla", params=dict(TRUE), objective=0.0, grad_norm=0.0, converged=True,
+                         n_points=0), NOISE  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        surface = fit_law(pool, "chinchilla")
+    r = np.log(surface.predict(params=pool["params"], tokens=pool["tokens"])) - np.log(pool["loss"].to_numpy(float))
+    return surface, float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
 def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, strategies=STRATEGIES):
     """Every strategy from the three smallest budgets to the uniform grid's FLOPs: (steps, checkpoints)."""
     from scaling.analysis.design import choose_batch, propose_runs
+
+    surface, sigma = surface_of(label, pool)
+    design_sd = DesignSd(surface, target, sigma)
 
     budgets = sorted(pool["flops"].unique())
     start = pool[pool["flops"].isin(budgets[:3])]
@@ -153,6 +194,7 @@ def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, 
             "abs_rel_error": abs(p["loss"] / truth - 1), "covered": bool(p["loss_lo"] <= truth <= p["loss_hi"]),
             "law_covered": bool(pl["loss_lo"] <= truth <= pl["loss_hi"]),
             "kappa": cal.kappa, "calibrated": cal.calibrated, "fit_alpha": boot.fit.params["alpha"],
+            "design_sd": design_sd(table),
             "fit_beta": boot.fit.params["beta"],
         })  # fmt: skip
         return boot
@@ -176,7 +218,8 @@ def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, 
                         order.remove(idx)
                 table = pd.concat([table, rest.loc[take]])
                 record("random", seed, table, fitter, i + 1)
-    for name, interval in (("active", "predictive"), ("active_law", "law"), ("active_lookahead", "lookahead")):
+    for name, interval in (("active", "predictive"), ("active_relaxed", "relaxed"), ("active_law", "law"),
+                           ("active_lookahead", "lookahead")):  # fmt: skip
         if name not in strategies:
             continue
         fitter, table, left = Fitter(n_boot), start, rest.copy()
@@ -190,8 +233,10 @@ def run_strategies(pool, target, truth, n_boot, label, *, orders=RANDOM_ORDERS, 
                         chosen, _ = choose_batch(boot, table, left, target, allow, k_next=PER_ROUND,
                                                  draws=LOOKAHEAD_DRAWS, n_boot=LOOKAHEAD_BOOT)  # fmt: skip
                     else:
-                        chosen = propose_runs(boot, table, left, target, PER_ROUND, interval=interval,
-                                              max_flops=allow).info["chosen_index"]  # fmt: skip
+                        method = "relaxed" if interval == "relaxed" else "greedy"
+                        chosen = propose_runs(boot, table, left, target, PER_ROUND, max_flops=allow, method=method,
+                                              interval="law" if interval == "law" else "predictive",
+                                              ).info["chosen_index"]  # fmt: skip
                     idx = left.index[chosen]
                 except ValueError:  # the current fit has no optimum to target: the cheapest affordable runs
                     ok = left[left["flops"] <= cp * (1 + 1e-9) - spent]
@@ -402,7 +447,7 @@ def run_fixed(args) -> int:
     return 0
 
 
-def fisher_bounds(pool: pd.DataFrame, surface, target: float, sigma: float | None, label: str) -> pd.DataFrame:
+def fisher_bounds(pool: pd.DataFrame, surface, sigma: float, target: float, label: str) -> pd.DataFrame:
     """At every checkpoint of the uniform grid: its Fisher sd of the target against the
     certified lower bound (``design_bound``) for any design from the same pool at half
     its FLOPs: the best a design could do, on the linearised law at ``surface``."""
@@ -435,18 +480,12 @@ def fisher_bounds(pool: pd.DataFrame, surface, target: float, sigma: float | Non
 def run_bound(args) -> int:
     """fisher_bounds on the synthetic pool (the true surface, its true noise) and on
     Porian's (the fit of the whole pool as the surface): OUT/fisher_bound.csv."""
-    from scaling.analysis.fit import fit_law
-    from scaling.analysis.results import FitResult
     from scaling.atomic import write_text
 
-    truth = FitResult(law="chinchilla", params=dict(TRUE), objective=0.0, grad_norm=0.0, converged=True, n_points=0)
-    frames = [fisher_bounds(synthetic_pool(0), truth, 1e21, NOISE, "synthetic")]
+    frames = [fisher_bounds(synthetic_pool(0), *surface_of("synthetic", None), 1e21, "synthetic")]
     if not args.skip_porian:
         pool, top, _ = porian_pool(Path(args.data))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            surface = fit_law(pool, "chinchilla")
-        frames.append(fisher_bounds(pool, surface, top, None, "porian"))
+        frames.append(fisher_bounds(pool, *surface_of("porian", pool), top, "porian"))
     out = pd.concat(frames, ignore_index=True)
     print(out.to_string(), flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)

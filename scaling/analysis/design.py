@@ -208,6 +208,7 @@ def propose_runs(
     interval: str = "predictive",
     sigma: float | None = None,
     max_flops: float | None = None,
+    method: str = "greedy",
 ) -> DesignResult:
     """The (up to) k_next candidates that most shrink the target's interval per FLOP, in order.
 
@@ -217,8 +218,13 @@ def propose_runs(
     as run_id are carried along). interval: "predictive" (default, as ``predict_loss``)
     or "law". sigma: residual scale of log loss for the Fisher information (default:
     1.4826·MAD of the fit's log residuals). max_flops: spend at most this on the picks.
-    Raises ValueError, before any compute, on a target not above the largest run done,
-    k_next < 1, an empty or malformed candidate table, a bad quantity or interval.
+    method: "greedy" (each pick the best per FLOP given the previous ones) or "relaxed"
+    (needs max_flops: plan the whole budget by the convex relaxation of ``design_bound``,
+    take its runs of weight >= 1/2, largest weight first, then continue greedily; within
+    1-3% of the certified bound on a synthetic IsoFLOP pool where greedy is 6-11% above
+    it, results/active_design). Raises ValueError, before any compute, on a target not
+    above the largest run done, k_next < 1, an empty or malformed candidate table, a bad
+    quantity, interval or method.
     """
     from .levels import coordinates
     from .predictive import calibration_for, check_interval, interval_level
@@ -229,6 +235,10 @@ def propose_runs(
     if quantity not in ("loss", "params"):
         raise ValueError(f"quantity must be 'loss' or 'params'; got {quantity!r}")
     check_interval(interval)
+    if method not in ("greedy", "relaxed"):
+        raise ValueError(f"method must be 'greedy' or 'relaxed'; got {method!r}")
+    if method == "relaxed" and max_flops is None:
+        raise ValueError("method='relaxed' plans a FLOP budget: pass max_flops")
     fit, boot = fit_and_bootstrap(fit)
     law = get_law(fit.law)
     if not {"params", "tokens"} <= set(law.inputs):
@@ -278,6 +288,11 @@ def propose_runs(
     chosen: list[int] = []
     rows: list[dict] = []
     var, cum, stopped = var0, 0.0, ""
+    plan: list[int] = []
+    if method == "relaxed":
+        w = design_bound(fit if boot is None else boot, done, cand, target_flops, max_flops, quantity=quantity,
+                         sigma=sigma)["weights"]  # fmt: skip
+        plan = [int(i) for i in np.argsort(-w, kind="stable") if w[i] >= 0.5]
     for _ in range(min(k_next, len(cand))):
         u = Jc @ (Sigma @ g)  # (m,)
         s = np.einsum("mp,pq,mq->m", Jc, Sigma, Jc)
@@ -288,11 +303,14 @@ def propose_runs(
         gain[chosen] = -np.inf
         if max_flops is not None:
             gain[cost > max_flops - cum] = -np.inf
-        j = int(np.argmax(gain))
-        if not np.isfinite(gain[j]):
+        planned = [i for i in plan if np.isfinite(gain[i])]  # the plan's runs still affordable
+        j = planned[0] if planned else int(np.argmax(gain))
+        if planned:
+            plan.remove(j)
+        elif not np.isfinite(gain[j]):
             stopped = f"no remaining candidate fits in max_flops={max_flops:.4g} (spent {cum:.4g})"
             break
-        if not gain[j] > 0:
+        elif not gain[j] > 0:
             stopped = "no remaining candidate shrinks the interval"
             break
         v = Sigma @ Jc[j]
@@ -319,6 +337,8 @@ def propose_runs(
                 f"term at the grown data box (kappa {cal.kappa:.3g}/e-fold held)")  # fmt: skip
     else:
         crit = "Fisher c-optimal update of the bootstrap band (linearised law)"
+    if method == "relaxed":
+        crit += f"; runs of the relaxed optimal design for {max_flops:.3g} FLOPs first"
     start = {"value": value, "lo": float(lo0), "hi": float(hi0), "width": float(hi0 - lo0), "distance": float(d0),
              "n_done": int(len(done)), "flops_done": float(done["flops"].sum()), "fisher_sd_log": float(np.sqrt(var0)),
              "kappa": None if cal is None else float(cal.kappa)}  # fmt: skip

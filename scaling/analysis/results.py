@@ -155,8 +155,9 @@ class Calibration:
     def summary(self) -> str:
         head = "predictive interval" + ("" if self.calibrated else " (NOT calibrated: fallback)")
         return (
-            f"{head}: noise {100 * self.sigma0:.2f}% + misspecification {100 * self.kappa:.2f}% per e-fold "
-            f"of extrapolation (from {self.n_origins} inner backtests, {self.n_pairs} held-out rows); "
+            f"{head}: the law's bootstrap band + noise {100 * self.sigma0:.2f}% + misspecification "
+            f"{100 * self.kappa:.2f}% per e-fold of extrapolation beyond it (from {self.n_origins} inner "
+            f"backtests, {self.n_pairs} held-out rows); "
             "multipliers " + ", ".join(f"{int(round(100 * k))}%: {v:.2f}" for k, v in sorted(self.multipliers.items()))
         )
 

@@ -325,3 +325,33 @@ def test_design_bound_is_below_every_real_design_within_the_budget(setting):
     assert full["sd_bound"] == pytest.approx(full["sd_all"], rel=1e-3)
     with pytest.raises(ValueError, match="max_flops"):
         design_bound(fit, done, cand, 1e20, 0.0)
+
+
+def test_relaxed_method_plans_the_budget_at_least_as_well_as_greedy(setting):
+    from scaling.analysis.design import design_bound
+    from scaling.analysis.optimal import compute_optimal
+
+    fit, done, cand = setting
+    cand = cand.assign(flops=6 * cand["params"] * cand["tokens"])
+    law = get_law("chinchilla")
+    opt = compute_optimal(fit, 1e20)
+    g = jacobian(law, fit.theta, np.log([[opt["params"], opt["tokens"]]]))[0]
+
+    def sd(table):
+        J = jacobian(law, fit.theta, np.log(table[["params", "tokens"]].to_numpy(float))) / 0.01
+        return float(np.sqrt(g @ np.linalg.pinv(J.T @ J) @ g))
+
+    out = {}
+    for frac in (0.2, 0.4):
+        cap = frac * float(cand["flops"].sum())
+        bound = design_bound(fit, done, cand, 1e20, cap, sigma=0.01)["sd_bound"]
+        for method in ("greedy", "relaxed"):
+            res = propose_runs(fit, done, cand, 1e20, len(cand), sigma=0.01, max_flops=cap, method=method)
+            assert res.picks["flops"].sum() <= cap * (1 + 1e-9)
+            out[frac, method] = sd(pd.concat([done, cand.iloc[res.info["chosen_index"]]])) / bound
+        assert 1 - 1e-6 <= out[frac, "relaxed"] <= out[frac, "greedy"] * (1 + 1e-6)
+        assert "relaxed optimal design" in res.criterion
+    with pytest.raises(ValueError, match="max_flops"):
+        propose_runs(fit, done, cand, 1e20, 3, method="relaxed")
+    with pytest.raises(ValueError, match="method"):
+        propose_runs(fit, done, cand, 1e20, 3, method="exchange")
