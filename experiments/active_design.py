@@ -289,6 +289,8 @@ def fixed_designs(pool: pd.DataFrame, target, truth, n_boot, label) -> pd.DataFr
     }  # fmt: skip
     rows = []
     total = float(rest["flops"].sum())
+    surface, sigma = surface_of(label, pool)
+    design_sd = DesignSd(surface, target, sigma)
     for name, idx in designs.items():
         table = pd.concat([start, rest.loc[idx]])
         boot, p, pl = Fitter(n_boot)(table, target)
@@ -296,6 +298,7 @@ def fixed_designs(pool: pd.DataFrame, target, truth, n_boot, label) -> pd.DataFr
             "pool": label, "design": name, "n_runs": len(table), "flops_fraction": float(rest.loc[idx, "flops"].sum() / total),
             "width": p["loss_hi"] - p["loss_lo"], "law_width": pl["loss_hi"] - pl["loss_lo"],
             "kappa": boot.fit.calibration.kappa, "abs_rel_error": abs(p["loss"] / truth - 1),
+            "design_sd": design_sd(table),
             "covered": bool(p["loss_lo"] <= truth <= p["loss_hi"]),
         })  # fmt: skip
     return pd.DataFrame(rows)
@@ -322,7 +325,9 @@ def summarize(steps: pd.DataFrame, total: float) -> dict:
                              "abs_rel_error": float(u.loc[last, "abs_rel_error"]),
                              "covered": bool(u.loc[last, "covered"])},
            "half_checkpoint": {"checkpoint": half, "fraction": float(cp.loc[cp["checkpoint"] == half,
-                                                                          "checkpoint_fraction"].iloc[0])}}  # fmt: skip
+                                                                          "checkpoint_fraction"].iloc[0])},
+           "checkpoint_fractions": {int(c): float(f) for c, f in
+                                    u.loc[u.index >= 1, "checkpoint_fraction"].items()}}  # fmt: skip
     for s, g in cp.groupby("strategy"):
         st = g  # judged at the checkpoints only: every strategy gets the same number of looks at the same FLOPs
         h, f = g[g["checkpoint"] == half], g[g["checkpoint"] == last]
@@ -351,6 +356,18 @@ def summarize(steps: pd.DataFrame, total: float) -> dict:
                 for c in u.index if c >= 1
             },
         }  # fmt: skip
+        if "design_sd" in g.columns:  # the noise-free design quality (the target's Fisher sd on the surface)
+            out[s].update({
+                "design_sd_at_half": float(h["design_sd"].median()),
+                "design_sd_ratio_at_half": float(h["design_sd"].median() / u.loc[last, "design_sd"]),
+                "design_flops_ratio_per_checkpoint": {
+                    int(c): float(np.nanmedian([flops_fraction_to(u.loc[c, "design_sd"], gg, u.loc[c, "flops_added"],
+                                                                  "design_sd") for _, gg in st.groupby("order")]))
+                    for c in u.index if c >= 1},
+                "design_sd_ratio_per_checkpoint": {
+                    int(c): float(g.loc[g["checkpoint"] == c, "design_sd"].median() / u.loc[c, "design_sd"])
+                    for c in u.index if c >= 1},
+            })  # fmt: skip
     return out
 
 
@@ -579,6 +596,23 @@ def markdown(summary: dict, fixed: pd.DataFrame | None) -> str:
             f"{mr(d['abs_rel_error_at_half'], 1)} | {mr(d['flops_fraction_to_uniform_width'], 0)} | "
             f"{mr(d['coverage_checkpoints'], 0)} (law band {mr(d['law_coverage_checkpoints'], 0)}) |"
         )
+    if any("design_flops_ratio_per_checkpoint" in o[n] for n in names):
+        fr = summary["synthetic_seed0"]["checkpoint_fractions"]
+        head = " | ".join(f"{100 * fr[c]:.1f}%" for c in sorted(fr, key=int))
+        lines += ["", "At each checkpoint of the uniform grid (its share of the FLOPs in the header), median over "
+                  "the seeds: the FLOPs a strategy needed to get as narrow as the uniform grid there, over the "
+                  "uniform grid's FLOPs there (<= 50% is the target; 'never' = not even with the whole pool), "
+                  "by the calibrated predictive width and by the design's Fisher sd on the true surface "
+                  "(noise-free), and that sd over the uniform grid's at equal FLOPs.", "",
+                  f"| strategy | measure | {head} |", "|---|---|" + "---|" * len(fr)]  # fmt: skip
+        for n in names:
+            for key, what in (("flops_ratio_per_checkpoint", "FLOPs to the width"),
+                              ("design_flops_ratio_per_checkpoint", "FLOPs to the Fisher sd"),
+                              ("design_sd_ratio_per_checkpoint", "Fisher sd / uniform's")):  # fmt: skip
+                if key in o[n]:
+                    v = o[n][key]
+                    cells = [mr1(v[c]) if "FLOPs" in what else f"{v[c]:.3f}" for c in sorted(v, key=int)]
+                    lines.append(f"| {n} | {what} | " + " | ".join(cells) + " |")
     if "porian" in summary:
         p = summary["porian"]
         h = p["half_checkpoint"]
@@ -635,6 +669,14 @@ def over_seeds(summary: dict, seeds: int) -> dict:
             out[strategy][key] = {"median": float(np.nanmedian(v)), "min": float(np.nanmin(v)),
                                   "max": float(np.nanmax(v)), "values": v.tolist()}  # fmt: skip
         out[strategy]["n_seeds"] = sum(strategy in p for p in per)
+        for key in (
+            "flops_ratio_per_checkpoint",
+            "design_flops_ratio_per_checkpoint",
+            "design_sd_ratio_per_checkpoint",
+        ):
+            have = [p[strategy][key] for p in per if strategy in p and key in p[strategy]]
+            if have:
+                out[strategy][key] = {c: float(np.nanmedian([h[c] for h in have])) for c in have[0]}
     for key in ("width", "law_width"):
         uw = np.array([p["uniform_final"][key] for p in per])
         out[f"uniform_final_{key}"] = {"median": float(np.median(uw)), "min": float(uw.min()), "max": float(uw.max())}
