@@ -9,7 +9,8 @@ An isoflop plan also reports the bias its grid's spacing alone would put into th
 Approach 2 exponents (on the fit of --results' runs, else an assumed surface).
 
 --next K --target-flops C [--results DIR]: the K planned runs not yet done that most
-shrink the predictive interval at C per FLOP (see scaling.cli.plan_next).
+shrink the predictive interval at C per FLOP (see scaling.cli.plan_next); --budget-flops B
+plans B FLOPs as a whole and prints the bound any design within B obeys.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def register(subparsers) -> None:
     p.add_argument("--target-flops", type=float, metavar="C", help="the budget the --next design targets")
     p.add_argument("--results", metavar="DIR", help="finished runs for --next (default results/<sweep name>)")
     p.add_argument("--quantity", choices=("loss", "params"), default="loss", help="--next shrinks the interval of this")
+    p.add_argument(
+        "--budget-flops",
+        type=float,
+        metavar="B",
+        help="--next plans B FLOPs as a whole (relaxed optimal design) and prints the bound any design within B obeys",
+    )
     p.set_defaults(func=run)
 
 
@@ -93,14 +100,14 @@ def run(args) -> int:
         tuning, plan = tuning_plan(cfg), shapes_plan(cfg)
     else:
         plan = plan_sweep(cfg)
-    if args.next is not None or args.target_flops is not None:
+    if args.next is not None or args.target_flops is not None or args.budget_flops is not None:
         from scaling.cli.plan_next import next_runs
 
         if args.next is None or args.target_flops is None:
-            raise ValueError("--next K and --target-flops C go together")
+            raise ValueError("--next K and --target-flops C go together (and --budget-flops B needs both)")
         if args.next < 1:
             raise ValueError(f"--next={args.next} must be a positive number of runs")
-        print(next_runs(plan, args.next, args.target_flops, args.results, args.quantity))
+        print(next_runs(plan, args.next, args.target_flops, args.results, args.quantity, args.budget_flops))
         return 0
     if args.throughput is not None and not args.throughput > 0:
         raise ValueError(f"--throughput={args.throughput} must be a positive FLOP/s")

@@ -157,6 +157,29 @@ def test_cli_next_round_trip_on_a_tiny_store(tmp_path, capsys):
     assert "target C = 1e+17 FLOPs" in out and "calibrated predictive interval" in out
     picked = [line.split()[-1] for line in out.splitlines() if line.strip()[:2] in ("1 ", "2 ")]
     assert len(picked) == 2 and not set(picked) & set(runs["run_id"])  # planned runs not done yet
+    # the whole budget planned at once: the relaxed design's runs, and the bound any design obeys
+    args = [
+        "plan",
+        str(cfg),
+        "--next",
+        "2",
+        "--target-flops",
+        "1e17",
+        "--results",
+        str(store),
+        "--budget-flops",
+        "3e16",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "runs of the relaxed optimal design for 3e+16 FLOPs first" in out
+    bound = next(line for line in out.splitlines() if line.startswith("bound: within 3e+16 FLOPs"))
+    sd_bound, sd_now = (float(bound.split(x)[1].split()[0].rstrip(";)")) for x in ("below ", "(now "))
+    assert 0 < sd_bound < sd_now
+    assert main(["plan", str(cfg), "--budget-flops", "3e16", "--results", str(store)]) == 2
+    assert "--budget-flops B needs both" in capsys.readouterr().err
+    assert main([*args[:-1], "-1"]) == 2
+    assert "--budget-flops=-1 must be a positive number of FLOPs" in capsys.readouterr().err
 
 
 def test_cli_next_errors_before_any_fit(tmp_path, capsys):
