@@ -250,21 +250,8 @@ def propose_runs(
             f"target flops {target_flops:.4g} is not above the largest run done ({done['flops'].max():.4g} FLOPs): "
             "active design chooses runs for an extrapolation; pick a larger target"
         )
-    if not isinstance(candidates, pd.DataFrame):
-        raise TypeError(f"candidates must be a DataFrame of params, tokens; got {type(candidates).__name__}")
-    missing = [c for c in ("params", "tokens") if c not in candidates.columns]
-    if missing:
-        raise ValueError(f"candidates need columns params, tokens; missing {missing}")
-    if len(candidates) == 0:
-        raise ValueError("no candidate runs to choose from (the pool is empty: every planned run is done)")
-    cand = candidates.reset_index(drop=True).copy()
-    if "flops" not in cand.columns:
-        cand["flops"] = fit.k * cand["params"] * cand["tokens"]
+    cand = _candidates(fit, candidates)
     cost = cand["flops"].to_numpy(float)
-    bad = ~((cand["params"].to_numpy(float) > 0) & (cand["tokens"].to_numpy(float) > 0) & (cost > 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"candidate row {i} has a non-positive params, tokens or flops: {cand.iloc[i].to_dict()}")
     if max_flops is not None and not max_flops > 0:
         raise ValueError(f"max_flops must be a positive number of FLOPs; got {max_flops!r}")
     cal = None
@@ -359,6 +346,27 @@ def propose_runs(
     )
 
 
+def _candidates(fit, candidates) -> pd.DataFrame:
+    """The candidate table, re-indexed, with flops (k·N·D where absent); a malformed one
+    is an error naming the row."""
+    if not isinstance(candidates, pd.DataFrame):
+        raise TypeError(f"candidates must be a DataFrame of params, tokens; got {type(candidates).__name__}")
+    missing = [c for c in ("params", "tokens") if c not in candidates.columns]
+    if missing:
+        raise ValueError(f"candidates need columns params, tokens; missing {missing}")
+    if len(candidates) == 0:
+        raise ValueError("no candidate runs to choose from (the pool is empty: every planned run is done)")
+    cand = candidates.reset_index(drop=True).copy()
+    if "flops" not in cand.columns:
+        cand["flops"] = fit.k * cand["params"] * cand["tokens"]
+    cost = cand["flops"].to_numpy(float)
+    bad = ~((cand["params"].to_numpy(float) > 0) & (cand["tokens"].to_numpy(float) > 0) & (cost > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"candidate row {i} has a non-positive params, tokens or flops: {cand.iloc[i].to_dict()}")
+    return cand
+
+
 def _information(law, fit, done: pd.DataFrame, sigma: float | None):
     """(sigma, Fisher information of the runs in ``done``): J'J / sigma^2 on the
     linearised law at the fit, with a relative ridge; sigma defaults to 1.4826·MAD of
@@ -409,9 +417,8 @@ def design_bound(
     fit, _ = fit_and_bootstrap(fit)
     law = get_law(fit.law)
     done = as_table(done)
-    cand = candidates.reset_index(drop=True)
-    cost = cand["flops"].to_numpy(float) if "flops" in cand.columns else fit.k * cand["params"].to_numpy(float) * \
-        cand["tokens"].to_numpy(float)  # fmt: skip
+    cand = _candidates(fit, candidates)
+    cost = cand["flops"].to_numpy(float)
     sigma, info0 = _information(law, fit, done, sigma)
     g, _, _ = _target_gradient(law, fit, target_flops, quantity)
     Jc = jacobian(law, fit.theta, _logx(law, cand)) / sigma
