@@ -432,7 +432,8 @@ def main(argv=None) -> int:
         summary["porian_truth"] = {"target_flops": top, "loss": ptruth}
         print(f"porian ({time.time() - t0:.0f} s)", json.dumps(summary["porian"]), flush=True)
     allrows = pd.concat(frames, ignore_index=True)
-    summary["synthetic_over_seeds"] = over_seeds(summary, args.seeds)
+    if args.seeds:  # --seeds 0: the real pool only
+        summary["synthetic_over_seeds"] = over_seeds(summary, args.seeds)
     meta["seconds"] = round(time.time() - t0)
     meta.update(provenance(Path(args.data)))
     write_text(out / "runs.csv", allrows.to_csv(index=False))
