@@ -13,10 +13,10 @@ sweeps. Names load lazily (JAX is imported only by what needs it):
 
 Modules, in one-way layers (each imports only from those before it; checked by
 tests/analysis/test_analysis_imports.py): laws, table -> engine (objective, starts,
-batched L-BFGS) -> varpro, results (FitResult, BootstrapResult, BacktestResult) -> fit,
-resample (resampled refits) -> predictive (calibration) -> uncertainty (bootstrap) ->
-optimal -> extrapolate -> approaches. Beside them, numpy only: allocation, loss_curves,
-envelope (Approach 1), isoflop (Approach 2), schedules, curve_law.
+batched L-BFGS) -> varpro, results (FitResult, BootstrapResult, BacktestResult) -> fit
+-> uncertainty (bootstrap) -> optimal -> extrapolate -> approaches. Beside them, numpy
+only: allocation, loss_curves, envelope (Approach 1), isoflop (Approach 2), schedules,
+curve_law.
 
 Floating point: the fitting code runs inside ``jax.enable_x64(True)`` contexts, so it
 computes in float64 without changing JAX's process-wide default (float32 for the
@@ -44,10 +44,9 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time names load 
     from .loss_curves import interpolate_curve
     from .optimal import allocation_exponents, compute_optimal
     from .predictive import calibrate
-    from .resample import resample_weights
     from .results import BacktestResult, BootstrapResult, Calibration, FitResult
     from .table import load_table
-    from .uncertainty import bootstrap
+    from .uncertainty import bootstrap, resample_weights
 
 _EXPORTS = {
     # laws
@@ -67,7 +66,7 @@ _EXPORTS = {
     "Calibration": "results",
     # uncertainty
     "bootstrap": "uncertainty",
-    "resample_weights": "resample",
+    "resample_weights": "uncertainty",
     "calibrate": "predictive",
     "compare_laws": "compare",
     # Approach 3 and extrapolation

@@ -76,7 +76,7 @@ def compare_laws(data, laws=DEFAULT_LAWS, *, fit_kw=None, origins=None) -> pd.Da
             "compare_laws: no cutoff leaves enough rows and distinct sizes/budgets for an inner backtest; "
             "the data cannot rank the laws"
         )
-    pairs = {law.name: inner_backtests(table, law, origins=origins, fit_kw=fit_kw, n_boot=0) for law in laws}
+    pairs = {law.name: inner_backtests(table, law, origins=origins, fit_kw=fit_kw) for law in laws}
     first = pairs[laws[0].name]
     w = 1.0 / first.groupby("origin")["origin"].transform("size").to_numpy(float)
     obs = first["log_pred"].to_numpy(float) + first["error"].to_numpy(float)

@@ -23,27 +23,17 @@ here combines the three, in log loss:
   a conformal multiplier, both learned from **rolling-origin backtests inside the fit
   data**: the law is refitted on the rows below a cutoff (along compute, and along each
   of the law's inputs), predicts the rows above it, and each held-out row gives a pair
-  (distance from that inner fit's box, log error, and the inner fit's own bootstrap band
-  there). kappa is the non-negative least-squares growth with d^2 of the squared errors
-  *less the squared inner band* (each origin weighted equally), and q_level the
-  level-quantile of the multiplier that puts each pair on the edge of the same
-  interval form, sqrt((z·band)^2 + (q·sigma(d))^2), never below the Gaussian quantile
-  (few origins give few independent errors; a conformal quantile from them alone would
-  be optimistic).
-
-Why the inner band is taken out: an inner fit sees fewer data than the outer one, so
-much of its extrapolation error is its own parameter uncertainty. Learned as
-misspecification, it would be added again on top of the outer fit's bootstrap band:
-on a correctly specified Chinchilla surface with 1% noise the intervals came out ~10x
-wider than the errors (results/active_design), and on the published families the 90%
-interval covered 95% of held-out runs. With the band taken out, the same families'
-90% intervals cover 90% (results/calibration). An interval with no band of its own
-(a fit without a bootstrap) uses ``Calibration.alone``, learned from the raw errors.
+  (distance from that inner fit's box, log error). kappa is the non-negative
+  least-squares growth of the squared errors with d^2 (each origin weighted equally),
+  and q_level the level-quantile of the normalised errors |e| / sigma(d), never below
+  the Gaussian quantile (few origins give few independent errors; a conformal quantile
+  from them alone would be optimistic).
 
 Assumptions, stated: (1) the law's error grows at most linearly in log distance (a
 misestimated exponent moves the log prediction by δ·d; a missing term grows similarly),
-and at the rate seen when extrapolating inside the data, beyond what the inner fit's
-bootstrap band explains; (2) distances in ln N and ln D count alike; (3) errors are roughly symmetric
+and at the rate seen when extrapolating inside the data — the inner backtests start
+from fewer data, so their errors include more parameter uncertainty, which errs on the
+wide side; (2) distances in ln N and ln D count alike; (3) errors are roughly symmetric
 once scaled (the interval is symmetric in log loss about the law, widened by the
 bootstrap's own asymmetry).
 
@@ -93,11 +83,6 @@ FALLBACK_KAPPA_MIN = 0.02
 # Successive halving for the inner fits: 16 survivors of the whole grid, as a grid
 # bootstrap refit (uncertainty.GRID_BOOTSTRAP_PRUNE), since an inner fit is one more refit.
 INNER_PRUNE = ((3, 512), (10, 64), (24, 16))
-# Each inner fit's own bootstrap band (what of its errors its parameter uncertainty
-# explains): 100 resampled refits from the inner optimum, its one-sigma percentiles.
-INNER_BOOT = 100
-INNER_MAX_ITER = 2000
-ONE_SIGMA_LO, ONE_SIGMA_HI = 0.5 - 0.3413447460685429, 0.5 + 0.3413447460685429
 
 
 def _log_inputs(table: pd.DataFrame, inputs) -> np.ndarray:
@@ -151,75 +136,44 @@ def rolling_origins(table: pd.DataFrame, law, *, axes=None) -> list[tuple[str, f
     return unique
 
 
-def inner_backtests(
-    table: pd.DataFrame, law, *, origins=None, fit_kw=None, n_boot: int = INNER_BOOT, seed: int = 0
-) -> pd.DataFrame:
+def inner_backtests(table: pd.DataFrame, law, *, origins=None, fit_kw=None) -> pd.DataFrame:
     """Refit ``law`` on each origin's inner rows, predict the rest: one row per (origin,
     held-out row) with axis, cutoff, origin, row, distance (e-folds outside the inner
-    fit's box), log_pred, error = ln(observed) - ln(predicted) and, with ``n_boot`` > 0,
-    band_lo / band_hi: the inner fit's own bootstrap band at that row (one-sigma log
-    offsets below / above log_pred, from the 15.9% and 84.1% percentiles of ``n_boot``
-    refits on resamples of the inner rows, started from the inner optimum).
+    fit's box), log_pred and error = ln(observed) - ln(predicted).
 
-    The band is the part of each error that the inner fit's parameter uncertainty
-    explains; ``calibrate`` learns the misspecification from what is left, so that the
-    outer fit's bootstrap band is not counted twice. Every inner fit is a full fit_law
-    from the law's whole starting grid (pruned as a grid bootstrap is, ``INNER_PRUNE``,
-    unless fit_kw says otherwise), on the same points with zero weight on the held-out
-    rows, so all of them share one compiled program; so do all the resampled refits."""
+    Every inner fit is a full fit_law from the law's whole starting grid (pruned as a
+    grid bootstrap is, ``GRID_BOOTSTRAP_PRUNE``, unless fit_kw says otherwise), on the
+    same points with zero weight on the held-out rows, so all of them share one compiled
+    program."""
     law = get_law(law)
     fit_kw = {"prune": INNER_PRUNE, **(fit_kw or {})}
     if origins is None:
         origins = rolling_origins(table, law)
     logx = _log_inputs(table, law.inputs)
     logy = np.log(table["loss"].to_numpy(float))
-    inputs = {c: table[c].to_numpy(float) for c in law.inputs}
-    fits = [fit_law(table, law, weights=mask.astype(float), **fit_kw) for _, _, mask in origins]
-    bands = _inner_bands(table, law, origins, fits, n_boot, seed) if n_boot and fits else [None] * len(fits)
     rows = []
-    for j, ((axis, cutoff, mask), f, band) in enumerate(zip(origins, fits, bands)):
+    for j, (axis, cutoff, mask) in enumerate(origins):
+        f = fit_law(table, law, weights=mask.astype(float), **fit_kw)
         test = ~mask
         inner = logx[mask]
-        lp = np.log(np.asarray(law.predict(f.params, **{c: v[test] for c, v in inputs.items()})))
+        lp = np.log(np.asarray(law.predict(f.params, **{c: table[c].to_numpy(float)[test] for c in law.inputs})))
         d = extrapolation_distance(logx[test], inner.min(0), inner.max(0))
-        cols = dict(origin=j, axis=axis, cutoff=cutoff, row=np.flatnonzero(test), distance=d, log_pred=lp,
-                    error=logy[test] - lp)  # fmt: skip
-        if band is not None:
-            lo, hi = np.nanquantile(band[:, test], [ONE_SIGMA_LO, ONE_SIGMA_HI], axis=0)
-            cols.update(band_lo=np.maximum(lp - lo, 0.0), band_hi=np.maximum(hi - lp, 0.0))
-        rows.append(pd.DataFrame(cols))
+        rows.append(
+            pd.DataFrame(
+                dict(
+                    origin=j,
+                    axis=axis,
+                    cutoff=cutoff,
+                    row=np.flatnonzero(test),
+                    distance=d,
+                    log_pred=lp,
+                    error=logy[test] - lp,
+                )
+            )
+        )
     if not rows:
         return pd.DataFrame(columns=["origin", "axis", "cutoff", "row", "distance", "log_pred", "error"])
     return pd.concat(rows, ignore_index=True)
-
-
-def _inner_bands(table, law, origins, fits, n_boot: int, seed: int) -> list[np.ndarray]:
-    """Per origin, (n_boot, n) log predictions at every row of the inner fit's refits on
-    resamples of its inner rows (whole runs when rows share a run_id), all origins in one
-    batched refit; a refit whose prediction is not finite gives NaN there."""
-    from .engine import DEFAULT_GTOL, as_points
-    from .fit import exponent_bounds
-    from .resample import refit_from, resample_weights
-
-    pts = as_points(table, law)
-    groups = pts.groups if pts.groups is not None and len(np.unique(pts.groups)) < pts.n else None
-    Ws, thetas = [], []
-    for j, ((_, _, mask), f) in enumerate(zip(origins, fits)):
-        W = np.zeros((n_boot, pts.n))
-        W[:, mask] = resample_weights(int(mask.sum()), n_boot, groups=None if groups is None else groups[mask],
-                                      seed=seed + j)  # fmt: skip
-        Ws.append(W)
-        # a term the inner fit drove to zero starts its refits at exp(-700), i.e. still gone
-        theta0 = np.nan_to_num(law.to_fit(np.array([f.params[p] for p in law.params]), strict=False), neginf=-700.0)
-        thetas.append(np.repeat(theta0[None, :], n_boot, axis=0))
-    f0 = fits[0]
-    theta, _, _ = refit_from(law, f0.delta, exponent_bounds(law, f0.exponent_min), pts, np.concatenate(Ws),
-                             np.concatenate(thetas), gtol=DEFAULT_GTOL, max_iter=INNER_MAX_ITER)  # fmt: skip
-    draws = law.to_natural(theta)
-    with np.errstate(all="ignore"):
-        logp = np.log(np.asarray(law.predict_many(draws, **{c: table[c].to_numpy(float) for c in law.inputs})))
-    logp = np.where(np.isfinite(logp), logp, np.nan)
-    return [logp[j * n_boot : (j + 1) * n_boot] for j in range(len(origins))]
 
 
 def _noise(table: pd.DataFrame, fit, law) -> tuple[float, str]:
@@ -272,22 +226,14 @@ def calibrate(data, fit, *, origins=None, pairs: pd.DataFrame | None = None, fit
     calibrated = n_origins >= 1
     multipliers = {lv: normal_quantile(lv) for lv in LEVELS}
     if calibrated:
-        e = pairs["error"].to_numpy(float)
-        e2, d2 = e**2, pairs["distance"].to_numpy(float) ** 2
-        b2 = _band_on_side(pairs, e) ** 2
+        e2 = pairs["error"].to_numpy(float) ** 2
+        d2 = pairs["distance"].to_numpy(float) ** 2
         w = 1.0 / pairs.groupby("origin")["origin"].transform("size").to_numpy(float)
-        s0, kappa = _fit_growth(e2 - b2, d2, w, noise)
-        sig = np.maximum(np.sqrt(s0**2 + kappa**2 * d2), 1e-12)
+        s0, kappa = _fit_growth(e2, d2, w, noise)
+        sig = np.sqrt(s0**2 + kappa**2 * d2)
+        u = np.sqrt(e2) / np.maximum(sig, 1e-12)
         for lv in LEVELS:
-            # the q that puts this pair on the edge of sqrt((z·band)^2 + (q·sigma)^2),
-            # the same form as the outer interval (its bootstrap offset at this level)
-            u = np.sqrt(np.maximum(e2 - normal_quantile(lv) ** 2 * b2, 0.0)) / sig
             multipliers[lv] = max(normal_quantile(lv), _weighted_quantile(u, w, lv))
-        # for an interval without a band of its own: the raw errors, band and all
-        a0, akappa = _fit_growth(e2, d2, w, noise)
-        asig = np.maximum(np.sqrt(a0**2 + akappa**2 * d2), 1e-12)
-        alone = {"sigma0": a0, "kappa": akappa, "multipliers": {
-            lv: max(normal_quantile(lv), _weighted_quantile(np.sqrt(e2) / asig, w, lv)) for lv in LEVELS}}  # fmt: skip
         if n_origins < 3:
             warns.append(
                 f"only {n_origins} inner backtest(s) could be run: the misspecification growth is poorly determined"
@@ -295,7 +241,6 @@ def calibrate(data, fit, *, origins=None, pairs: pd.DataFrame | None = None, fit
     else:
         s0 = noise
         kappa = max(FALLBACK_KAPPA_FACTOR * noise, FALLBACK_KAPPA_MIN)
-        alone = None
         warns.append(
             "cannot calibrate the predictive interval: no cutoff leaves enough rows and distinct levels "
             f"(>= {MIN_LEVELS} of each of {list(law.inputs)}) to backtest inside the data; falling back to "
@@ -318,23 +263,12 @@ def calibrate(data, fit, *, origins=None, pairs: pd.DataFrame | None = None, fit
         calibrated=calibrated,
         warnings=tuple(warns),
         pairs=pairs,
-        alone=alone,
     )
 
 
-def _band_on_side(pairs: pd.DataFrame, e: np.ndarray) -> np.ndarray:
-    """The inner fit's one-sigma band on the side each error fell (below for a loss
-    under the prediction); 0 where the pairs carry no band (n_boot=0) or it is undefined
-    (then the whole error counts as misspecification: wider, never narrower)."""
-    if "band_lo" not in pairs.columns:
-        return np.zeros(len(e))
-    b = np.where(e < 0, pairs["band_lo"].to_numpy(float), pairs["band_hi"].to_numpy(float))
-    return np.nan_to_num(b, nan=0.0)
-
-
 def _fit_growth(e2, d2, w, noise) -> tuple[float, float]:
-    """Weighted non-negative least squares of e2 (the squared errors less the inner
-    bands') on [1, d^2]: (sigma0, kappa), with sigma0 >= noise."""
+    """Weighted non-negative least squares of e^2 on [1, d^2]: (sigma0, kappa), with
+    sigma0 >= noise."""
     from scipy.optimize import nnls
 
     sw = np.sqrt(w)

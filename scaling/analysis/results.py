@@ -37,15 +37,10 @@ def normal_quantile(level: float) -> float:
 class Calibration:
     """The predictive-interval model of one fit (see the module docstring).
 
-    sigma0: log-loss noise at distance 0; kappa: misspecification growth per e-fold
-    beyond the law's parameter uncertainty, and multipliers: level -> q_level, both for
-    an interval that adds the bootstrap band (what predict_loss reports); alone: the
-    same three learned from the raw inner errors, for an interval with no band of its
-    own (they then carry the parameter uncertainty too; None: as the main three, as in
-    calibrations saved before the split); box_lo/box_hi: the fit data's log-input box
-    (in ``coordinates``); inputs: the law's inputs; n_origins, n_pairs: inner backtests
-    behind kappa; calibrated: False when it fell back (see warnings); noise_source:
-    "residuals"/"seeds".
+    sigma0: log-loss noise at distance 0; kappa: misspecification growth per e-fold;
+    multipliers: level -> q_level; box_lo/box_hi: the fit data's log-input box per input;
+    (in ``coordinates``); inputs: the law's inputs; n_origins, n_pairs: inner backtests behind kappa;
+    calibrated: False when it fell back (see warnings); noise_source: "residuals"/"seeds".
     """
 
     law: str
@@ -62,33 +57,22 @@ class Calibration:
     calibrated: bool = True
     warnings: tuple = ()
     pairs: pd.DataFrame | None = field(default=None, repr=False)
-    alone: dict | None = None
-
-    def _parts(self, with_band: bool) -> tuple[float, float, dict]:
-        if with_band or self.alone is None:
-            return self.sigma0, self.kappa, self.multipliers
-        a = self.alone
-        return a["sigma0"], a["kappa"], a["multipliers"]
 
     def distance(self, **inputs) -> np.ndarray:
         arrays = np.broadcast_arrays(*[np.asarray(inputs[i], dtype=float) for i in self.inputs])
         logx = coordinates(np.stack([np.log(a) for a in arrays], axis=-1))
         return extrapolation_distance(logx, self.box_lo, self.box_hi)
 
-    def sigma(self, distance, *, with_band: bool = True) -> np.ndarray:
-        """Noise + misspecification at ``distance`` (e-folds); with_band=False: the model
-        for an interval without a parameter band (``alone``)."""
-        s0, kappa, _ = self._parts(with_band)
+    def sigma(self, distance) -> np.ndarray:
         d = np.asarray(distance, dtype=float)
-        return np.sqrt(s0**2 + (kappa * d) ** 2)
+        return np.sqrt(self.sigma0**2 + (self.kappa * d) ** 2)
 
-    def multiplier(self, level: float, *, with_band: bool = True) -> float:
+    def multiplier(self, level: float) -> float:
         """q_level: the stored one, else interpolated in Gaussian-quantile space."""
         if not 0 < level < 1:
             raise ValueError(f"interval level must be in (0, 1); got {level}")
-        stored = self._parts(with_band)[2]
-        levels = np.array(sorted(stored))
-        q = np.array([stored[lv] for lv in levels])
+        levels = np.array(sorted(self.multipliers))
+        q = np.array([self.multipliers[lv] for lv in levels])
         if any(abs(level - lv) < 1e-9 for lv in levels):
             return float(q[np.argmin(np.abs(levels - level))])
         ratio = np.interp(
@@ -100,11 +84,8 @@ class Calibration:
 
     def bounds(self, log_center, distance, level: float, param_lo=None, param_hi=None):
         """(lo, hi) of the loss: log_center ± sqrt(param offset^2 + (q·sigma(d))^2);
-        param_lo/param_hi: the bootstrap band's log offsets below/above (>= 0). Without
-        them the interval uses the ``alone`` model, which carries the parameter
-        uncertainty itself."""
-        with_band = param_lo is not None or param_hi is not None
-        h = self.multiplier(level, with_band=with_band) * self.sigma(distance, with_band=with_band)
+        param_lo/param_hi: the bootstrap band's log offsets below/above (>= 0)."""
+        h = self.multiplier(level) * self.sigma(distance)
         plo = 0.0 if param_lo is None else np.maximum(param_lo, 0.0)
         phi = 0.0 if param_hi is None else np.maximum(param_hi, 0.0)
         lo = log_center - np.sqrt(plo**2 + h**2)
@@ -126,10 +107,7 @@ class Calibration:
             "n_pairs": int(self.n_pairs),
             "calibrated": bool(self.calibrated),
             "warnings": list(self.warnings),
-            **({} if self.alone is None else {"alone": {
-                "sigma0": float(self.alone["sigma0"]), "kappa": float(self.alone["kappa"]),
-                "multipliers": {str(k): float(v) for k, v in self.alone["multipliers"].items()}}}),
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Calibration:
@@ -147,17 +125,13 @@ class Calibration:
             n_pairs=int(d.get("n_pairs", 0)),
             calibrated=bool(d.get("calibrated", True)),
             warnings=tuple(d.get("warnings", ())),
-            alone=None if d.get("alone") is None else {
-                "sigma0": float(d["alone"]["sigma0"]), "kappa": float(d["alone"]["kappa"]),
-                "multipliers": {float(k): float(v) for k, v in d["alone"]["multipliers"].items()}},
-        )  # fmt: skip
+        )
 
     def summary(self) -> str:
         head = "predictive interval" + ("" if self.calibrated else " (NOT calibrated: fallback)")
         return (
-            f"{head}: the law's bootstrap band + noise {100 * self.sigma0:.2f}% + misspecification "
-            f"{100 * self.kappa:.2f}% per e-fold of extrapolation beyond it (from {self.n_origins} inner "
-            f"backtests, {self.n_pairs} held-out rows); "
+            f"{head}: noise {100 * self.sigma0:.2f}% + misspecification {100 * self.kappa:.2f}% per e-fold "
+            f"of extrapolation (from {self.n_origins} inner backtests, {self.n_pairs} held-out rows); "
             "multipliers " + ", ".join(f"{int(round(100 * k))}%: {v:.2f}" for k, v in sorted(self.multipliers.items()))
         )
 

@@ -34,7 +34,6 @@ from .engine import (
 )
 from .fit import exponent_bounds, fit_law
 from .laws import get_law
-from .resample import refit_from, resample_weights
 from .results import BootstrapResult, FitResult
 from .table import as_table
 
@@ -45,6 +44,18 @@ _LANES_PER_CHUNK = 40_000  # lanes per batched call for the full-grid bootstrap
 # best 512 of the grid's starts, after 10 the best 64, after 24 the best 16, and converge
 # those (checked against converging every start in benchmarks/fit_speed.py).
 GRID_BOOTSTRAP_PRUNE = ((3, 512), (10, 64), (24, 16))
+
+
+def resample_weights(n: int, n_boot: int, *, groups=None, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) multiplicities: points drawn with replacement, or whole groups
+    (rows with the same label) drawn with replacement when ``groups`` is given."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+    labels, index = np.unique(np.asarray(groups), return_inverse=True)
+    G = len(labels)
+    counts = rng.multinomial(G, np.full(G, 1.0 / G), size=n_boot).astype(float)
+    return counts[:, index]
 
 
 def bootstrap(
@@ -106,13 +117,15 @@ def bootstrap(
     pts = as_points(table, lawobj)
     labels = _group_labels(table, pts, groups)
     W = resample_weights(pts.n, n_boot, groups=labels, seed=seed)
-    if start == "optimum":
-        theta, fbest, status = refit_from(lawobj, delta, lower, pts, W, fit.theta, gtol=gtol, max_iter=max_iter)
-    else:
-        vg = value_and_grad(lawobj, float(delta), lower)
-        with jax.enable_x64(True):
+    vg = value_and_grad(lawobj, float(delta), lower)
+    with jax.enable_x64(True):
+        if start == "optimum":
+            x0 = np.repeat(free_coordinates(fit.theta, lower)[None, :], n_boot, axis=0)
+            res = minimize(vg, x0, {"w": lane_weights(pts, W)}, shared_arrays(pts), gtol=gtol, max_iter=max_iter)
+            theta, fbest, status = res.x, res.f, res.status
+        else:
             theta, fbest, status = _grid_bootstrap(vg, lawobj, pts, W, grid, gtol, max_iter, prune, lower)
-        theta = bounded_coordinates(theta, lower)
+    theta = bounded_coordinates(theta, lower)
     converged = status == CONVERGED
     warns = []
     if not converged.all():

@@ -1,6 +1,6 @@
 """Import boundaries of `scaling.analysis`: a one-way, layered graph.
 
-laws / table / levels -> engine -> results -> fit, resample -> predictive (calibration) ->
+laws / table / levels -> engine -> results -> fit -> predictive (calibration) ->
 uncertainty / compare -> optimal -> extrapolate -> approaches (with the numpy-only Approaches 1 and 2 beside them). A module imports only
 from lower layers (function-level imports included), never a private name of another
 module, and never the training stack: the analysis runs on published tables without
@@ -35,7 +35,6 @@ LAYERS = {
     "varpro": 2,
     "results": 2,
     "fit": 3,
-    "resample": 3,  # the resampled refits the bootstrap and the inner backtests share
     "predictive": 4,
     "uncertainty": 5,
     "compare": 5,
