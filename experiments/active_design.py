@@ -356,7 +356,7 @@ def summarize(steps: pd.DataFrame, total: float) -> dict:
                 for c in u.index if c >= 1
             },
         }  # fmt: skip
-        if "design_sd" in g.columns:  # the noise-free design quality (the target's Fisher sd on the surface)
+        if "design_sd" in g.columns and g["design_sd"].notna().all():  # the noise-free design quality
             out[s].update({
                 "design_sd_at_half": float(h["design_sd"].median()),
                 "design_sd_ratio_at_half": float(h["design_sd"].median() / u.loc[last, "design_sd"]),

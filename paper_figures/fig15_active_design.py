@@ -57,7 +57,7 @@ def _panel(ax, cp: pd.DataFrame, column: str, scale: float = 1.0):
     seeds = cp.groupby("strategy")["noise_seed"].nunique()
     for strategy, st in STYLE.items():
         g = cp[(cp["strategy"] == strategy) & (cp["checkpoint"] >= 1)]
-        if not len(g):
+        if not len(g) or g[column].isna().all():  # e.g. design_sd of runs recorded before it existed
             continue
         label = st["label"] + (f" ({seeds[strategy]} seeds)" if seeds[strategy] < seeds.max() else "")
         by = g.groupby("checkpoint_fraction")
