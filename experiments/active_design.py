@@ -468,8 +468,10 @@ def run_fixed(args) -> int:
 def fisher_bounds(pool: pd.DataFrame, surface, sigma: float, target: float, label: str) -> pd.DataFrame:
     """At every checkpoint of the uniform grid: its Fisher sd of the target against the
     certified lower bound (``design_bound``) for any design from the same pool at half
-    its FLOPs: the best a design could do, on the linearised law at ``surface``."""
-    from scaling.analysis.design import design_bound, jacobian
+    its FLOPs: the best a design could do, on the linearised law at ``surface``; and how
+    far above that bound the greedy and the relaxed planner land when each plans that half
+    budget once, on the surface itself (no noise, no refits)."""
+    from scaling.analysis.design import design_bound, jacobian, propose_runs
     from scaling.analysis.laws import get_law
     from scaling.analysis.optimal import compute_optimal
 
@@ -488,10 +490,18 @@ def fisher_bounds(pool: pd.DataFrame, surface, sigma: float, target: float, labe
         sd_u = float(np.sqrt(g @ np.linalg.pinv(J.T @ J) @ g))
         r = b["sd_bound"] / sd_u
         n = b["sigma"]  # the run noise the predictive interval adds (kappa = 0: the law is right)
+        planned = {}  # each planner once, on the surface itself, for the same half budget
+        for method in ("greedy", "relaxed"):
+            res = propose_runs(surface, start, rest, target, len(rest), interval="law", sigma=b["sigma"],
+                               max_flops=flops / 2, method=method)  # fmt: skip
+            picked = pd.concat([start, rest.iloc[res.info["chosen_index"]]])
+            J = jacobian(law, surface.theta, np.log(picked[["params", "tokens"]].to_numpy(float))) / b["sigma"]
+            planned[method] = float(np.sqrt(g @ np.linalg.pinv(J.T @ J) @ g)) / b["sd_bound"]
         rows.append({"pool": label, "checkpoint": k, "fraction": flops / total, "sd_uniform": sd_u,
                      "sd_bound_at_half": b["sd_bound"], "sd_relaxed_at_half": b["sd_relaxed"], "ratio_bound": r,
                      "predictive_ratio_bound": float(np.sqrt((r * sd_u) ** 2 + n**2) / np.sqrt(sd_u**2 + n**2)),
-                     "sigma": n, "solver_converged": b["converged"]})  # fmt: skip
+                     "sigma": n, "solver_converged": b["converged"], "greedy_over_bound": planned["greedy"],
+                     "relaxed_over_bound": planned["relaxed"]})  # fmt: skip
     return pd.DataFrame(rows)
 
 

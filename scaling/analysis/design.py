@@ -41,8 +41,8 @@ predictive model, only the bootstrap band of the law, which the Fisher ratio sca
 ``method="relaxed"`` (with max_flops) plans the whole budget instead: the convex relaxation
 of the c-optimal design (each candidate a weight in [0, 1] under the FLOP budget) is solved,
 its runs of weight >= 1/2 are taken first, largest weight first, then greedy continues. Greedy
-is myopic: on a synthetic IsoFLOP pool, planned on the true surface, it lands 6-11% above
-the certified bound, the rounded relaxation 0.5-3% (results/active_design).
+is myopic: on a synthetic IsoFLOP pool, planned on the true surface, it lands 6-10% above
+the certified bound, the rounded relaxation 1-3% (results/active_design/fisher_bound.csv).
 ``design_bound`` gives that bound: the lowest Fisher sd of the target that *any* choice
 within a budget could reach, certified by convexity.
 
@@ -228,9 +228,9 @@ def propose_runs(
     1.4826·MAD of the fit's log residuals). max_flops: spend at most this on the picks.
     method: "greedy" (each pick the best per FLOP given the previous ones) or "relaxed"
     (needs max_flops: plan the whole budget by the convex relaxation of ``design_bound``,
-    take its runs of weight >= 1/2, largest weight first, then continue greedily; within
-    1-3% of the certified bound on a synthetic IsoFLOP pool where greedy is 6-11% above
-    it, results/active_design). Raises ValueError, before any compute, on a target not
+    take its runs of weight >= 1/2, largest weight first, then continue greedily; 1-3%
+    above the certified bound on a synthetic IsoFLOP pool where greedy is 6-10% above it,
+    results/active_design/fisher_bound.csv). Raises ValueError, before any compute, on a target not
     above the largest run done, k_next < 1, an empty or malformed candidate table, a bad
     quantity, interval or method.
     """

@@ -6,8 +6,8 @@ propose the K planned-but-not-done runs that most shrink the calibrated predicti
 of the loss (or, with --quantity params, the bootstrap interval of N_opt) at the
 compute-optimal point of C per FLOP (``scaling.analysis.design.propose_runs``), printing
 the expected interval and the extrapolation distance left after each. --budget-flops B:
-plan B FLOPs as a whole (the convex relaxation of the design, rounded; within a few percent
-of the best possible where greedy picks are 6-11% off) and print the certified bound on
+plan B FLOPs as a whole (the convex relaxation of the design, rounded; a few percent above
+the best possible, where greedy picks can be 6-10% above it) and print the certified bound on
 what any choice within B could reach. Every input error
 (K < 1, a target not above the runs done, no candidate left, a results directory without a
 fit-able table) is raised before any fit.
