@@ -284,7 +284,7 @@ def propose_runs(
     rows: list[dict] = []
     var, cum, stopped = var0, 0.0, ""
     plan: list[int] = []
-    if method == "relaxed":
+    if method == "relaxed" and max_flops is not None:  # (checked above: relaxed needs max_flops)
         w = design_bound(fit if boot is None else boot, done, cand, target_flops, max_flops, quantity=quantity,
                          sigma=sigma)["weights"]  # fmt: skip
         plan = [int(i) for i in np.argsort(-w, kind="stable") if w[i] >= 0.5]
