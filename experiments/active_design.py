@@ -471,32 +471,25 @@ def fisher_bounds(pool: pd.DataFrame, surface, sigma: float, target: float, labe
     its FLOPs: the best a design could do, on the linearised law at ``surface``; and how
     far above that bound the greedy and the relaxed planner land when each plans that half
     budget once, on the surface itself (no noise, no refits)."""
-    from scaling.analysis.design import design_bound, jacobian, propose_runs
-    from scaling.analysis.laws import get_law
-    from scaling.analysis.optimal import compute_optimal
+    from scaling.analysis.design import design_bound, propose_runs
 
-    law = get_law("chinchilla")
     budgets = sorted(pool["flops"].unique())
     start = pool[pool["flops"].isin(budgets[:3])]
     rest = pool[~pool["flops"].isin(budgets[:3])]
-    opt = compute_optimal(surface, target, interval="law")
-    g = jacobian(law, surface.theta, np.log([[opt["params"], opt["tokens"]]]))[0]
+    design_sd = DesignSd(surface, target, sigma)
     total, rows = float(rest["flops"].sum()), []
     for k, C in enumerate(budgets[3:], 1):
         uni = pd.concat([start, rest[rest["flops"] <= C]])
         flops = float(uni["flops"].sum() - start["flops"].sum())
         b = design_bound(surface, start, rest, target, flops / 2, sigma=sigma)
-        J = jacobian(law, surface.theta, np.log(uni[["params", "tokens"]].to_numpy(float))) / b["sigma"]
-        sd_u = float(np.sqrt(g @ np.linalg.pinv(J.T @ J) @ g))
+        sd_u = design_sd(uni)
         r = b["sd_bound"] / sd_u
         n = b["sigma"]  # the run noise the predictive interval adds (kappa = 0: the law is right)
         planned = {}  # each planner once, on the surface itself, for the same half budget
         for method in ("greedy", "relaxed"):
             res = propose_runs(surface, start, rest, target, len(rest), interval="law", sigma=b["sigma"],
                                max_flops=flops / 2, method=method)  # fmt: skip
-            picked = pd.concat([start, rest.iloc[res.info["chosen_index"]]])
-            J = jacobian(law, surface.theta, np.log(picked[["params", "tokens"]].to_numpy(float))) / b["sigma"]
-            planned[method] = float(np.sqrt(g @ np.linalg.pinv(J.T @ J) @ g)) / b["sd_bound"]
+            planned[method] = design_sd(pd.concat([start, rest.iloc[res.info["chosen_index"]]])) / b["sd_bound"]
         rows.append({"pool": label, "checkpoint": k, "fraction": flops / total, "sd_uniform": sd_u,
                      "sd_bound_at_half": b["sd_bound"], "sd_relaxed_at_half": b["sd_relaxed"], "ratio_bound": r,
                      "predictive_ratio_bound": float(np.sqrt((r * sd_u) ** 2 + n**2) / np.sqrt(sd_u**2 + n**2)),

@@ -230,9 +230,9 @@ def propose_runs(
     (needs max_flops: plan the whole budget by the convex relaxation of ``design_bound``,
     take its runs of weight >= 1/2, largest weight first, then continue greedily; 1-3%
     above the certified bound on a synthetic IsoFLOP pool where greedy is 6-10% above it,
-    results/active_design/fisher_bound.csv). Raises ValueError, before any compute, on a target not
-    above the largest run done, k_next < 1, an empty or malformed candidate table, a bad
-    quantity, interval or method.
+    results/active_design/fisher_bound.csv; the bound is in ``info["bound"]``). Raises
+    ValueError, before any compute, on a target not above the largest run done, k_next <
+    1, an empty or malformed candidate table, a bad quantity, interval or method.
     """
     from .levels import coordinates
     from .predictive import calibration_for, check_interval, interval_level
@@ -284,9 +284,11 @@ def propose_runs(
     rows: list[dict] = []
     var, cum, stopped = var0, 0.0, ""
     plan: list[int] = []
+    bound = None
     if method == "relaxed" and max_flops is not None:  # (checked above: relaxed needs max_flops)
-        w = design_bound(fit if boot is None else boot, done, cand, target_flops, max_flops, quantity=quantity,
-                         sigma=sigma)["weights"]  # fmt: skip
+        bound = design_bound(fit if boot is None else boot, done, cand, target_flops, max_flops, quantity=quantity,
+                             sigma=sigma)  # fmt: skip
+        w = bound["weights"]
         plan = [int(i) for i in np.argsort(-w, kind="stable") if w[i] >= 0.5]
     for _ in range(min(k_next, len(cand))):
         u = Jc @ (Sigma @ g)  # (m,)
@@ -350,7 +352,7 @@ def propose_runs(
         criterion=crit,
         stopped=stopped,
         notes=tuple(notes),
-        info={"chosen_index": chosen},
+        info={"chosen_index": chosen, **({} if bound is None else {"bound": bound})},
     )
 
 

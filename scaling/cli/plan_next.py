@@ -64,7 +64,7 @@ def next_runs(plan, k: int, target_flops: float, results=None, quantity: str = "
     """The proposal's printout; with ``budget_flops`` the K runs come from the relaxed plan
     of that many FLOPs (``propose_runs(method="relaxed")``) and the printout ends with the
     certified bound on what any choice within it could reach (``design_bound``)."""
-    from scaling.analysis.design import design_bound, propose_runs
+    from scaling.analysis.design import propose_runs
     from scaling.analysis.fit import fit_law
     from scaling.analysis.uncertainty import bootstrap
 
@@ -99,7 +99,7 @@ def next_runs(plan, k: int, target_flops: float, results=None, quantity: str = "
     if budget_flops is None:
         return propose_runs(boot, done, cand, target_flops, k, quantity=quantity).summary()
     res = propose_runs(boot, done, cand, target_flops, k, quantity=quantity, max_flops=budget_flops, method="relaxed")
-    b = design_bound(boot, done, cand, target_flops, budget_flops, quantity=quantity, sigma=res.sigma)
+    b = res.info["bound"]  # the relaxed plan's own bound: solved once
     what = "log loss" if quantity == "loss" else "log N_opt"
     return res.summary() + (
         f"\nbound: within {budget_flops:.3g} FLOPs no choice of these {len(cand)} candidates gets the Fisher sd of "
